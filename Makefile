@@ -1,0 +1,43 @@
+# The README's two commands are `make demo` and `make test`. Both (re)create
+# .venv from requirements.lock and use the project-local AIRFLOW_HOME (.airflow/).
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+VENV := .venv
+STAMP := $(VENV)/.installed
+RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_localdev
+
+.PHONY: help venv test demo lint lock clean services
+
+help:
+	@echo "make demo   - generate sample data and run the pipelines end to end (local defaults)"
+	@echo "make test   - run the test suite against the local PostgreSQL and Redis"
+	@echo "make lint   - ruff"
+	@echo "make lock   - re-resolve requirements.txt into requirements.lock"
+	@echo "make clean  - remove .venv, .airflow and generated data"
+
+$(STAMP): requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "ERROR: $(PYTHON) not found: install Python 3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
+	@echo "==> creating/refreshing $(VENV) from requirements.lock"
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@$(VENV)/bin/uv pip sync --quiet --python $(VENV)/bin/python requirements.lock
+	@touch $(STAMP)
+	@echo "==> $(VENV) ready"
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	@$(RUN) test $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	@$(RUN) demo $(DEMO_ARGS)
+
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+lock: $(STAMP)
+	@$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --no-header requirements.txt -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .airflow .airflow-test data artifacts

@@ -1,0 +1,1 @@
+"""Local development tooling behind `make demo` and `make test` (not deployed)."""

@@ -1,0 +1,3 @@
+from acme_localdev.cli import main
+
+raise SystemExit(main())

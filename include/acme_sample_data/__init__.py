@@ -1,0 +1,1 @@
+"""Deterministic sample data: the app database, landing files and FX rates."""

@@ -1,0 +1,3 @@
+from acme_sample_data.build import main
+
+raise SystemExit(main())

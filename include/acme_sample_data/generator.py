@@ -1,0 +1,378 @@
+"""Deterministic sample data for local runs and tests (CONTRACT.md §1).
+
+One seed and one config give byte-identical output: the application database
+(customers, products, orders, order items), the landing zone (payments CSV and
+events JSONL per day, some gzipped, columns shuffled per file) and FX rates.
+A configurable share of landing rows breaks exactly one contract rule each;
+``manifest.json`` records, per day and source, what a correct load must count
+(rows in, exact duplicates, rejects by reason, loaded), so tests can check
+row accounting against it.
+
+Work is streamed day by day: memory does not grow with the number of days.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import random
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from acme_sample_data import fx
+
+COUNTRIES = {"US": "USD", "GB": "GBP", "DE": "EUR", "FR": "EUR", "NL": "EUR", "CA": "USD"}
+FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara")
+LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov")
+CATEGORIES = ("books", "electronics", "garden", "kitchen", "sports", "toys")
+ORDER_STATUSES = (("placed", 5), ("paid", 25), ("shipped", 60), ("cancelled", 5), ("refunded", 5))
+METHODS = ("card", "paypal", "bank_transfer", "gift_card")
+PAYMENT_COLUMNS = ("payment_id", "order_id", "amount", "currency", "method", "status", "paid_at")
+EVENT_TYPES = ("page_view", "add_to_cart", "checkout", "purchase")
+
+# One contract rule broken per bad row, and the reason a correct load records.
+PAYMENT_DEFECTS = (
+    ("amount", "12.5O", "bad_type:amount"),
+    ("amount", "-3.00", "out_of_range:amount"),
+    ("amount", "10.125", "bad_precision:amount"),
+    ("paid_at", "", "missing:paid_at"),
+    ("paid_at", "31/12/2026 10:00", "bad_type:paid_at"),
+    ("method", "bitcoin", "bad_enum:method"),
+    ("status", "pending", "bad_enum:status"),
+    ("currency", "usd", "bad_format:currency"),
+    ("order_id", "", "missing:order_id"),
+    ("payment_id", "P-1", "bad_type:payment_id"),
+)
+EVENT_DEFECTS = (
+    ("event_type", "hover", "bad_enum:event_type"),
+    ("session_id", "", "missing:session_id"),
+    ("customer_id", "abc", "bad_type:customer_id"),
+    ("occurred_at", "not-a-time", "bad_type:occurred_at"),
+    ("event_id", None, "missing:event_id"),
+    ("properties", "not-an-object", "bad_type:properties"),
+)
+# Extra lines added on top of the defects: a repeated key, a byte-identical
+# repeat (an exact duplicate: counted, not rejected) and an unparseable line.
+EXTRA_KINDS = ("duplicate_key", "exact_duplicate", "malformed_line")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    start: date = date(2026, 11, 1)
+    days: int = 7
+    scale: float = 1.0
+    bad_share: float = 0.005
+    seed: int = 42
+
+    @property
+    def customers(self) -> int:
+        return max(10, int(2_000 * self.scale))
+
+    @property
+    def products(self) -> int:
+        return max(5, int(200 * self.scale))
+
+    @property
+    def orders_per_day(self) -> int:
+        return max(5, int(1_000 * self.scale))
+
+    def day_list(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range(self.days)]
+
+
+@dataclass
+class SourceCounts:
+    """What a correct load of one source file set must record (contract §2)."""
+
+    rows_in: int = 0
+    rows_duplicate: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    @property
+    def rows_loaded(self) -> int:
+        return self.rows_in - self.rows_rejected - self.rows_duplicate
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows_in": self.rows_in,
+            "rows_loaded": self.rows_loaded,
+            "rows_rejected": self.rows_rejected,
+            "rows_duplicate": self.rows_duplicate,
+            "rejected_by_reason": dict(sorted(self.rejected.items())),
+        }
+
+
+@dataclass
+class Order:
+    order_id: int
+    customer_id: int
+    status: str
+    currency: str
+    total: Decimal
+    created_at: datetime
+    updated_at: datetime
+    items: list[tuple[int, int, int, Decimal]]  # line_no, product_id, quantity, unit_price
+
+
+class SampleData:
+    """Generates the app tables and the landing files from one config."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        self.config = config
+        self._products: list[tuple[int, Decimal]] = []
+
+    def _rng(self, *parts: object) -> random.Random:
+        return random.Random(":".join(map(str, (self.config.seed, *parts))))
+
+    # -- application database rows ------------------------------------------------
+    def customers(self) -> Iterator[tuple[Any, ...]]:
+        rng = self._rng("customers")
+        first = datetime.combine(self.config.start, time(), UTC)
+        end = first + timedelta(days=self.config.days)
+        for cid in range(1, self.config.customers + 1):
+            country = rng.choice(list(COUNTRIES))
+            created = first - timedelta(days=rng.randint(1, 365), seconds=rng.randint(0, 86_399))
+            # a fifth of customers change during the generated days (the hourly sync sees them)
+            updated = created if rng.random() > 0.2 else first + (end - first) * rng.random()
+            name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+            if rng.random() < 0.05:
+                name = f'{name}, "Jr."'  # commas and quotes travel through CSV/COPY
+            yield cid, f"customer{cid}@example.com", name, country, created, updated
+
+    def products(self) -> Iterator[tuple[Any, ...]]:
+        rng = self._rng("products")
+        first = datetime.combine(self.config.start, time(), UTC)
+        self._products = []
+        for pid in range(1, self.config.products + 1):
+            price = Decimal(rng.randint(199, 49_999)) / 100
+            self._products.append((pid, price))
+            updated = first - timedelta(days=rng.randint(1, 90))
+            yield pid, f"SKU-{pid:06d}", f"Product {pid}", rng.choice(CATEGORIES), price, "USD", updated
+
+    def orders_for(self, day: date, first_order_id: int) -> list[Order]:
+        """The orders created on ``day`` (needs ``products()`` consumed first)."""
+        if not self._products:
+            for _ in self.products():
+                pass
+        rng = self._rng("orders", day)
+        statuses = [s for s, _ in ORDER_STATUSES]
+        weights = [w for _, w in ORDER_STATUSES]
+        midnight = datetime.combine(day, time(), UTC)
+        orders = []
+        for n in range(self.config.orders_per_day):
+            customer = rng.randint(1, self.config.customers)
+            country_currency = COUNTRIES[list(COUNTRIES)[customer % len(COUNTRIES)]]
+            created = midnight + timedelta(minutes=30 + rng.random() * 22 * 60)
+            items = []
+            for line_no in range(1, rng.randint(1, 4) + 1):
+                pid, price = rng.choice(self._products)
+                items.append((line_no, pid, rng.randint(1, 3), price))
+            total = sum((q * p for _, _, q, p in items), Decimal("0.00"))
+            status = rng.choices(statuses, weights)[0]
+            updated = (
+                created if status in ("placed", "paid") else created + timedelta(hours=rng.uniform(1, 30))
+            )
+            orders.append(
+                Order(first_order_id + n, customer, status, country_currency, total, created, updated, items)
+            )
+        return orders
+
+    # -- landing zone ---------------------------------------------------------------
+    def payment_lines(self, day: date, orders: list[Order], first_payment_id: int) -> tuple[list[dict], int]:
+        """Payment rows for the day's orders (dicts of strings), and the next free id."""
+        rng = self._rng("payments", day)
+        rows = []
+        pid = first_payment_id
+        for order in orders:
+            if order.status == "placed":
+                continue
+            attempts = ["failed"] if order.status == "cancelled" else []
+            if rng.random() < 0.05 and order.status != "cancelled":
+                attempts.append("failed")  # a failed try before the one that worked
+            if order.status in ("paid", "shipped"):
+                attempts.append("captured")
+            elif order.status == "refunded":
+                attempts.append("refunded")
+            paid_at = order.created_at
+            for status in attempts:
+                paid_at += timedelta(minutes=rng.randint(1, 10))
+                rows.append(
+                    {
+                        "payment_id": str(pid),
+                        "order_id": str(order.order_id),
+                        "amount": f"{order.total:.2f}",
+                        "currency": order.currency,
+                        "method": rng.choice(METHODS),
+                        "status": status,
+                        "paid_at": _timestamp_text(paid_at, rng),
+                    }
+                )
+                pid += 1
+        return rows, pid
+
+    def event_lines(self, day: date, orders: list[Order]) -> list[dict]:
+        rng = self._rng("events", day)
+        events = []
+        for order in orders:
+            session = uuid.UUID(int=rng.getrandbits(128), version=4).hex
+            moment = order.created_at - timedelta(minutes=20)
+            kinds = ["page_view"] * rng.randint(2, 5) + ["add_to_cart"] * rng.randint(1, 2) + ["checkout"]
+            if order.status != "placed":
+                kinds.append("purchase")
+            for kind in kinds:
+                moment += timedelta(seconds=rng.randint(5, 120))
+                item = rng.choice(order.items)
+                event: dict[str, Any] = {
+                    "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "event_type": kind,
+                    "occurred_at": _timestamp_text(moment, rng),
+                    "session_id": session,
+                    "customer_id": order.customer_id,
+                    "product_id": item[1] if kind != "checkout" else None,
+                }
+                if kind == "purchase":
+                    event["properties"] = {"order_id": order.order_id, "currency": order.currency}
+                elif rng.random() < 0.3:
+                    event["properties"] = {"referrer": rng.choice(["search", "email", "ads"])}
+                events.append(event)
+            # an anonymous visitor browsing
+            events.append(
+                {
+                    "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "event_type": "page_view",
+                    "occurred_at": _timestamp_text(moment + timedelta(minutes=1), rng),
+                    "session_id": uuid.UUID(int=rng.getrandbits(128), version=4).hex,
+                    "customer_id": None,
+                    "product_id": rng.choice(self._products)[0],
+                }
+            )
+        return events
+
+
+def _timestamp_text(moment: datetime, rng: random.Random) -> str:
+    """ISO 8601 in the three spellings the contract allows: Z, an offset, or naive UTC."""
+    style = rng.randrange(3)
+    if style == 0:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if style == 1:
+        return moment.astimezone(fx.CET).isoformat(timespec="seconds")
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def corrupt(
+    rows: list[dict],
+    defects: tuple,
+    key: str,
+    clash: Callable[[dict], dict],
+    share: float,
+    rng: random.Random,
+    counts: SourceCounts,
+) -> list[list[dict | str]]:
+    """Apply one defect to ``share`` of the rows and add extra duplicate/malformed lines.
+
+    Returns one group of lines per source row (a row and the extra lines that
+    follow it stay in the same file, so a repeat stays byte-identical). Lines
+    are dicts to encode or raw strings (malformed). ``counts`` receives the
+    expected accounting; ``clash`` makes a different row with the same key.
+    """
+    groups: list[list[dict | str]] = []
+    for row in rows:
+        group: list[dict | str] = []
+        intact = rng.random() >= share
+        if intact:
+            group.append(row)
+        else:
+            column, value, reason = rng.choice(defects)
+            bad = {k: v for k, v in row.items() if k != column}
+            if value is not None:
+                bad[column] = value
+            group.append(bad)
+            counts.rejected[reason] += 1
+        if rng.random() < share / 3:
+            kind = rng.choice(EXTRA_KINDS)
+            if kind == "duplicate_key" and intact:
+                group.append(clash(row))
+                counts.rejected[f"duplicate_key:{key}"] += 1
+            elif kind == "exact_duplicate" and intact:
+                group.append(row)
+                counts.rows_duplicate += 1
+            elif kind == "malformed_line":
+                group.append("!malformed line; not a record")
+                counts.rejected["malformed_line"] += 1
+        counts.rows_in += len(group)
+        groups.append(group)
+    return groups
+
+
+def payment_clash(row: dict) -> dict:
+    return {**row, "method": METHODS[(METHODS.index(row["method"]) + 1) % len(METHODS)]}
+
+
+def event_clash(row: dict) -> dict:
+    return {**row, "session_id": row["session_id"] + "-replayed"}
+
+
+def write_csv_files(
+    folder: Path, groups: list[list[dict | str]], rng: random.Random, files: int = 2
+) -> list[Path]:
+    """Payments CSV: header row, columns shuffled per file, last file gzipped."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, chunk in enumerate(_split(groups, files)):
+        columns = list(PAYMENT_COLUMNS)
+        rng.shuffle(columns)
+        buf = io.StringIO(newline="")
+        quoting = csv.QUOTE_ALL if index % 2 else csv.QUOTE_MINIMAL
+        writer = csv.writer(buf, quoting=quoting, lineterminator="\r\n")
+        writer.writerow(columns)
+        for line in chunk:
+            if isinstance(line, str):
+                buf.write(line + "\r\n")  # a single field where seven are expected
+            else:
+                writer.writerow([line.get(c, "") for c in columns])
+        gz = index == files - 1
+        written.append(_write(folder / f"part-{index:03d}.csv{'.gz' if gz else ''}", buf.getvalue(), gz))
+    return written
+
+
+def write_jsonl_files(folder: Path, groups: list[list[dict | str]], files: int = 2) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, chunk in enumerate(_split(groups, files)):
+        text = "".join(
+            (line if isinstance(line, str) else json.dumps(line, separators=(",", ":"))) + "\n"
+            for line in chunk
+        )
+        gz = index == files - 1
+        written.append(_write(folder / f"part-{index:03d}.jsonl{'.gz' if gz else ''}", text, gz))
+    return written
+
+
+def _split(groups: list[list], parts: int) -> list[list]:
+    """``parts`` runs of lines; a group never straddles two files."""
+    size = -(-len(groups) // parts) if groups else 0
+    return [[line for group in groups[i * size : (i + 1) * size] for line in group] for i in range(parts)]
+
+
+def _write(path: Path, text: str, gz: bool) -> Path:
+    data = text.encode("utf-8")
+    if gz:
+        data = gzip.compress(data, mtime=0)  # mtime=0: same bytes on every run
+    path.write_bytes(data)
+    return path
+
+
+def manifest_entry(config: GeneratorConfig) -> dict[str, Any]:
+    return {"generator": asdict(config) | {"start": config.start.isoformat()}}

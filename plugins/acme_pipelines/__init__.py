@@ -1,0 +1,13 @@
+"""Shared building blocks of the ACME data platform's Airflow DAGs.
+
+One package, imported by absolute name from the DAG files (``plugins/`` is on
+``sys.path`` in every Airflow process). Modules:
+
+- ``dag_defaults``: the one way a DAG is declared (owner, retries, alerts, pools).
+- ``partitions``: which day/hour/window a run processes.
+- ``alerting``: failure notifiers (Slack for all, PagerDuty for critical DAGs).
+- ``assets``: the Airflow Assets the DAGs publish and are scheduled on.
+- ``resources``: pool names and the priority scheme.
+- ``settings_loader``: applies ``airflow_settings.yaml`` to an Airflow metadata DB.
+- ``placeholders``: a loud stand-in task for DAGs that are not built yet.
+"""

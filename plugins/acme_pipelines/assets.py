@@ -1,0 +1,32 @@
+"""The Airflow Assets that connect the DAGs (data-aware scheduling).
+
+Assets name *logical* tables, not hosts: the same DAGs publish to PostgreSQL
+locally and to Snowflake in production, so a URI with a host in it would be
+wrong in one of them. The ``x-warehouse`` scheme keeps Airflow from looking
+for a provider URI normaliser (no provider discovery at DAG parse time).
+Producers put the partition they published into the event's ``extra``
+(``{"partition": "2026-11-01"}``); ``partitions.resolve_partitions`` reads it.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+
+def warehouse_table(table: str) -> Asset:
+    """The asset for a published warehouse table such as ``core.fact_payments``."""
+    schema, _, name = table.partition(".")
+    if not schema or not name:
+        raise ValueError(f"warehouse table {table!r} must be schema-qualified")
+    return Asset(name=table, uri=f"x-warehouse://{schema}/{name}", group="warehouse")
+
+
+FACT_PAYMENTS = warehouse_table("core.fact_payments")
+FACT_EVENTS = warehouse_table("core.fact_events")
+DAILY_REVENUE = warehouse_table("marts.daily_revenue")
+# daily_etl's outlets: the quality check runs when all three were updated.
+DAILY_ETL_OUTPUTS = (FACT_PAYMENTS, FACT_EVENTS, DAILY_REVENUE)
+
+QUALITY_PASSED = Asset(name="quality.daily_passed", uri="x-quality://daily_passed", group="quality")
+CUSTOMER_FEATURES = warehouse_table("features.customer_features")
+MODEL_REGISTRY = warehouse_table("ml.model_registry")

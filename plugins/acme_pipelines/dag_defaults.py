@@ -1,0 +1,105 @@
+"""The one way a DAG of this project is declared.
+
+``pipeline_dag`` fixes what every DAG must have (owner, tags, docs, retries
+with exponential backoff, a timeout, failure alerts, the ``partition`` param)
+so that no DAG file can forget one; the governance tests check the result.
+Cron schedules become data-interval timetables in UTC, which is what
+``partitions.resolve_partition`` expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
+
+from acme_pipelines.alerting import failure_notifiers
+from acme_pipelines.partitions import PARAM_NAME
+from acme_pipelines.resources import Priority
+
+OWNER = "data-platform"
+# The first data interval any DAG may run for; catchup is off, so this only
+# bounds backfills.
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+
+RETRIES = 3
+RETRY_DELAY = timedelta(minutes=1)
+RETRY_BACKOFF = 2.0  # 1, 2, 4 minutes ...
+MAX_RETRY_DELAY = timedelta(minutes=30)
+
+
+def default_args(
+    *,
+    critical: bool,
+    priority: Priority,
+    execution_timeout: timedelta,
+) -> dict[str, Any]:
+    """Task defaults shared by every DAG."""
+    return {
+        "owner": OWNER,
+        "retries": RETRIES,
+        "retry_delay": RETRY_DELAY,
+        "retry_exponential_backoff": RETRY_BACKOFF,
+        "max_retry_delay": MAX_RETRY_DELAY,
+        "execution_timeout": execution_timeout,
+        "on_failure_callback": failure_notifiers(critical=critical),
+        "priority_weight": int(priority),
+        # absolute: the weight is the task's own, not summed over downstream tasks
+        "weight_rule": "absolute",
+    }
+
+
+def pipeline_dag(
+    dag_id: str,
+    *,
+    schedule: str | Collection[Asset],
+    doc_md: str | None,
+    tags: Sequence[str],
+    critical: bool = False,
+    priority: Priority = Priority.NORMAL,
+    execution_timeout: timedelta = timedelta(hours=1),
+    built: bool = True,
+    **dag_kwargs: Any,
+) -> DAG:
+    """A DAG with the project's defaults.
+
+    :param schedule: a cron expression (run as a UTC data-interval timetable)
+        or the assets the DAG is scheduled on.
+    :param critical: page PagerDuty on failure, not only Slack.
+    :param built: False for a placeholder; it is paused when first seen.
+    """
+    if not doc_md or not doc_md.strip():
+        raise ValueError(f"{dag_id}: every DAG needs doc_md (what it does, owner's runbook link)")
+    if not tags:
+        raise ValueError(f"{dag_id}: every DAG needs tags")
+    timetable: Any = (
+        CronDataIntervalTimetable(schedule, timezone="UTC") if isinstance(schedule, str) else list(schedule)
+    )
+    all_tags = [*tags, f"priority:{priority.name.lower()}"]
+    if critical:
+        all_tags.append("critical")
+    if not built:
+        all_tags.append("not-built")
+    dag_kwargs.setdefault("max_active_runs", 1)  # partitions publish in order: newer wins
+    return DAG(
+        dag_id,
+        schedule=timetable,
+        start_date=START_DATE,
+        catchup=False,
+        doc_md=doc_md,
+        tags=all_tags,
+        default_args=default_args(critical=critical, priority=priority, execution_timeout=execution_timeout),
+        params={
+            PARAM_NAME: Param(
+                None,
+                type=["null", "string"],
+                title="Partition",
+                description="Day (2026-11-01) or hour (2026-11-01T05:00) to process; "
+                "empty: the run's data interval decides.",
+            ),
+        },
+        is_paused_upon_creation=not built,
+        **dag_kwargs,
+    )

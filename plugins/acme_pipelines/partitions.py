@@ -1,0 +1,192 @@
+"""Which partition (hour, day, week or window) a DAG run processes.
+
+This is the one place that answers the question, so that a scheduled run, a
+manual trigger in the UI, ``airflow dags test`` and a backfill all agree.
+The rule, in order of precedence:
+
+1. ``params.partition`` if the run names one (UI trigger form, ``-c``/``--conf``).
+2. The ``partition`` that the triggering asset events carry in their ``extra``
+   (asset-scheduled DAGs: the producer says which day it published).
+3. The run's data interval: the partition is the grain-aligned period in which
+   ``data_interval_start`` falls. Scheduled DAGs use data-interval timetables
+   (``CronDataIntervalTimetable``), so the run the scheduler starts at
+   2026-11-02T02:00 covers [11-01T02:00, 11-02T02:00) and processes day
+   2026-11-01; a backfill ``--from-date 2026-11-01`` processes 2026-11-01
+   first; a manual run without a partition processes the last complete one.
+
+A partition whose end lies after the run's ``run_after`` is refused: its data
+is not complete yet. All times are UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+# A Monday at midnight UTC: weeks are ISO weeks, and every grain that divides a
+# week is aligned to this anchor.
+_ANCHOR = datetime(1970, 1, 5, tzinfo=UTC)
+
+PARAM_NAME = "partition"
+EXTRA_KEY = "partition"
+
+
+class PartitionError(ValueError):
+    """The run's partition is ambiguous, malformed or not complete yet."""
+
+
+@dataclass(frozen=True)
+class Grain:
+    """The length of one partition; it must divide a week."""
+
+    name: str
+    length: timedelta
+
+    def __post_init__(self) -> None:
+        if self.length <= timedelta(0) or timedelta(weeks=1) % self.length:
+            raise ValueError(f"grain {self.name!r}: {self.length} does not divide a week")
+
+    @classmethod
+    def minutes(cls, n: int) -> Grain:
+        return cls(f"{n}min", timedelta(minutes=n))
+
+    @property
+    def is_sub_daily(self) -> bool:
+        return self.length < timedelta(days=1)
+
+    def floor(self, moment: datetime) -> datetime:
+        """The start of the partition of this grain that contains ``moment``."""
+        moment = _as_utc(moment)
+        return _ANCHOR + ((moment - _ANCHOR) // self.length) * self.length
+
+
+HOUR = Grain("hour", timedelta(hours=1))
+DAY = Grain("day", timedelta(days=1))
+WEEK = Grain("week", timedelta(weeks=1))
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A half-open period [start, end) of one grain, and how it was chosen."""
+
+    start: datetime
+    grain: Grain
+    source: str = "data_interval"
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.grain.length
+
+    @property
+    def dt(self) -> date:
+        """The partition's day (for weeks: its Monday)."""
+        return self.start.date()
+
+    @property
+    def key(self) -> str:
+        """The partition as users write it: ``2026-11-01`` or ``2026-11-01T05:00``."""
+        if self.grain.is_sub_daily:
+            return self.start.strftime("%Y-%m-%dT%H:%M")
+        return self.start.date().isoformat()
+
+    def __str__(self) -> str:
+        return f"{self.grain.name} {self.key} [{self.start:%Y-%m-%dT%H:%M}Z, {self.end:%Y-%m-%dT%H:%M}Z)"
+
+
+def parse_partition(key: str, grain: Grain, *, source: str = "param") -> Partition:
+    """Turn ``2026-11-01`` / ``2026-11-01T05:00[+00:00]`` into a partition of ``grain``.
+
+    Naive times are UTC. The key must be the start of a partition: a day for
+    daily, a Monday for weekly, a whole hour for hourly. Anything else is an
+    error that names the aligned value, never silently rounded.
+    """
+    text = str(key).strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise PartitionError(
+            f"partition {key!r} is not an ISO date or time (expected e.g. "
+            f"{'2026-11-01T05:00' if grain.is_sub_daily else '2026-11-01'})"
+        ) from None
+    moment = _as_utc(moment)
+    start = grain.floor(moment)
+    if start != moment:
+        aligned = Partition(start, grain).key
+        raise PartitionError(
+            f"partition {key!r} is not the start of a {grain.name} partition; did you mean {aligned!r}?"
+        )
+    return Partition(start, grain, source)
+
+
+def resolve_partitions(context: Mapping[str, Any], grain: Grain) -> list[Partition]:
+    """All partitions this run must process, oldest first (see the module docstring).
+
+    More than one only for asset-triggered runs that batch several producer
+    events (for example after a backfill of the producer).
+    """
+    params = context.get("params") or {}
+    named = params.get(PARAM_NAME)
+    if named:
+        found = [parse_partition(named, grain, source="param")]
+    else:
+        found = sorted(set(_from_asset_events(context.get("triggering_asset_events"), grain)), key=_start)
+        if not found:
+            found = [_from_data_interval(context, grain)]
+    run_after = _run_after(context)
+    for partition in found:
+        if run_after is not None and partition.end > run_after:
+            raise PartitionError(
+                f"partition {partition} is not complete at this run's run_after "
+                f"{run_after:%Y-%m-%dT%H:%M}Z: its data may still be arriving. "
+                f"Name a past partition with params.{PARAM_NAME}."
+            )
+    return found
+
+
+def resolve_partition(context: Mapping[str, Any], grain: Grain) -> Partition:
+    """The single partition this run processes; an error if there are several."""
+    found = resolve_partitions(context, grain)
+    if len(found) > 1:
+        keys = ", ".join(p.key for p in found)
+        raise PartitionError(
+            f"this run was triggered for {len(found)} partitions ({keys}) but processes one; "
+            f"use resolve_partitions() or trigger one run per partition with params.{PARAM_NAME}"
+        )
+    return found[0]
+
+
+def _start(partition: Partition) -> datetime:
+    return partition.start
+
+
+def _from_asset_events(events: Any, grain: Grain) -> Iterable[Partition]:
+    if not events:
+        return
+    for asset_events in events.values():
+        for event in asset_events:
+            extra = getattr(event, "extra", None) or {}
+            if extra.get(EXTRA_KEY):
+                yield parse_partition(extra[EXTRA_KEY], grain, source="asset_event")
+
+
+def _from_data_interval(context: Mapping[str, Any], grain: Grain) -> Partition:
+    start = context.get("data_interval_start")
+    if start is None:
+        raise PartitionError(
+            f"this run has no data interval and names no partition: trigger it with params.{PARAM_NAME}"
+        )
+    return Partition(grain.floor(start), grain, "data_interval")
+
+
+def _run_after(context: Mapping[str, Any]) -> datetime | None:
+    dag_run = context.get("dag_run")
+    run_after = getattr(dag_run, "run_after", None) if dag_run is not None else None
+    return _as_utc(run_after) if run_after is not None else None
+
+
+def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
