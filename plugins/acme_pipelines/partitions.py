@@ -187,6 +187,8 @@ def _run_after(context: Mapping[str, Any]) -> datetime | None:
 
 
 def _as_utc(moment: datetime) -> datetime:
+    """A plain ``datetime`` in UTC (Airflow hands out pendulum objects; naive means UTC)."""
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+        moment = moment.replace(tzinfo=UTC)
+    m = moment.astimezone(UTC)
+    return datetime(m.year, m.month, m.day, m.hour, m.minute, m.second, m.microsecond, tzinfo=UTC)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 
-class NotBuiltError(NotImplementedError):
-    """Raised by a DAG that exists only as a placeholder."""
+class NotBuiltError(AirflowFailException):
+    """Raised by a DAG that exists only as a placeholder; fails at once, without retries."""
 
 
 class NotBuiltOperator(BaseOperator):
@@ -23,7 +24,6 @@ class NotBuiltOperator(BaseOperator):
 
     def __init__(self, *, issue: int, **kwargs: Any) -> None:
         kwargs.setdefault("task_id", "not_built")
-        kwargs.setdefault("retries", 0)
         super().__init__(**kwargs)
         self.issue = issue
 

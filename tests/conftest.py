@@ -1,0 +1,222 @@
+"""Session-wide test setup and the fixtures every pipeline test builds on.
+
+Real parts, not mocks: the local PostgreSQL (fresh databases per session),
+the local Redis (a key namespace per test), S3 through a moto server over
+HTTP, Snowflake through the fakesnow server, and Slack/HTTP APIs through a
+local recording server. Airflow gets a fresh AIRFLOW_HOME per session, set
+before anything imports airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from acme_localdev import env as localenv
+from acme_localdev.recorder import HttpRecorder
+
+ROOT = localenv.ROOT
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="acme-airflow-test-"))
+# Paths and local values as make sets them, but a throwaway AIRFLOW_HOME and DB.
+os.environ.update(localenv.local_environment(airflow_home=_SESSION_HOME))
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_HOME / 'airflow.db'}"
+os.environ["AIRFLOW_HOME"] = str(_SESSION_HOME)
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = localenv.fernet_key(_SESSION_HOME)
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+
+PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- Airflow ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated metadata DB in this session's AIRFLOW_HOME."""
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, env=os.environ
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return _SESSION_HOME / "airflow.db"
+
+
+@pytest.fixture(scope="session")
+def dagbag():
+    """One DagBag for the whole session (parsing is the expensive part)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=ROOT / "dags")
+
+
+# -- PostgreSQL ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PgDatabases:
+    """Fresh databases for this session, dropped at the end."""
+
+    app: str
+    warehouse: str
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+
+    def dsn(self, dbname: str) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
+
+    @property
+    def app_dsn(self) -> str:
+        return self.dsn(self.app)
+
+    @property
+    def warehouse_dsn(self) -> str:
+        return self.dsn(self.warehouse)
+
+
+def _admin_execute(*statements: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(PG_ADMIN_DSN)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgDatabases]:
+    tag = uuid.uuid4().hex[:8]
+    dbs = PgDatabases(app=f"test_{tag}_app", warehouse=f"test_{tag}_warehouse")
+    _admin_execute(f'CREATE DATABASE "{dbs.app}"', f'CREATE DATABASE "{dbs.warehouse}"')
+    try:
+        yield dbs
+    finally:
+        _admin_execute(
+            f'DROP DATABASE IF EXISTS "{dbs.app}" WITH (FORCE)',
+            f'DROP DATABASE IF EXISTS "{dbs.warehouse}" WITH (FORCE)',
+        )
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh, empty database for one test; yields its DSN."""
+    name = f"test_{uuid.uuid4().hex[:8]}_scratch"
+    _admin_execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- Redis -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_namespace() -> Iterator[tuple[object, str]]:
+    """A real Redis client and a key prefix of this test's own; its keys are deleted after."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    try:
+        yield client, prefix
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+# -- S3 (moto server over HTTP) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+    region: str = "us-east-1"
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def connection_uri(self) -> str:
+        """An Airflow ``aws`` connection (as AIRFLOW_CONN_* value) pointing at this server."""
+        import json
+        from urllib.parse import quote
+
+        extra = json.dumps({"endpoint_url": self.endpoint_url, "region_name": self.region})
+        return f"aws://testing:testing@/?__extra__={quote(extra)}"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield S3Server(f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A new, empty bucket on the moto server."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3_server.client().create_bucket(Bucket=name)
+    return name
+
+
+# -- Snowflake (fakesnow server) -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server() -> Iterator[dict]:
+    """Connection kwargs for ``snowflake.connector.connect`` against a local fakesnow server."""
+    import fakesnow
+
+    with fakesnow.server() as kwargs:
+        yield kwargs
+
+
+# -- HTTP (Slack and APIs) -------------------------------------------------------------
+
+
+@pytest.fixture
+def http_recorder() -> Iterator[HttpRecorder]:
+    with HttpRecorder() as recorder:
+        yield recorder

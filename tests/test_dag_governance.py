@@ -1,0 +1,105 @@
+"""Governance as tests: every DAG carries what on-call needs, from one session-wide DagBag."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import yaml
+from airflow.providers.pagerduty.notifications.pagerduty import PagerdutyNotifier
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+from acme_pipelines import assets
+from acme_pipelines.resources import Pool, Priority
+from conftest import ROOT
+
+CRON = {
+    "hourly_incremental_sync": "0 * * * *",
+    "daily_etl": "0 2 * * *",
+    "daily_reports": "0 6 * * *",
+    "weekly_aggregation": "0 3 * * 1",  # Mondays
+    "data_archival": "0 4 * * 0",  # Sundays
+    "anomaly_detection": "*/30 * * * *",
+    "cache_refresh": "*/15 * * * *",
+}
+ASSET_SCHEDULED = {
+    "data_quality_check": {a.name for a in assets.DAILY_ETL_OUTPUTS},
+    "feature_engineering": {assets.QUALITY_PASSED.name},
+    "ml_training": {assets.CUSTOMER_FEATURES.name},
+}
+ALL_DAG_IDS = set(CRON) | set(ASSET_SCHEDULED)
+
+
+def test_ten_dags_and_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == ALL_DAG_IDS
+    assert len(ALL_DAG_IDS) == 10
+
+
+@pytest.mark.parametrize("dag_id", sorted(CRON))
+def test_cron_schedules_are_utc_data_intervals(dagbag, dag_id):
+    timetable = dagbag.dags[dag_id].timetable
+    assert type(timetable).__name__ == "CronDataIntervalTimetable"
+    assert timetable.expression == CRON[dag_id]
+    assert str(timetable.timezone) in ("UTC", "Timezone('UTC')")
+
+
+@pytest.mark.parametrize("dag_id", sorted(ASSET_SCHEDULED))
+def test_asset_schedules(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    names = {asset.name for asset in dag.timetable.asset_condition.objects}
+    assert names == ASSET_SCHEDULED[dag_id]
+
+
+@pytest.mark.parametrize("dag_id", sorted(ALL_DAG_IDS))
+def test_dag_has_what_on_call_needs(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert dag.owner == "data-platform"
+    assert dag.tags, "tags"
+    assert len((dag.doc_md or "").strip()) > 40, "doc_md says what the DAG does"
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1, "partitions publish in order"
+    assert "partition" in dag.params
+    for task in dag.tasks:
+        assert task.retries >= 2, task.task_id
+        assert task.retry_exponential_backoff >= 2, "exponential backoff"
+        assert task.max_retry_delay is not None
+        assert task.max_retry_delay <= timedelta(hours=1)
+        assert task.execution_timeout is not None
+        callbacks = task.on_failure_callback or []
+        assert any(isinstance(cb, SlackWebhookNotifier) for cb in callbacks), "Slack on failure"
+
+
+@pytest.mark.parametrize("dag_id", sorted(ALL_DAG_IDS))
+def test_pagerduty_only_for_critical_dags(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    critical = "critical" in dag.tags
+    for task in dag.tasks:
+        pages = any(isinstance(cb, PagerdutyNotifier) for cb in task.on_failure_callback or [])
+        assert pages == critical, f"{dag_id}.{task.task_id}: PagerDuty iff the DAG is critical"
+
+
+def test_ingestion_is_critical(dagbag):
+    for dag_id in ("hourly_incremental_sync", "daily_etl", "data_quality_check"):
+        assert "critical" in dagbag.dags[dag_id].tags
+
+
+def test_pools_used_exist_in_settings_and_priorities_follow_the_scheme(dagbag):
+    settings = yaml.safe_load((ROOT / "airflow_settings.yaml").read_text())
+    defined = {p["pool_name"] for p in settings["airflow"]["pools"]}
+    assert set(Pool.ALL) <= defined, "every named pool is defined in airflow_settings.yaml"
+    weights = {int(p) for p in Priority}
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            assert task.pool in defined, f"{dag.dag_id}.{task.task_id} uses undefined pool {task.pool}"
+            assert task.priority_weight in weights
+            assert task.weight_rule == "absolute"
+
+
+def test_placeholders_are_paused_and_say_so(dagbag):
+    for dag in dagbag.dags.values():
+        placeholder = any(hasattr(t, "issue") for t in dag.tasks)
+        assert ("not-built" in dag.tags) == placeholder
+        if placeholder:
+            assert dag.is_paused_upon_creation is True
+            assert "not built yet" in dag.doc_md

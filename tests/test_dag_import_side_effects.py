@@ -1,0 +1,94 @@
+"""DAG files do no I/O and no heavy imports when parsed (the scheduler parses them constantly).
+
+Measured in a fresh interpreter under a Python audit hook (tests/probes/audited_parse.py).
+A rogue DAG file proves the probe catches what it claims to catch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+PROBE = ROOT / "tests" / "probes" / "audited_parse.py"
+# Libraries that belong inside task code, never at DAG-file top level.
+HEAVY = (
+    "pandas",
+    "pyarrow",
+    "numpy",
+    "psycopg2",
+    "boto3",
+    "botocore",
+    "sklearn",
+    "matplotlib",
+    "redis",
+    "snowflake.connector",
+    "s3fs",
+    "fakesnow",
+    "moto",
+)
+# Ceiling for parsing all DAG files together: the scheduler re-parses them every
+# few seconds. Measured ~0.5 s here, so 2 s is a margin, not a benchmark.
+PARSE_BUDGET_SECONDS = 2.0
+
+
+def audited_parse(dag_folder) -> dict:
+    allowed = [sys.prefix, sys.base_prefix, ROOT / "dags", ROOT / "plugins", ROOT / "include", dag_folder]
+    result = subprocess.run(
+        [sys.executable, str(PROBE), str(dag_folder), *map(str, allowed)],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def project_parse() -> dict:
+    return audited_parse(ROOT / "dags")
+
+
+def test_parsing_the_dags_has_no_side_effects(project_parse):
+    assert project_parse["import_errors"] == {}
+    assert len(project_parse["dag_ids"]) == 10
+    assert project_parse["side_effects"] == []
+
+
+def test_no_heavy_imports_at_dag_top_level(project_parse):
+    heavy = [m for m in project_parse["new_modules"] if m.startswith(HEAVY)]
+    assert heavy == []
+
+
+def test_parse_time_within_budget(project_parse):
+    assert project_parse["parse_seconds"] < PARSE_BUDGET_SECONDS
+
+
+def test_probe_catches_a_rogue_dag_file(tmp_path):
+    shutil.copy(ROOT / "dags" / "cache_refresh.py", tmp_path / "cache_refresh.py")
+    secret = tmp_path.parent / "outside.txt"
+    secret.write_text("x")
+    (tmp_path / "rogue_dag.py").write_text(
+        f'''"""airflow dag that does I/O at import"""
+import socket
+import subprocess
+import pandas  # heavy
+open({str(secret)!r}).read()
+try:
+    socket.create_connection(("127.0.0.1", 9), timeout=0.2)
+except OSError:
+    pass
+subprocess.run(["true"])
+'''
+    )
+    found = audited_parse(tmp_path)
+    kinds = {effect.split(":")[0] for effect in found["side_effects"]}
+    assert kinds == {"network", "process", "file read"}
+    assert any(m.startswith("pandas") for m in found["new_modules"])
