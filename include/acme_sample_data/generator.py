@@ -309,7 +309,7 @@ def corrupt(
                 group.append(row)
                 counts.rows_duplicate += 1
             elif kind == "malformed_line":
-                group.append("!malformed line; not a record")
+                group.append(f"!malformed line {rng.getrandbits(32):08x}; not a record")
                 counts.rejected["malformed_line"] += 1
         counts.rows_in += len(group)
         groups.append(group)
