@@ -6,11 +6,12 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_localdev
 
-.PHONY: help venv test demo lint lock clean services
+.PHONY: help venv test demo lint lock clean env
 
 help:
 	@echo "make demo   - generate sample data and run the pipelines end to end (local defaults)"
 	@echo "make test   - run the test suite against the local PostgreSQL and Redis"
+	@echo "make env    - print the exports for this checkout's Airflow: eval \"\$$(make -s env)\""
 	@echo "make lint   - ruff"
 	@echo "make lock   - re-resolve requirements.txt into requirements.lock"
 	@echo "make clean  - remove .venv, .airflow and generated data"
@@ -31,6 +32,9 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	@$(RUN) demo $(DEMO_ARGS)
+
+env: $(STAMP)
+	@$(RUN) env
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .

@@ -1,0 +1,290 @@
+"""Static checks of the container deployment files (Dockerfile, docker-compose.yaml, .env.example).
+
+Nothing is built or run: these catch the mistakes that do not need a Docker
+engine to find -- unpinned images, dangling depends_on/bind mounts/COPY
+sources, a base image that drifts from requirements.txt, required settings
+missing from .env.example -- plus a scan of the tracked files for secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+COMPOSE = ROOT / "docker-compose.yaml"
+DOCKERFILE = ROOT / "Dockerfile"
+ENV_EXAMPLE = ROOT / ".env.example"
+SETTINGS = ROOT / "airflow_settings.yaml"
+ONE_SHOT_SERVICES = {"airflow-init"}  # run to completion; nothing to health-check
+
+# ${NAME} without a default: the settings loader fails when it is unset.
+REQUIRED_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ${NAME:?message} in the compose file: compose refuses to start without it.
+COMPOSE_REQUIRED_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
+AIRFLOW_PIN = re.compile(r"^apache-airflow(?:\[[^\]]*\])?==([^\s;#]+)", re.MULTILINE)
+VERSION_TAG = re.compile(r"\d+\.\d+")
+
+# Split so that this file does not match its own patterns.
+SECRET_PATTERNS = {
+    "AWS access key": re.compile("AK" + "IA[0-9A-Z]{16}"),
+    "Slack token": re.compile("xo" + "x[baprs]-[0-9A-Za-z-]{10,}"),
+    "private key": re.compile("-----BEGIN (RSA |EC |OPENSSH )?" + "PRIVATE KEY-----"),
+    "Slack webhook URL": re.compile(r"hooks\.slack\.com/" + r"services/T[A-Z0-9]{8,}/"),
+}
+
+
+@cache
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())  # also resolves the `<<: *anchor` merges
+    assert isinstance(data, dict), f"{COMPOSE.name} is not a mapping"
+    assert isinstance(data.get("services"), dict), f"{COMPOSE.name} has no services mapping"
+    assert data["services"], f"{COMPOSE.name} has no services"
+    return data
+
+
+def services() -> dict[str, dict[str, Any]]:
+    return compose()["services"]
+
+
+def split_image(image: str) -> tuple[str, str | None, str | None]:
+    """``name[:tag][@digest]`` -> (name, tag, digest); a registry port is not a tag."""
+    name, _, digest = image.partition("@")
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon + 1 :], digest or None
+    return name, None, digest or None
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        logical.append(pending + stripped)
+        pending = ""
+    if pending:
+        logical.append(pending)
+    out = []
+    for text in logical:
+        keyword, _, args = text.partition(" ")
+        out.append((keyword.upper(), args.strip()))
+    return out
+
+
+def env_example_names() -> set[str]:
+    names = set()
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            names.add(line.split("=", 1)[0].removeprefix("export ").strip())
+    return names
+
+
+def git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+# --- docker-compose.yaml ------------------------------------------------------------------------
+
+
+def test_compose_services_have_pinned_images() -> None:
+    problems = []
+    for name, service in services().items():
+        image, build = service.get("image"), service.get("build")
+        if not image and not build:
+            problems.append(f"{name}: neither image nor build")
+            continue
+        if not image:
+            continue  # built and left unnamed: nothing pulled
+        _, tag, digest = split_image(image)
+        if digest:
+            continue
+        if tag is None or tag == "latest":
+            problems.append(f"{name}: image {image!r} needs an explicit tag other than latest")
+        elif not build and not VERSION_TAG.search(tag):
+            problems.append(f"{name}: pulled image {image!r} needs an exact version tag (e.g. 15.10)")
+        elif "${" in image:
+            problems.append(f"{name}: image {image!r} is chosen by the environment")
+    assert not problems, "\n".join(problems)
+
+
+def test_compose_depends_on_defined_services() -> None:
+    defined = set(services())
+    problems = []
+    for name, service in services().items():
+        targets = service.get("depends_on") or {}
+        for target in targets if isinstance(targets, list) else targets.keys():
+            if target not in defined:
+                problems.append(f"{name} depends on undefined service {target!r}")
+            if target == name:
+                problems.append(f"{name} depends on itself")
+    assert not problems, "\n".join(problems)
+
+
+def test_compose_long_running_services_have_healthchecks() -> None:
+    missing = [
+        name
+        for name, service in services().items()
+        if name not in ONE_SHOT_SERVICES
+        and (not isinstance(service.get("healthcheck"), dict) or not service["healthcheck"].get("test"))
+    ]
+    assert not missing, f"services without a healthcheck test: {missing}"
+
+
+def test_compose_volumes_exist() -> None:
+    declared = set(compose().get("volumes") or {})
+    problems = []
+    for name, service in services().items():
+        for entry in service.get("volumes") or []:
+            if isinstance(entry, dict):
+                source, kind = str(entry.get("source", "")), entry.get("type")
+            else:
+                source = str(entry).split(":", 1)[0]
+                kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+            if kind == "bind":
+                if not source.startswith("./"):
+                    problems.append(f"{name}: bind mount {source!r} is not relative to the repo (./...)")
+                elif not (ROOT / source).exists():
+                    problems.append(f"{name}: bind-mounted {source!r} does not exist in the repo")
+            elif kind == "volume" and source and source not in declared:
+                problems.append(f"{name}: named volume {source!r} is not declared under top-level volumes")
+    assert not problems, "\n".join(problems)
+
+
+def test_compose_required_variables_are_in_env_example() -> None:
+    needed = set(COMPOSE_REQUIRED_REF.findall(COMPOSE.read_text()))
+    assert needed, "expected ${NAME:?...} references for the secrets in docker-compose.yaml"
+    missing = sorted(needed - env_example_names())
+    assert not missing, f".env.example lacks variables docker-compose.yaml requires: {missing}"
+
+
+# --- Dockerfile ---------------------------------------------------------------------------------
+
+
+def test_dockerfile_base_image_matches_requirements() -> None:
+    pins = AIRFLOW_PIN.findall((ROOT / "requirements.txt").read_text())
+    assert len(pins) == 1, f"expected one apache-airflow pin in requirements.txt, found {pins}"
+    (version,) = pins
+    lock_pins = AIRFLOW_PIN.findall((ROOT / "requirements.lock").read_text())
+    assert lock_pins == [version], f"requirements.lock pins apache-airflow {lock_pins}, not {version}"
+
+    froms = [args for keyword, args in dockerfile_instructions() if keyword == "FROM"]
+    assert len(froms) == 1, f"expected a single FROM, found {froms}"
+    image = froms[0].split()[0]
+    match = re.fullmatch(r"apache/airflow:(\d+\.\d+\.\d+[^-\s]*)(-python\d+\.\d+)?", image)
+    assert match, f"FROM {image!r} is not a pinned apache/airflow:<version>[-pythonX.Y] image"
+    assert match.group(1) == version, f"FROM {image!r} but requirements.txt pins apache-airflow=={version}"
+
+
+def test_dockerfile_copy_sources_exist() -> None:
+    copies = [args for keyword, args in dockerfile_instructions() if keyword in {"COPY", "ADD"}]
+    assert copies, "the Dockerfile copies nothing"
+    problems = []
+    for args in copies:
+        parts = json.loads(args) if args.startswith("[") else args.split()
+        flags = [p for p in parts if p.startswith("--")]
+        if any(f.startswith("--from=") for f in flags):
+            continue  # from another build stage or image, not the repo
+        paths = [p for p in parts if not p.startswith("--")]
+        if len(paths) < 2:
+            problems.append(f"COPY {args!r}: needs a source and a destination")
+            continue
+        for source in paths[:-1]:
+            if not list(ROOT.glob(source.rstrip("/"))) and not (ROOT / source).exists():
+                problems.append(f"COPY source {source!r} does not exist in the repo")
+    assert not problems, "\n".join(problems)
+
+
+def test_dockerfile_sets_no_secrets() -> None:
+    suspicious = re.compile(r"(PASSWORD|SECRET|TOKEN|FERNET|ROUTING_KEY|API_KEY)", re.IGNORECASE)
+    bad = [
+        f"{keyword} {args}"
+        for keyword, args in dockerfile_instructions()
+        if keyword in {"ENV", "ARG"} and suspicious.search(args)
+    ]
+    assert not bad, f"secrets must come from the environment at run time, not the image: {bad}"
+
+
+# --- .env.example and .gitignore ----------------------------------------------------------------
+
+
+def strings_in(value: Any) -> list[str]:
+    """Every string value of a parsed YAML document (comments are not values)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings_in(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings_in(v)]
+    return []
+
+
+def test_env_example_lists_required_settings_variables() -> None:
+    values = strings_in(yaml.safe_load(SETTINGS.read_text()))
+    needed = {name for value in values for name in REQUIRED_REF.findall(value)}
+    assert needed, "expected ${NAME} references in airflow_settings.yaml"
+    missing = sorted(needed - env_example_names())
+    assert not missing, f".env.example lacks variables airflow_settings.yaml requires: {missing}"
+
+
+@pytest.mark.parametrize(("path", "ignored"), [(".env", True), (".env.example", False)])
+def test_env_file_is_git_ignored(path: str, ignored: bool) -> None:
+    result = git("check-ignore", "--quiet", "--no-index", path)
+    assert result.returncode in {0, 1}, result.stderr
+    assert (result.returncode == 0) is ignored, f"{path} should {'' if ignored else 'not '}be git-ignored"
+
+
+# --- secret scan --------------------------------------------------------------------------------
+
+
+def scanned_files() -> list[Path]:
+    listed = git("ls-files", "-z")
+    assert listed.returncode == 0, listed.stderr
+    tracked = {ROOT / p for p in listed.stdout.split("\0") if p}
+    # The deployment files are checked even before they are committed.
+    return sorted(tracked | {p for p in (COMPOSE, DOCKERFILE, ENV_EXAMPLE, Path(__file__)) if p.exists()})
+
+
+def test_no_secrets_in_tracked_files() -> None:
+    findings = []
+    for path in scanned_files():
+        if not path.is_file():
+            continue  # deleted in the worktree
+        data = path.read_bytes()
+        if b"\0" in data[:8192]:
+            continue  # binary
+        text = data.decode("utf-8", errors="replace")
+        for lineno, line in enumerate(text.splitlines(), 1):
+            for kind, pattern in SECRET_PATTERNS.items():
+                if pattern.search(line):
+                    findings.append(f"{path.relative_to(ROOT)}:{lineno}: looks like a {kind}")
+    assert not findings, "\n".join(findings)
+
+
+def test_secret_patterns_catch_examples() -> None:
+    """Guard the scanner itself: each pattern matches a made-up sample."""
+    samples = {
+        "AWS access key": "AK" + "IA" + "ABCDEFGHIJKLMNOP",
+        "Slack token": "xo" + "xb-" + "1234567890-abcdef",
+        "private key": "-----BEGIN " + "RSA PRIVATE KEY-----",
+        "Slack webhook URL": "https://hooks.slack.com/" + "services/T01234567/B0/x",
+    }
+    assert samples.keys() == SECRET_PATTERNS.keys()
+    for kind, sample in samples.items():
+        assert SECRET_PATTERNS[kind].search(sample), kind
