@@ -2,17 +2,22 @@
 """
 ### Hourly incremental sync
 
-Copies customers, products, orders and order items whose `updated_at` falls in the run's
-hour window [start, end) from the application database (`app_db`) into
-`core.dim_customer`, `core.dim_product`, `core.fact_orders` and
-`core.fact_order_items`, as upserts. Overlapping or repeated windows are harmless.
+Copies customers, products, orders and order items whose `updated_at` falls in the
+run's hour window [start, end) from the application database (`app_db`) into
+`core.dim_customer`, `core.dim_product`, `core.fact_orders` and `core.fact_order_items`,
+as upserts (the newer `updated_at` wins). Overlapping or repeated windows are harmless.
 
-**Status: not built yet** (issue #3). Triggering it fails at once with that message;
-it is paused when first deployed.
+Data moves as a COPY stream from the source straight into a warehouse staging table;
+the `app_db` pool keeps at most two readers on the production database.
+
+Which window: `params.partition` (e.g. `2026-11-01T05:00`), optionally up to
+`params.partition_end` for a catch-up in one run; else the data interval.
+Runbook: rerun or backfill any window; it is idempotent.
 """
 
 from acme_pipelines.dag_defaults import pipeline_dag
-from acme_pipelines.placeholders import NotBuiltOperator
+from acme_pipelines.incremental_sync import SYNC_TABLES
+from acme_pipelines.operators import IncrementalSyncOperator
 from acme_pipelines.resources import Pool, Priority
 
 with pipeline_dag(
@@ -22,6 +27,6 @@ with pipeline_dag(
     tags=["ingestion", "hourly", "app_db"],
     critical=True,
     priority=Priority.CRITICAL,
-    built=False,
 ):
-    NotBuiltOperator(issue=3, pool=Pool.APP_DB)
+    for table in SYNC_TABLES:
+        IncrementalSyncOperator(task_id=f"sync_{table.source}", table=table.source, pool=Pool.APP_DB)

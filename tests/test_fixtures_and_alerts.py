@@ -79,9 +79,7 @@ def test_failed_dag_posts_one_slack_alert(airflow_db, dagbag, http_recorder, mon
     """A placeholder DAG run fails at once (no retries) and its Slack notifier posts once."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_SLACK_ALERTS",
-        json.dumps(
-            {"conn_type": "slackwebhook", "host": f"{http_recorder.url}/services", "password": "T0/B0/X"}
-        ),
+        json.dumps({"conn_type": "slackwebhook", "host": f"{http_recorder.url}/services", "password": "T0/B0/X"}),
     )
     dag = dagbag.dags["cache_refresh"]  # not critical: Slack only, no PagerDuty
     run = dag.test(run_conf={"partition": "2026-11-01T00:00"})

@@ -222,14 +222,9 @@ def test_backfill_processes_the_days_of_its_date_range(probe):
         "2026-10-04",
     )
     with create_session() as session:
-        runs = (
-            session.query(DagRun)
-            .filter(DagRun.dag_id == "partition_probe", DagRun.run_type == "backfill")
-            .all()
-        )
+        runs = session.query(DagRun).filter(DagRun.dag_id == "partition_probe", DagRun.run_type == "backfill").all()
         keys = sorted(
-            resolve_partition(context(r.data_interval_start, r.data_interval_end, r.run_after), DAY).key
-            for r in runs
+            resolve_partition(context(r.data_interval_start, r.data_interval_end, r.run_after), DAY).key for r in runs
         )
     assert keys == ["2026-10-01", "2026-10-02", "2026-10-03"]
 

@@ -96,9 +96,7 @@ def latest_run_state(dag_id: str) -> str | None:
 
 def print_summary(rows: list[Row]) -> None:
     headers = ("DAG", "state", "duration", "rows", "note")
-    table = [
-        (r.dag_id, r.state, "-" if r.seconds is None else f"{r.seconds:.1f}s", r.rows, r.note) for r in rows
-    ]
+    table = [(r.dag_id, r.state, "-" if r.seconds is None else f"{r.seconds:.1f}s", r.rows, r.note) for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *table, strict=True)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     print()
@@ -143,9 +141,7 @@ def main(argv: list[str]) -> int:
 
     step("[4/4] running the built DAGs")
     rows: list[Row] = [
-        Row(
-            "(sample data)", "success", result.seconds, f"{sum(result.landing_rows.values()):,} landing lines"
-        )
+        Row("(sample data)", "success", result.seconds, f"{sum(result.landing_rows.values()):,} landing lines")
     ]
     with FxServer(config.day_list(), FX_PORT), HttpRecorder(SLACK_PORT) as slack:
         for dag_id, _grain in PLAN:

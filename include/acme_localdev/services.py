@@ -44,7 +44,5 @@ def require(*services: Service) -> None:
     """Raise one error naming every service that does not answer and how to start it."""
     down = [s for s in services if not answers(s)]
     if down:
-        lines = [
-            f"- {s.name} is not answering on {s.host}:{s.port}; start it with: {s.start_hint}" for s in down
-        ]
+        lines = [f"- {s.name} is not answering on {s.host}:{s.port}; start it with: {s.start_hint}" for s in down]
         raise ServiceMissingError("required services are down:\n" + "\n".join(lines))

@@ -30,9 +30,7 @@ def create_schema(conn: Any) -> None:
         cur.execute(SCHEMA_SQL.read_text())
 
 
-def copy_rows(
-    conn: Any, table: str, columns: tuple[str, ...], rows: Iterable[tuple], batch: int = 50_000
-) -> int:
+def copy_rows(conn: Any, table: str, columns: tuple[str, ...], rows: Iterable[tuple], batch: int = 50_000) -> int:
     """Stream rows into ``table`` with COPY in batches; returns the row count."""
     count = 0
     buf = io.StringIO()

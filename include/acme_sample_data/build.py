@@ -119,9 +119,7 @@ def build(config: GeneratorConfig, landing_root: Path, app_dsn: str | None) -> B
                 groups = corrupt(rows, defects, key, clash, config.bad_share, rng, counts)
                 folder = landing_root / source / f"dt={day.isoformat()}"
                 files = (
-                    write_csv_files(folder, groups, rng)
-                    if source == "payments"
-                    else write_jsonl_files(folder, groups)
+                    write_csv_files(folder, groups, rng) if source == "payments" else write_jsonl_files(folder, groups)
                 )
                 landing_rows[source] += counts.rows_in
                 day_entry[source] = counts.as_dict() | {"files": [f.name for f in files]}
@@ -167,11 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = GeneratorConfig(args.start, args.days, args.scale, args.bad_share, args.seed)
     result = build(config, args.landing_root, args.app_dsn)
-    print(
-        json.dumps(
-            {"app": result.app_rows, "landing": result.landing_rows, "seconds": round(result.seconds, 1)}
-        )
-    )
+    print(json.dumps({"app": result.app_rows, "landing": result.landing_rows, "seconds": round(result.seconds, 1)}))
     if args.serve_fx:
         server = fx.FxServer(config.day_list(), args.serve_fx)
         print(f"FX API on {server.url}/rates?date=YYYY-MM-DD (Ctrl-C stops)")

@@ -181,12 +181,8 @@ class SampleData:
                 items.append((line_no, pid, rng.randint(1, 3), price))
             total = sum((q * p for _, _, q, p in items), Decimal("0.00"))
             status = rng.choices(statuses, weights)[0]
-            updated = (
-                created if status in ("placed", "paid") else created + timedelta(hours=rng.uniform(1, 30))
-            )
-            orders.append(
-                Order(first_order_id + n, customer, status, country_currency, total, created, updated, items)
-            )
+            updated = created if status in ("placed", "paid") else created + timedelta(hours=rng.uniform(1, 30))
+            orders.append(Order(first_order_id + n, customer, status, country_currency, total, created, updated, items))
         return orders
 
     # -- landing zone ---------------------------------------------------------------
@@ -324,9 +320,7 @@ def event_clash(row: dict) -> dict:
     return {**row, "session_id": row["session_id"] + "-replayed"}
 
 
-def write_csv_files(
-    folder: Path, groups: list[list[dict | str]], rng: random.Random, files: int = 2
-) -> list[Path]:
+def write_csv_files(folder: Path, groups: list[list[dict | str]], rng: random.Random, files: int = 2) -> list[Path]:
     """Payments CSV: header row, columns shuffled per file, last file gzipped."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -352,8 +346,7 @@ def write_jsonl_files(folder: Path, groups: list[list[dict | str]], files: int =
     written = []
     for index, chunk in enumerate(_split(groups, files)):
         text = "".join(
-            (line if isinstance(line, str) else json.dumps(line, separators=(",", ":"))) + "\n"
-            for line in chunk
+            (line if isinstance(line, str) else json.dumps(line, separators=(",", ":"))) + "\n" for line in chunk
         )
         gz = index == files - 1
         written.append(_write(folder / f"part-{index:03d}.jsonl{'.gz' if gz else ''}", text, gz))

@@ -30,6 +30,7 @@ from typing import Any
 _ANCHOR = datetime(1970, 1, 5, tzinfo=UTC)
 
 PARAM_NAME = "partition"
+END_PARAM_NAME = "partition_end"
 EXTRA_KEY = "partition"
 
 
@@ -69,15 +70,26 @@ WEEK = Grain("week", timedelta(weeks=1))
 
 @dataclass(frozen=True)
 class Partition:
-    """A half-open period [start, end) of one grain, and how it was chosen."""
+    """A half-open period [start, end) of whole grains, and how it was chosen.
+
+    Usually one grain long; a run may name a longer range (``partition_end``)
+    where the DAG allows it (catch-up loads whose windows may overlap).
+    """
 
     start: datetime
     grain: Grain
     source: str = "data_interval"
+    end: datetime = None  # type: ignore[assignment]  # defaults to start + one grain
+
+    def __post_init__(self) -> None:
+        if self.end is None:
+            object.__setattr__(self, "end", self.start + self.grain.length)
+        if self.end <= self.start:
+            raise PartitionError(f"partition end {self.end} is not after its start {self.start}")
 
     @property
-    def end(self) -> datetime:
-        return self.start + self.grain.length
+    def is_range(self) -> bool:
+        return self.end - self.start != self.grain.length
 
     @property
     def dt(self) -> date:
@@ -86,13 +98,25 @@ class Partition:
 
     @property
     def key(self) -> str:
-        """The partition as users write it: ``2026-11-01`` or ``2026-11-01T05:00``."""
-        if self.grain.is_sub_daily:
-            return self.start.strftime("%Y-%m-%dT%H:%M")
-        return self.start.date().isoformat()
+        """The partition as users write it: ``2026-11-01``, ``2026-11-01T05:00``; a range is ``start/end``."""
+        if self.is_range:
+            return f"{_key(self.start, self.grain)}/{_key(self.end, self.grain)}"
+        return _key(self.start, self.grain)
 
     def __str__(self) -> str:
         return f"{self.grain.name} {self.key} [{self.start:%Y-%m-%dT%H:%M}Z, {self.end:%Y-%m-%dT%H:%M}Z)"
+
+    def days(self) -> list[date]:
+        """The days the partition covers (for day grains: one per grain step)."""
+        out, day = [], self.start
+        while day < self.end:
+            out.append(day.date())
+            day += timedelta(days=1)
+        return out
+
+
+def _key(moment: datetime, grain: Grain) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M") if grain.is_sub_daily else moment.date().isoformat()
 
 
 def parse_partition(key: str, grain: Grain, *, source: str = "param") -> Partition:
@@ -120,16 +144,27 @@ def parse_partition(key: str, grain: Grain, *, source: str = "param") -> Partiti
     return Partition(start, grain, source)
 
 
-def resolve_partitions(context: Mapping[str, Any], grain: Grain) -> list[Partition]:
+def resolve_partitions(context: Mapping[str, Any], grain: Grain, *, allow_range: bool = False) -> list[Partition]:
     """All partitions this run must process, oldest first (see the module docstring).
 
     More than one only for asset-triggered runs that batch several producer
-    events (for example after a backfill of the producer).
+    events (for example after a backfill of the producer). With
+    ``allow_range``, ``params.partition_end`` extends a named partition to a
+    range [partition, partition_end) processed as one window.
     """
     params = context.get("params") or {}
     named = params.get(PARAM_NAME)
+    named_end = params.get(END_PARAM_NAME)
+    if named_end and not allow_range:
+        raise PartitionError(f"this DAG processes one partition per run: drop params.{END_PARAM_NAME}")
+    if named_end and not named:
+        raise PartitionError(f"params.{END_PARAM_NAME} needs params.{PARAM_NAME}")
     if named:
-        found = [parse_partition(named, grain, source="param")]
+        first = parse_partition(named, grain, source="param")
+        if named_end:
+            last = parse_partition(named_end, grain, source="param")
+            first = Partition(first.start, grain, "param", last.start)
+        found = [first]
     else:
         found = sorted(set(_from_asset_events(context.get("triggering_asset_events"), grain)), key=_start)
         if not found:
@@ -145,9 +180,9 @@ def resolve_partitions(context: Mapping[str, Any], grain: Grain) -> list[Partiti
     return found
 
 
-def resolve_partition(context: Mapping[str, Any], grain: Grain) -> Partition:
+def resolve_partition(context: Mapping[str, Any], grain: Grain, *, allow_range: bool = False) -> Partition:
     """The single partition this run processes; an error if there are several."""
-    found = resolve_partitions(context, grain)
+    found = resolve_partitions(context, grain, allow_range=allow_range)
     if len(found) > 1:
         keys = ", ".join(p.key for p in found)
         raise PartitionError(

@@ -124,9 +124,7 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
     pools = tuple(_pool(item, path) for item in airflow.get("pools") or [])
     variables = {
         str(item["variable_name"]): str(
-            interpolate(
-                item.get("variable_value", ""), environ, f"variables.{item['variable_name']}", missing
-            )
+            interpolate(item.get("variable_value", ""), environ, f"variables.{item['variable_name']}", missing)
         )
         for item in airflow.get("variables") or []
     }

@@ -1,0 +1,255 @@
+"""Sync rows changed in an ``updated_at`` window from the app database to the warehouse.
+
+Data moves as one COPY stream: ``COPY (SELECT ... window ...) TO STDOUT`` on the
+source is piped straight into ``COPY staging... FROM STDIN`` on the warehouse
+(bounded memory: a pipe buffer). Rows that break a contract rule are
+rejected in SQL; the rest are upserted into the target in one transaction,
+newer ``updated_at`` winning, so overlapping or repeated windows are harmless.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+from psycopg2 import sql
+
+from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook, qualified
+
+
+@dataclass(frozen=True)
+class SyncTable:
+    source: str
+    target: str
+    key: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type) as in CONTRACT.md §1.1
+    checks: tuple[tuple[str, str], ...] = ()  # (SQL condition true for a bad row, reason)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+
+SYNC_TABLES = (
+    SyncTable(
+        "customers",
+        "core.dim_customer",
+        ("customer_id",),
+        (
+            ("customer_id", "bigint"),
+            ("email", "text"),
+            ("full_name", "text"),
+            ("country", "text"),
+            ("created_at", "timestamptz"),
+            ("updated_at", "timestamptz"),
+        ),
+        (("country !~ '^[A-Z]{2}$'", "bad_format:country"),),
+    ),
+    SyncTable(
+        "products",
+        "core.dim_product",
+        ("product_id",),
+        (
+            ("product_id", "bigint"),
+            ("sku", "text"),
+            ("name", "text"),
+            ("category", "text"),
+            ("unit_price", "numeric(12,2)"),
+            ("currency", "text"),
+            ("updated_at", "timestamptz"),
+        ),
+        (("currency !~ '^[A-Z]{3}$'", "bad_format:currency"), ("unit_price < 0", "out_of_range:unit_price")),
+    ),
+    SyncTable(
+        "orders",
+        "core.fact_orders",
+        ("order_id",),
+        (
+            ("order_id", "bigint"),
+            ("customer_id", "bigint"),
+            ("status", "text"),
+            ("currency", "text"),
+            ("order_total", "numeric(12,2)"),
+            ("created_at", "timestamptz"),
+            ("updated_at", "timestamptz"),
+        ),
+        (
+            ("status NOT IN ('placed', 'paid', 'shipped', 'cancelled', 'refunded')", "bad_enum:status"),
+            ("currency !~ '^[A-Z]{3}$'", "bad_format:currency"),
+        ),
+    ),
+    SyncTable(
+        "order_items",
+        "core.fact_order_items",
+        ("order_id", "line_no"),
+        (
+            ("order_id", "bigint"),
+            ("line_no", "int"),
+            ("product_id", "bigint"),
+            ("quantity", "int"),
+            ("unit_price", "numeric(12,2)"),
+            ("updated_at", "timestamptz"),
+        ),
+        (("quantity <= 0", "out_of_range:quantity"),),
+    ),
+)
+SYNC_BY_SOURCE = {t.source: t for t in SYNC_TABLES}
+
+
+class _CountingWriter:
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.bytes = 0
+
+    def write(self, data: bytes) -> int:
+        self.bytes += len(data)
+        return self.raw.write(data)
+
+
+def copy_between(src_conn: Any, src_sql: str, dst_cur: Any, dst_sql: str) -> int:
+    """Pipe a COPY TO STDOUT on one connection into a COPY FROM STDIN on another; returns bytes."""
+    read_fd, write_fd = os.pipe()
+    reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
+    counting = _CountingWriter(writer)
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with src_conn.cursor() as cur:
+                cur.copy_expert(src_sql, counting)
+        except BaseException as exc:  # handed to the caller below
+            failure.append(exc)
+        finally:
+            writer.close()
+
+    producer = threading.Thread(target=produce, name="copy-producer", daemon=True)
+    producer.start()
+    try:
+        dst_cur.copy_expert(dst_sql, reader)
+    finally:
+        reader.close()
+        producer.join()
+    if failure:
+        raise failure[0]
+    return counting.bytes
+
+
+def sync_table(
+    source_conn_factory: Callable[[], Any],
+    hook: WarehouseHook,
+    table: SyncTable,
+    start: datetime,
+    end: datetime,
+    audit: AuditEntry,
+    *,
+    max_reject_ratio: float,
+) -> tuple[LoadCounts, int]:
+    """Sync ``table`` rows with ``start <= updated_at < end``; returns counts and bytes moved."""
+    stage = f"staging.sync_{table.source}"
+    cols = sql.SQL(", ").join(map(sql.Identifier, table.names))
+    source_conn = source_conn_factory()
+    try:
+        source_conn.set_session(readonly=True)
+        with source_conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+        select = sql.SQL(
+            "COPY (SELECT {cols} FROM {table} WHERE updated_at >= {start} AND updated_at < {end}) "
+            "TO STDOUT (FORMAT csv)"
+        ).format(
+            cols=cols,
+            table=sql.Identifier(table.source),
+            start=sql.Literal(start.isoformat()),
+            end=sql.Literal(end.isoformat()),
+        )
+        with hook.connection() as conn:
+            hook.ensure_schema(conn)
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(stage)))
+                cur.execute(
+                    sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
+                        qualified(stage),
+                        sql.SQL(", ").join(
+                            sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in table.columns
+                        ),
+                    )
+                )
+                moved = copy_between(
+                    source_conn,
+                    select.as_string(source_conn),
+                    cur,
+                    sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(qualified(stage), cols).as_string(conn),
+                )
+                counts = _publish(cur, hook, table, stage, audit, max_reject_ratio)
+            conn.commit()
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(stage)))
+            conn.commit()
+    finally:
+        source_conn.close()
+    return counts, moved
+
+
+def _publish(
+    cur: Any, hook: WarehouseHook, table: SyncTable, stage: str, audit: AuditEntry, max_reject_ratio: float
+) -> LoadCounts:
+    reason = (
+        sql.SQL("CASE ")
+        + sql.SQL(" ").join(sql.SQL("WHEN {} THEN {}").format(sql.SQL(c), sql.Literal(r)) for c, r in table.checks)
+        + sql.SQL(" END")
+        if table.checks
+        else sql.SQL("NULL::text")
+    )
+    cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN reason text").format(qualified(stage)))
+    cur.execute(sql.SQL("UPDATE {} SET reason = {}").format(qualified(stage), reason))
+    cur.execute(sql.SQL("SELECT reason, count(*) FROM {} GROUP BY reason").format(qualified(stage)))
+    by_reason = dict(cur.fetchall())
+    counts = LoadCounts(rows_in=sum(by_reason.values()), rows_loaded=by_reason.pop(None, 0))
+    counts.rejected_by_reason = by_reason
+    counts.rows_rejected = sum(by_reason.values())
+    counts.check()
+    locator = sql.SQL(" || ',' || ").join(
+        sql.SQL("{} || '=' || {}").format(sql.Literal(k), sql.Identifier(k)) for k in table.key
+    )
+    cur.execute(
+        "DELETE FROM ops.rejected_rows WHERE source = %(source)s AND partition = %(partition)s",
+        {"source": audit.source, "partition": audit.partition},
+    )
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
+            "SELECT %(run_id)s, %(source)s, %(partition)s, {table_lit} || '/' || {locator}, reason, "
+            "row_to_json(s)::text FROM {stage} s WHERE reason IS NOT NULL"
+        ).format(table_lit=sql.Literal(f"app_db:{table.source}"), locator=locator, stage=qualified(stage)),
+        {"run_id": audit.run_id, "source": audit.source, "partition": audit.partition},
+    )
+    if counts.reject_ratio > max_reject_ratio:
+        error = f"{counts.rows_rejected} of {counts.rows_in} rows rejected (> {max_reject_ratio:.2%})"
+        hook.record_audit(cur, audit, counts, "failed", error)
+        cur.connection.commit()
+        raise RuntimeError(f"{table.source} {audit.partition}: {error}; nothing was published")
+    key = sql.SQL(", ").join(map(sql.Identifier, table.key))
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n))
+        for n in [*table.names, "_run_id", "_loaded_at"]
+        if n not in table.key
+    )
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {target} ({cols}, _run_id, _loaded_at) SELECT {cols}, %(run_id)s, now() FROM {stage} "
+            "WHERE reason IS NULL ON CONFLICT ({key}) DO UPDATE SET {updates} "
+            "WHERE {target}.updated_at <= EXCLUDED.updated_at"
+        ).format(
+            target=qualified(table.target),
+            cols=sql.SQL(", ").join(map(sql.Identifier, table.names)),
+            stage=qualified(stage),
+            key=key,
+            updates=updates,
+        ),
+        {"run_id": audit.run_id},
+    )
+    hook.record_audit(cur, audit, counts, "success", None)
+    return counts

@@ -1,0 +1,307 @@
+"""Load one day of a landing source (payments CSV, events JSONL) into its fact table.
+
+Steps, each streaming in bounded memory:
+
+1. read the day's files in name order as Arrow batches (``readers``);
+2. validate each batch with Arrow compute (``validation``): valid rows are
+   COPYed into an UNLOGGED staging table, rejects into a staging rejects table;
+3. in SQL, rank repeated keys (first by file name, then line): a byte-identical
+   repeat is an exact duplicate, any other repeat is ``duplicate_key:<key>``;
+4. if the rejected share exceeds ``max_reject_ratio``: record the rejects and
+   a failed audit row, publish nothing, fail;
+5. otherwise, in ONE transaction: replace the day's rows in the target (a key
+   already in another day moves to the newer day), replace the day's
+   rejects, write the audit row. Readers see the old day or the new one.
+
+A killed or failed run leaves only staging tables, which the retry drops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg2 import sql
+
+from acme_pipelines.contract import SourceSpec
+from acme_pipelines.readers import DEFAULT_BATCH_ROWS, RawBatch, data_files, read_batches
+from acme_pipelines.validation import validate
+from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook, qualified
+
+log = logging.getLogger(__name__)
+
+
+class LoadFailedError(RuntimeError):
+    """The load was refused (too many rejects, missing inputs); nothing was published."""
+
+
+@dataclass
+class LoadResult:
+    counts: LoadCounts
+    files: list[str]
+    bytes_read: int
+    seconds: float
+
+
+# Columns the warehouse derives while publishing, per source.
+DERIVED = {
+    "payments": {
+        "amount_usd": "round(r.amount / fx.per_usd, 2)",
+    },
+}
+FX_JOIN = {
+    "payments": "LEFT JOIN core.fx_rates fx ON fx.dt = %(dt)s AND fx.currency = r.currency",
+}
+
+
+def stage_names(spec: SourceSpec, day: date) -> tuple[str, str]:
+    base = f"staging.{spec.name}_{day:%Y%m%d}"
+    return base, f"{base}_rejects"
+
+
+def load_partition(
+    hook: WarehouseHook,
+    spec: SourceSpec,
+    landing_root: Any,
+    day: date,
+    audit: AuditEntry,
+    *,
+    max_reject_ratio: float,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    fail_after_staging: bool = False,
+) -> LoadResult:
+    """Load ``spec``'s files of ``day`` from ``landing_root`` (a Path or ObjectStoragePath)."""
+    started = time.monotonic()
+    folder = landing_root / spec.name / f"dt={day.isoformat()}"
+    files = data_files(folder, spec)
+    if not files:
+        raise LoadFailedError(f"no {spec.name} files in {folder}: nothing to load for {day}")
+    stage, rejects = stage_names(spec, day)
+    counts = LoadCounts()
+    bytes_read = 0
+    with hook.connection() as conn:
+        hook.ensure_schema(conn)
+        with conn.cursor() as cur:
+            _create_stages(cur, spec, stage, rejects)
+            for file_no, path in enumerate(files):
+                bytes_read += _size(path)
+                for batch in read_batches(path, spec, batch_rows):
+                    _stage_batch(cur, hook, spec, stage, rejects, batch, file_no, str(path), counts)
+                log.info("%s: staged %s (%d rows so far)", spec.name, path, counts.rows_in)
+        conn.commit()
+        if fail_after_staging:  # fault injection for the atomicity tests
+            raise RuntimeError("injected failure after staging")
+        with conn.cursor() as cur:
+            ranked = _classify(cur, spec, stage, counts)
+            counts.check()
+            missing_fx = _missing_fx(cur, spec, ranked, day)
+            too_many = counts.reject_ratio > max_reject_ratio
+            if too_many or missing_fx:
+                error = (
+                    f"{counts.rows_rejected} of {counts.rows_in} rows rejected "
+                    f"({counts.reject_ratio:.2%} > max_reject_ratio {max_reject_ratio:.2%})"
+                    if too_many
+                    else f"no FX rate for {', '.join(missing_fx)} on {day}: load core.fx_rates first"
+                )
+                _record_rejects(cur, spec, ranked, rejects, audit, replace=False)
+                # rows_loaded counts the rows that passed; status "failed" says none was published
+                hook.record_audit(cur, audit, counts, "failed", error)
+                conn.commit()
+                raise LoadFailedError(f"{spec.name} {day}: {error}; nothing was published")
+            _publish(cur, spec, ranked, rejects, audit, day)
+            hook.record_audit(cur, audit, counts, "success", None)
+        conn.commit()  # the publish, the rejects and the audit row become visible together
+        with conn.cursor() as cur:
+            _drop_stages(cur, stage, ranked, rejects)
+        conn.commit()
+    return LoadResult(counts, [p.name for p in files], bytes_read, time.monotonic() - started)
+
+
+def _size(path: Any) -> int:
+    try:
+        return int(path.stat().st_size)
+    except (AttributeError, OSError, TypeError):
+        return 0
+
+
+def _create_stages(cur: Any, spec: SourceSpec, stage: str, rejects: str) -> None:
+    columns = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in spec.columns]
+    _drop_stages(cur, stage, f"{stage}_ranked", rejects)
+    cur.execute(
+        sql.SQL(
+            "CREATE UNLOGGED TABLE {} ({}, file_no int NOT NULL, line_no bigint NOT NULL, "
+            "locator text NOT NULL, raw_record text)"
+        ).format(qualified(stage), sql.SQL(", ").join(columns))
+    )
+    cur.execute(
+        sql.SQL("CREATE UNLOGGED TABLE {} (locator text NOT NULL, reason text NOT NULL, raw_record text)").format(
+            qualified(rejects)
+        )
+    )
+
+
+def _drop_stages(cur: Any, *tables: str) -> None:
+    for table in tables:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(table)))
+
+
+def _stage_batch(
+    cur: Any,
+    hook: WarehouseHook,
+    spec: SourceSpec,
+    stage: str,
+    rejects: str,
+    batch: RawBatch,
+    file_no: int,
+    file_name: str,
+    counts: LoadCounts,
+) -> None:
+    counts.rows_in += batch.num_rows + len(batch.malformed)
+    if batch.malformed:
+        bad = pa.table(
+            {
+                "locator": [f"{file_name}:{m.line}" for m in batch.malformed],
+                "reason": ["malformed_line"] * len(batch.malformed),
+                "raw_record": [m.text for m in batch.malformed],
+            }
+        )
+        hook.copy_arrow(cur, rejects, bad)
+        _count(counts, "malformed_line", len(batch.malformed))
+    if not batch.num_rows:
+        return
+    checked = validate(batch.columns, spec)
+    locators = pc.binary_join_element_wise(f"{file_name}:", pc.cast(batch.lines, pa.string()), "")
+    valid = checked.valid
+    n_valid = pc.sum(valid).as_py() or 0
+    if n_valid < batch.num_rows:
+        invalid = pc.invert(valid)
+        bad = pa.table(
+            {
+                "locator": pc.filter(locators, invalid),
+                "reason": pc.filter(checked.reasons, invalid),
+                "raw_record": pc.filter(batch.raw, invalid),
+            }
+        )
+        hook.copy_arrow(cur, rejects, bad)
+        for row in pc.value_counts(bad.column("reason")).to_pylist():
+            _count(counts, row["values"], row["counts"])
+    good = pa.table(
+        {
+            **{name: pc.filter(values, valid) for name, values in checked.columns.items()},
+            "file_no": pa.array([file_no] * n_valid, pa.int32()),
+            "line_no": pc.filter(batch.lines, valid),
+            "locator": pc.filter(locators, valid),
+            "raw_record": pc.filter(batch.raw, valid),
+        }
+    )
+    hook.copy_arrow(cur, stage, good)
+
+
+def _count(counts: LoadCounts, reason: str, n: int) -> None:
+    counts.rows_rejected += n
+    counts.rejected_by_reason[reason] = counts.rejected_by_reason.get(reason, 0) + n
+
+
+def _classify(cur: Any, spec: SourceSpec, stage: str, counts: LoadCounts) -> str:
+    """Rank repeated keys into a new table: first of its key (kind 1), exact duplicate (2), duplicate key (3).
+
+    Returns the ranked table's name; the loaders read from it from here on.
+    """
+    ranked = f"{stage}_ranked"
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(ranked)))
+    cur.execute(
+        sql.SQL(
+            """
+            CREATE UNLOGGED TABLE {ranked} AS
+            SELECT r.*, CASE WHEN r.rn = 1 THEN 1 WHEN r.raw_record = r.first_raw THEN 2 ELSE 3 END AS kind
+            FROM (
+                SELECT s.*, row_number() OVER w AS rn, first_value(s.raw_record) OVER w AS first_raw
+                FROM {stage} s
+                WINDOW w AS (PARTITION BY s.{key} ORDER BY s.file_no, s.line_no)
+            ) r
+            """
+        ).format(ranked=qualified(ranked), stage=qualified(stage), key=sql.Identifier(spec.key))
+    )
+    cur.execute(sql.SQL("SELECT kind, count(*) FROM {} GROUP BY kind").format(qualified(ranked)))
+    by_kind = dict(cur.fetchall())
+    counts.rows_loaded = by_kind.get(1, 0)
+    counts.rows_duplicate = by_kind.get(2, 0)
+    if by_kind.get(3):
+        _count(counts, f"duplicate_key:{spec.key}", by_kind[3])
+    return ranked
+
+
+def _missing_fx(cur: Any, spec: SourceSpec, stage: str, day: date) -> list[str]:
+    if spec.name not in FX_JOIN:
+        return []
+    cur.execute(
+        sql.SQL(
+            "SELECT DISTINCT r.currency FROM {} r " + FX_JOIN[spec.name] + " WHERE r.kind = 1 AND fx.per_usd IS NULL"
+        ).format(qualified(stage)),
+        {"dt": day},
+    )
+    return sorted(row[0] for row in cur.fetchall())
+
+
+def _record_rejects(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit: AuditEntry, *, replace: bool) -> None:
+    params = {"run_id": audit.run_id, "source": audit.source, "partition": audit.partition}
+    if replace:
+        cur.execute("DELETE FROM ops.rejected_rows WHERE source = %(source)s AND partition = %(partition)s", params)
+    cur.execute(
+        sql.SQL(
+            """
+            INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record)
+            SELECT %(run_id)s, %(source)s, %(partition)s, locator, reason, raw_record FROM {rejects}
+            UNION ALL
+            SELECT %(run_id)s, %(source)s, %(partition)s, locator, {reason}, raw_record FROM {stage} WHERE kind = 3
+            """
+        ).format(
+            rejects=qualified(rejects),
+            stage=qualified(stage),
+            reason=sql.Literal(f"duplicate_key:{spec.key}"),
+        ),
+        params,
+    )
+
+
+def _publish(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit: AuditEntry, day: date) -> None:
+    target = qualified(spec.target)
+    names = list(spec.column_names)
+    derived = DERIVED.get(spec.name, {})
+    insert_cols = [*names, *derived, "dt", "_run_id", "_loaded_at"]
+    select_cols = [
+        *(sql.SQL("r.{}").format(sql.Identifier(n)) for n in names),
+        *(sql.SQL(expr) for expr in derived.values()),
+        sql.SQL("%(dt)s"),
+        sql.SQL("%(run_id)s"),
+        sql.SQL("now()"),
+    ]
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in insert_cols if c != spec.key
+    )
+    params = {"dt": day, "run_id": audit.run_id, "lock": f"{spec.target}/{day}"}
+    # One publisher per (table, day) at a time, even across DAG runs.
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%(lock)s))", params)
+    _record_rejects(cur, spec, stage, rejects, audit, replace=True)
+    cur.execute(sql.SQL("DELETE FROM {} WHERE dt = %(dt)s").format(target), params)
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {target} ({cols}) SELECT {select} FROM {stage} r " + FX_JOIN.get(spec.name, "") + " "
+            "WHERE r.kind = 1 "
+            # a key already published by another day: the newer day wins
+            "ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {target}.dt <= EXCLUDED.dt"
+        ).format(
+            target=target,
+            cols=sql.SQL(", ").join(map(sql.Identifier, insert_cols)),
+            select=sql.SQL(", ").join(select_cols),
+            stage=qualified(stage),
+            key=sql.Identifier(spec.key),
+            updates=updates,
+        ),
+        params,
+    )

@@ -1,0 +1,25 @@
+"""Custom pipeline metrics, one naming scheme: ``acme.pipeline.<measure>`` tagged by dag, task, table.
+
+Sent through Airflow's metrics backend (StatsD when ``[metrics] statsd_on``),
+so they land next to Airflow's own metrics in the same Grafana.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from acme_pipelines.warehouse import LoadCounts
+
+PREFIX = "acme.pipeline"
+
+
+def emit_load_metrics(
+    counts: LoadCounts, *, bytes_read: int, seconds: float, dag_id: str, task_id: str, table: str
+) -> None:
+    from airflow.sdk.observability import stats
+
+    tags = {"dag_id": dag_id, "task_id": task_id, "table": table}
+    for measure in ("rows_in", "rows_loaded", "rows_rejected", "rows_duplicate"):
+        stats.incr(f"{PREFIX}.{measure}", getattr(counts, measure), tags=tags)
+    stats.incr(f"{PREFIX}.bytes", bytes_read, tags=tags)
+    stats.timing(f"{PREFIX}.seconds", timedelta(seconds=seconds), tags=tags)

@@ -1,0 +1,286 @@
+"""The operators the DAGs are built from. Small: the work is in the modules they call.
+
+Each one resolves its partition with ``partitions``, writes through
+``WarehouseHook`` with row accounting, emits ``acme.pipeline.*`` metrics, and
+reports its OpenLineage inputs and outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from acme_pipelines.partitions import DAY, HOUR, Partition, resolve_partition
+
+SQL_ROOT = Path(__file__).resolve().parents[2] / "include" / "sql"
+
+
+def _audit(context: Any, source: str, target: str, partition: Partition) -> Any:
+    from acme_pipelines.warehouse import AuditEntry
+
+    ti = context["ti"]
+    return AuditEntry(
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        run_id=context["run_id"],
+        source=source,
+        target=target,
+        partition=partition.key,
+        started_at=datetime.now(UTC),
+    )
+
+
+def _mark_outlets(context: Any, outlets: Sequence[Any], partition: Partition) -> None:
+    """Tell asset consumers which partition was published (see ``partitions``)."""
+    for asset in outlets:
+        context["outlet_events"][asset].extra = {"partition": partition.key}
+
+
+class _WarehouseOperator(BaseOperator):
+    """Shared plumbing: the warehouse hook and lineage bookkeeping."""
+
+    def __init__(self, *, warehouse_conn_id: str = "warehouse", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.warehouse_conn_id = warehouse_conn_id
+        self._lineage: tuple[list[tuple[str, str]], list[tuple[str, str]]] = ([], [])
+
+    @property
+    def warehouse(self) -> Any:
+        from acme_pipelines.warehouse import WarehouseHook
+
+        return WarehouseHook(self.warehouse_conn_id)
+
+    def _table_dataset(self, hook: Any, table: str) -> tuple[str, str]:
+        return hook.namespace(), f"{hook.database()}.{table}"
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        from acme_pipelines.lineage import operator_lineage
+
+        return operator_lineage(*self._lineage)
+
+
+class LandingLoadOperator(_WarehouseOperator):
+    """Load one day of a landing source (``payments`` or ``events``) into its fact table.
+
+    :param source: a source of ``contract.SOURCES``.
+    :param landing_root: ``file://...`` or ``s3://[conn_id@]bucket/prefix`` (templated).
+    :param max_reject_ratio: the share of rejected rows that fails the load (templated).
+    """
+
+    template_fields: Sequence[str] = ("landing_root", "max_reject_ratio", "batch_rows")
+    ui_color = "#cfe2f3"
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        landing_root: str = "{{ var.value.landing_root }}",
+        max_reject_ratio: str | float = "{{ var.value.get('max_reject_ratio', '0.01') }}",
+        batch_rows: int | str = 100_000,
+        fail_after_staging: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+        self.landing_root = landing_root
+        self.max_reject_ratio = max_reject_ratio
+        self.batch_rows = batch_rows
+        self.fail_after_staging = fail_after_staging
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk import ObjectStoragePath
+
+        from acme_pipelines.contract import SOURCES
+        from acme_pipelines.landing_load import load_partition
+        from acme_pipelines.lineage import storage_dataset
+        from acme_pipelines.metrics import emit_load_metrics
+
+        spec = SOURCES[self.source]
+        partition = resolve_partition(context, DAY)
+        hook = self.warehouse
+        root = ObjectStoragePath(self.landing_root)
+        self.log.info("loading %s for %s from %s", spec.name, partition, root)
+        result = load_partition(
+            hook,
+            spec,
+            root,
+            partition.dt,
+            _audit(context, f"landing:{spec.name}", spec.target, partition),
+            max_reject_ratio=float(self.max_reject_ratio),
+            batch_rows=int(self.batch_rows),
+            fail_after_staging=self.fail_after_staging,
+        )
+        c = result.counts
+        self.log.info(
+            "%s %s: %d in = %d loaded + %d rejected + %d duplicate (%s) in %.1fs",
+            spec.name, partition.key, c.rows_in, c.rows_loaded, c.rows_rejected, c.rows_duplicate,
+            c.rejected_by_reason, result.seconds,
+        )  # fmt: skip
+        emit_load_metrics(
+            c,
+            bytes_read=result.bytes_read,
+            seconds=result.seconds,
+            dag_id=self.dag_id,
+            task_id=self.task_id,
+            table=spec.target,
+        )
+        folder = f"{self.landing_root.rstrip('/')}/{spec.name}/dt={partition.key}"
+        self._lineage = (
+            [storage_dataset(f"{folder}/{name}") for name in result.files],
+            [self._table_dataset(hook, spec.target)],
+        )
+        _mark_outlets(context, self.outlets, partition)
+        return {"partition": partition.key, "files": result.files, **c.__dict__}
+
+
+class FxRatesOperator(_WarehouseOperator):
+    """Fetch the day's FX rates (``GET {base}/rates?date=``) into ``core.fx_rates``."""
+
+    template_fields: Sequence[str] = ("http_conn_id",)
+
+    def __init__(self, *, http_conn_id: str = "fx_api", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.http_conn_id = http_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk import BaseHook
+
+        from acme_pipelines.fx_rates import parse_rates, publish_rates
+        from acme_pipelines.http_api import get_json
+        from acme_pipelines.metrics import emit_load_metrics
+
+        partition = resolve_partition(context, DAY)
+        conn = BaseHook.get_connection(self.http_conn_id)
+        base = conn.host if "://" in (conn.host or "") else f"{conn.schema or 'https'}://{conn.host}"
+        if conn.port and f":{conn.port}" not in base:
+            base = f"{base}:{conn.port}"
+        started = datetime.now(UTC)
+        body = get_json(f"{base.rstrip('/')}/rates", {"date": partition.key})
+        rates, rejects, rows_in = parse_rates(body, partition.dt)
+        hook = self.warehouse
+        counts = publish_rates(
+            hook,
+            partition.dt,
+            rates,
+            rejects,
+            rows_in,
+            _audit(context, "fx_api:rates", "core.fx_rates", partition),
+        )
+        emit_load_metrics(
+            counts,
+            bytes_read=0,
+            seconds=(datetime.now(UTC) - started).total_seconds(),
+            dag_id=self.dag_id,
+            task_id=self.task_id,
+            table="core.fx_rates",
+        )
+        self._lineage = ([(base, "/rates")], [self._table_dataset(hook, "core.fx_rates")])
+        self.log.info("FX %s: %s", partition.key, rates)
+        return {"partition": partition.key, "rates": rates, "rejected": len(rejects)}
+
+
+class WarehouseSqlOperator(_WarehouseOperator):
+    """Run a SQL file from ``include/sql`` for the run's day, in one transaction.
+
+    The file gets ``%(dt)s`` and ``%(run_id)s``; it replaces the day's rows of
+    ``target`` (delete + insert), so reruns give the same state.
+    """
+
+    template_fields: Sequence[str] = ("sql_file",)
+    template_ext: Sequence[str] = ()
+
+    def __init__(self, *, sql_file: str, target: str, inputs: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sql_file = sql_file
+        self.target = target
+        self.inputs = list(inputs)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        partition = resolve_partition(context, DAY)
+        statement = (SQL_ROOT / self.sql_file).read_text()
+        hook = self.warehouse
+        with hook.connection() as conn:
+            hook.ensure_schema(conn)
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.target}/{partition.key}",))
+                cur.execute(statement, {"dt": partition.dt, "run_id": context["run_id"]})
+                cur.execute(f"SELECT count(*) FROM {self.target} WHERE dt = %s", (partition.dt,))
+                rows = cur.fetchone()[0]
+            conn.commit()
+        self._lineage = (
+            [self._table_dataset(hook, t) for t in self.inputs],
+            [self._table_dataset(hook, self.target)],
+        )
+        _mark_outlets(context, self.outlets, partition)
+        self.log.info("%s %s: %d rows", self.target, partition.key, rows)
+        return {"partition": partition.key, "rows": rows}
+
+
+class IncrementalSyncOperator(_WarehouseOperator):
+    """Upsert the rows of one app-database table changed in the run's hour window.
+
+    A run may name a longer window with ``params.partition`` and
+    ``params.partition_end`` (a catch-up); windows may overlap or repeat.
+    """
+
+    template_fields: Sequence[str] = ("max_reject_ratio",)
+    ui_color = "#d9ead3"
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        app_conn_id: str = "app_db",
+        max_reject_ratio: str | float = "{{ var.value.get('max_reject_ratio', '0.01') }}",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.table = table
+        self.app_conn_id = app_conn_id
+        self.max_reject_ratio = max_reject_ratio
+
+    def execute(self, context: Any) -> dict[str, Any]:
+
+        from airflow.sdk import BaseHook
+
+        from acme_pipelines.incremental_sync import SYNC_BY_SOURCE, sync_table
+        from acme_pipelines.metrics import emit_load_metrics
+        from acme_pipelines.warehouse import pg_connect
+
+        table = SYNC_BY_SOURCE[self.table]
+        window = resolve_partition(context, HOUR, allow_range=True)
+        hook = self.warehouse
+        started = datetime.now(UTC)
+        counts, moved = sync_table(
+            lambda: pg_connect(self.app_conn_id),
+            hook,
+            table,
+            window.start,
+            window.end,
+            _audit(context, f"app_db:{table.source}", table.target, window),
+            max_reject_ratio=float(self.max_reject_ratio),
+        )
+        seconds = (datetime.now(UTC) - started).total_seconds()
+        emit_load_metrics(
+            counts,
+            bytes_read=moved,
+            seconds=seconds,
+            dag_id=self.dag_id,
+            task_id=self.task_id,
+            table=table.target,
+        )
+        app = BaseHook.get_connection(self.app_conn_id)
+        self._lineage = (
+            [(f"postgres://{app.host}:{app.port or 5432}", f"{app.schema}.public.{table.source}")],
+            [self._table_dataset(hook, table.target)],
+        )
+        self.log.info(
+            "%s %s: %d in, %d loaded, %d rejected in %.1fs (%.0f rows/s)",
+            table.source, window, counts.rows_in, counts.rows_loaded, counts.rows_rejected, seconds,
+            counts.rows_in / seconds if seconds else 0,
+        )  # fmt: skip
+        return {"window": str(window), **counts.__dict__}
