@@ -68,6 +68,7 @@ def cmd_demo(args: list[str]) -> int:
 
     require(POSTGRES, REDIS)
     env.activate()
+    os.environ.setdefault("ACME_TASK_RETRIES", "0")  # a demo failure shows at once, not after backoff
     return demo.main(args)
 
 

@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
 from acme_localdev import env
 from acme_localdev.cli import init_airflow, step
@@ -25,19 +26,30 @@ FX_PORT = 18080
 SLACK_PORT = 18081
 LOG_DIR = env.ROOT / ".airflow" / "demo-logs"
 
-# (dag_id, grain of the partition param) in dependency order.
-PLAN: tuple[tuple[str, str], ...] = (
-    ("hourly_incremental_sync", "hour"),
-    ("daily_etl", "day"),
-    ("data_quality_check", "day"),
-    ("feature_engineering", "day"),
-    ("ml_training", "day"),
-    ("daily_reports", "day"),
-    ("weekly_aggregation", "week"),
-    ("data_archival", "day"),
-    ("anomaly_detection", "window"),
-    ("cache_refresh", "window"),
+DAG_ORDER = (
+    "hourly_incremental_sync",
+    "daily_etl",
+    "data_quality_check",
+    "feature_engineering",
+    "ml_training",
+    "daily_reports",
+    "weekly_aggregation",
+    "data_archival",
+    "anomaly_detection",
+    "cache_refresh",
 )
+
+
+def plan(config: Any) -> list[tuple[str, list[dict]]]:
+    """The runs of each DAG, in dependency order: each DAG's list of run confs."""
+    days = config.day_list()
+    first = (days[0] - timedelta(days=400)).isoformat()
+    end = (days[-1] + timedelta(days=2)).isoformat()
+    confs: dict[str, list[dict]] = {dag_id: [{"partition": days[-1].isoformat()}] for dag_id in DAG_ORDER}
+    # one catch-up window: everything the generator wrote (customers are created up to a year earlier)
+    confs["hourly_incremental_sync"] = [{"partition": f"{first}T00:00", "partition_end": f"{end}T00:00"}]
+    confs["daily_etl"] = [{"partition": day.isoformat()} for day in days]
+    return [(dag_id, confs[dag_id]) for dag_id in DAG_ORDER]
 
 
 @dataclass
@@ -49,12 +61,40 @@ class Row:
     note: str = ""
 
 
-def app_dsn() -> str:
-    host = os.environ.get("APP_DB_HOST", "127.0.0.1")
-    port = os.environ.get("APP_DB_PORT", "5432")
-    user = os.environ.get("APP_DB_USER", "postgres")
-    name = os.environ.get("APP_DB_NAME", "app")
+def dsn(prefix: str, default_db: str) -> str:
+    """libpq URL from the same variables airflow_settings.yaml reads (APP_DB_*, WAREHOUSE_*)."""
+    host = os.environ.get(f"{prefix}_HOST", "127.0.0.1")
+    port = os.environ.get(f"{prefix}_PORT", "5432")
+    user = os.environ.get(f"{prefix}_USER", "postgres")
+    name = os.environ.get(f"{prefix}_DB_NAME", default_db)
     return f"postgresql://{user}@{host}:{port}/{name}"
+
+
+def reset_warehouse(url: str) -> None:
+    """A fresh warehouse database for the demo (the DAGs create their tables)."""
+    from acme_sample_data.app_db import recreate_database
+    from acme_sample_data.build import _with_db
+
+    recreate_database(_with_db(url, "postgres"), url.rsplit("/", 1)[1])
+
+
+def rows_of(run_id: str) -> str:
+    """What the run's loads recorded in ops.load_audit (in / loaded / rejected / duplicate)."""
+    import psycopg2
+
+    try:
+        with psycopg2.connect(dsn("WAREHOUSE", "warehouse")) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT sum(rows_in), sum(rows_loaded), sum(rows_rejected), sum(rows_duplicate) "
+                "FROM ops.load_audit WHERE run_id = %s",
+                (run_id,),
+            )
+            n_in, loaded, rejected, dup = cur.fetchone()
+    except psycopg2.Error:
+        return "-"
+    if n_in is None:
+        return "-"
+    return f"{n_in:,} in / {loaded:,} loaded / {rejected:,} rej / {dup:,} dup"
 
 
 def built_dags() -> dict[str, int | None]:
@@ -71,27 +111,34 @@ def built_dags() -> dict[str, int | None]:
     return status
 
 
-def run_dag(dag_id: str, conf: dict) -> Row:
+def run_dag(dag_id: str, conf: dict, label: str | None = None) -> Row:
     """``airflow dags test`` in a subprocess; state from the metadata DB, output to a log file."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log_path = LOG_DIR / f"{dag_id}.log"
+    log_path = LOG_DIR / f"{dag_id}{'-' + conf['partition'].replace(':', '') if 'partition' in conf else ''}.log"
     command = [sys.executable, "-m", "airflow", "dags", "test", dag_id, "-c", json.dumps(conf)]
     step(f"airflow dags test {dag_id} -c '{json.dumps(conf)}'  (log: {log_path.relative_to(env.ROOT)})")
     started = time.monotonic()
     with log_path.open("w") as log:
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
     seconds = time.monotonic() - started
-    state = latest_run_state(dag_id) or ("success" if code == 0 else "failed")
-    return Row(dag_id, state, seconds, note="" if state == "success" else f"see {log_path.name}")
+    run_id, state = latest_run(dag_id)
+    state = state or ("success" if code == 0 else "failed")
+    return Row(
+        label or dag_id,
+        state,
+        seconds,
+        rows=rows_of(run_id) if run_id else "-",
+        note="" if state == "success" else f"see {log_path.relative_to(env.ROOT)}",
+    )
 
 
-def latest_run_state(dag_id: str) -> str | None:
+def latest_run(dag_id: str) -> tuple[str | None, str | None]:
     from airflow.models import DagRun
     from airflow.utils.session import create_session
 
     with create_session() as session:
         run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
-        return str(run.state) if run is not None else None
+        return (run.run_id, str(run.state)) if run is not None else (None, None)
 
 
 def print_summary(rows: list[Row]) -> None:
@@ -124,7 +171,8 @@ def main(argv: list[str]) -> int:
     step(f"[2/4] generating sample data: {args.days} days from {args.start}, scale {args.scale}")
     config = GeneratorConfig(start=args.start, days=args.days, scale=args.scale)
     landing = env.ROOT / "data" / "landing"
-    result = build(config, landing, app_dsn())
+    result = build(config, landing, dsn("APP_DB", "app"))
+    reset_warehouse(dsn("WAREHOUSE", "warehouse"))
     step(
         f"generated in {result.seconds:.1f}s: app DB "
         + ", ".join(f"{k} {v:,}" for k, v in result.app_rows.items())
@@ -135,7 +183,7 @@ def main(argv: list[str]) -> int:
 
     step("[3/4] parsing the DAGs")
     status = built_dags()
-    missing = [dag_id for dag_id, _ in PLAN if dag_id not in status]
+    missing = [dag_id for dag_id in DAG_ORDER if dag_id not in status]
     if missing:
         raise SystemExit(f"DAGs missing from dags/: {missing}")
 
@@ -143,13 +191,21 @@ def main(argv: list[str]) -> int:
     rows: list[Row] = [
         Row("(sample data)", "success", result.seconds, f"{sum(result.landing_rows.values()):,} landing lines")
     ]
-    with FxServer(config.day_list(), FX_PORT), HttpRecorder(SLACK_PORT) as slack:
-        for dag_id, _grain in PLAN:
+    try:
+        fx_server, slack_server = FxServer(config.day_list(), FX_PORT), HttpRecorder(SLACK_PORT)
+    except OSError as exc:
+        raise SystemExit(
+            f"ERROR: cannot serve the local FX API ({FX_PORT}) and Slack stand-in ({SLACK_PORT}): {exc}. "
+            f"Stop what listens there (ss -ltnp | grep -E ':{FX_PORT}|:{SLACK_PORT}')."
+        ) from None
+    with fx_server, slack_server as slack:
+        for dag_id, conf_list in plan(config):
             issue = status[dag_id]
             if issue is not None:
                 rows.append(Row(dag_id, "not built", note=f"placeholder: built in issue #{issue}"))
                 continue
-            rows.append(run_dag(dag_id, {"partition": config.day_list()[-1].isoformat()}))
+            for conf in conf_list:
+                rows.append(run_dag(dag_id, conf, f"{dag_id} {conf['partition']}"))
         alerts = len(slack.requests)
     print_summary(rows)
     print(f"\nSlack alerts posted to the local stand-in: {alerts}")
