@@ -220,3 +220,48 @@ def fakesnow_server() -> Iterator[dict]:
 def http_recorder() -> Iterator[HttpRecorder]:
     with HttpRecorder() as recorder:
         yield recorder
+
+
+# -- warehouse helpers -----------------------------------------------------------------
+
+
+@pytest.fixture
+def warehouse(pg_database):
+    """A WarehouseHook on a fresh, empty database, with its schema created."""
+    from acme_pipelines.warehouse import WarehouseHook
+
+    hook = WarehouseHook(dsn=pg_database)
+    with hook.connection() as conn:
+        hook.ensure_schema(conn)
+    return hook
+
+
+def query(dsn: str, statement: str, params: tuple | dict = ()) -> list[tuple]:
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.commit()
+        conn.close()
+
+
+def table_checksum(dsn: str, table: str, key: str) -> tuple[int, str]:
+    """(row count, md5 of every row's business columns in key order): equal means same published state."""
+    columns = [
+        r[0]
+        for r in query(
+            dsn,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema || '.' || table_name = %s "
+            "AND column_name NOT IN ('_run_id', '_loaded_at') ORDER BY ordinal_position",
+            (table,),
+        )
+    ]
+    row = ", ".join(columns)
+    [(count, digest)] = query(
+        dsn, f"SELECT count(*), md5(coalesce(string_agg(({row})::text, '|' ORDER BY {key}), '')) FROM {table}"
+    )
+    return count, digest
