@@ -119,11 +119,11 @@ def test_timestamps_columns_order_gzip_and_usd(warehouse, tmp_path):
     load_payments(warehouse, tmp_path)
     rows = query(
         warehouse.dsn,
-        "SELECT payment_id, paid_at AT TIME ZONE 'UTC', amount_usd::text, dt FROM core.fact_payments ORDER BY 1",
+        "SELECT payment_id, paid_at, amount_usd::text, dt FROM core.fact_payments ORDER BY 1",
     )
     assert rows == [
-        (1, datetime(2026, 11, 1, 10, 0), "12.50", DAY),  # naive is UTC; 10 EUR / 0.8 per USD
-        (2, datetime(2026, 11, 1, 9, 0), "11.00", DAY),  # offset honoured; 5.5 GBP / 0.5
+        (1, datetime(2026, 11, 1, 10, 0, tzinfo=UTC), "12.50", DAY),  # naive is UTC; 10 EUR / 0.8 per USD
+        (2, datetime(2026, 11, 1, 9, 0, tzinfo=UTC), "11.00", DAY),  # offset honoured; 5.5 GBP / 0.5
     ]
 
 
