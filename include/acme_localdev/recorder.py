@@ -31,6 +31,7 @@ class HttpRecorder:
 
     def __init__(self, port: int = 0) -> None:
         self.requests: list[Request] = []
+        self.headers_for_status: dict[int, dict[str, str]] = {}  # extra response headers by status
         self._scripted: dict[str, deque[tuple[int, bytes]]] = defaultdict(deque)
         self._lock = threading.Lock()
         recorder = self
@@ -44,6 +45,8 @@ class HttpRecorder:
                     queue = recorder._scripted.get(self.path.split("?")[0])
                     status, payload = queue.popleft() if queue else (200, b"ok")
                 self.send_response(status)
+                for name, value in recorder.headers_for_status.get(status, {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
