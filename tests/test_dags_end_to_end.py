@@ -78,12 +78,11 @@ def test_sync_then_etl_publish_every_row_and_rerun_identically(dagbag, pipeline_
     assert revenue == captured > 0
     assert orders == CONFIG.orders_per_day
 
-    before = {t: table_checksum(env["warehouse"], t, k) for t, k in (
-        ("core.fact_payments", "payment_id"), ("core.fact_events", "event_id"), ("marts.daily_revenue", "dt"))}  # fmt: skip
+    published = (("core.fact_payments", "payment_id"), ("core.fact_events", "event_id"), ("marts.daily_revenue", "dt"))
+    before = {t: table_checksum(env["warehouse"], t, k) for t, k in published}
     run(dagbag, "daily_etl", partition="2026-11-01")
     run(dagbag, "hourly_incremental_sync", partition="2026-11-01T00:00", partition_end="2026-11-03T00:00")
-    after = {t: table_checksum(env["warehouse"], t, k) for t, k in (
-        ("core.fact_payments", "payment_id"), ("core.fact_events", "event_id"), ("marts.daily_revenue", "dt"))}  # fmt: skip
+    after = {t: table_checksum(env["warehouse"], t, k) for t, k in published}
     assert before == after
 
 

@@ -33,14 +33,14 @@ def test_429_waits_for_retry_after(http_recorder):
 
 def test_other_4xx_is_not_retried_and_says_why(http_recorder):
     http_recorder.script("/rates", (404, "no rates for that day"))
-    with pytest.raises(ApiError, match="HTTP 404: no rates for that day.*not retried"):
+    with pytest.raises(ApiError, match=r"HTTP 404: no rates for that day.*not retried"):
         get_json(f"{http_recorder.url}/rates", sleep=lambda _: None)
     assert len(http_recorder.requests) == 1
 
 
 def test_unreachable_api_gives_up_after_its_attempts():
     waits: list[float] = []
-    with pytest.raises(ApiError, match="failed after 3 attempts.*ConnectionError"):
+    with pytest.raises(ApiError, match=r"failed after 3 attempts.*ConnectionError"):
         get_json(f"http://127.0.0.1:{free_port()}/rates", attempts=3, sleep=waits.append)
     assert waits == [0.5, 1.0]
 

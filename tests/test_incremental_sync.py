@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg2
@@ -45,7 +46,7 @@ def test_full_window_copies_every_row_exactly(app_db, warehouse):
 
 def test_overlapping_and_repeated_windows_are_harmless(app_db, warehouse, pg_database):
     hours = [START + timedelta(hours=h) for h in range(0, 49, 6)]
-    for start, end in zip(hours, hours[1:], strict=False):  # consecutive windows
+    for start, end in itertools.pairwise(hours):  # consecutive windows
         sync(app_db, warehouse, "orders", start, end)
     once = table_checksum(warehouse.dsn, "core.fact_orders", "order_id")
     for start, end in zip(hours, hours[2:], strict=False):  # every window again, overlapping
