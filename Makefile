@@ -6,13 +6,15 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_localdev
 
-.PHONY: help venv test demo lint lock clean env
+.PHONY: help venv test demo lint lock clean env bench bench-memory
 
 help:
 	@echo "make demo   - generate sample data and run the pipelines end to end (local defaults)"
 	@echo "make test   - run the test suite against the local PostgreSQL and Redis"
 	@echo "make env    - print the exports for this checkout's Airflow: eval \"\$$(make -s env)\""
 	@echo "make lint   - ruff"
+	@echo "make bench  - time the payments load vs raw COPY, pandas, insert_rows on one generated file (N=2000000)"
+	@echo "make bench-memory - peak RSS of the payments load at 1M and 5M rows"
 	@echo "make lock   - re-resolve requirements.txt into requirements.lock"
 	@echo "make clean  - remove .venv, .airflow and generated data"
 
@@ -35,6 +37,12 @@ demo: $(STAMP)
 
 env: $(STAMP)
 	@$(RUN) env
+
+bench: $(STAMP)
+	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_bench --rows $(or $(N),2000000)
+
+bench-memory: $(STAMP)
+	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_bench --memory-scaling
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .

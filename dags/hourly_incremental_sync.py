@@ -15,8 +15,8 @@ Which window: `params.partition` (e.g. `2026-11-01T05:00`), optionally up to
 Runbook: rerun or backfill any window; it is idempotent.
 """
 
+from acme_pipelines.contract import SYNC_TABLES
 from acme_pipelines.dag_defaults import pipeline_dag
-from acme_pipelines.incremental_sync import SYNC_TABLES
 from acme_pipelines.operators import IncrementalSyncOperator
 from acme_pipelines.resources import Pool, Priority
 

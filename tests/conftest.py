@@ -122,14 +122,27 @@ def pg() -> Iterator[PgDatabases]:
 
 
 @pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A fresh, empty database for one test; yields its DSN."""
-    name = f"test_{uuid.uuid4().hex[:8]}_scratch"
-    _admin_execute(f'CREATE DATABASE "{name}"')
+def make_database() -> Iterator:
+    """Call it for fresh, empty databases (DSNs); all are dropped after the test."""
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"test_{uuid.uuid4().hex[:8]}_scratch"
+        _admin_execute(f'CREATE DATABASE "{name}"')
+        names.append(name)
+        return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
     try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        yield make
     finally:
-        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names:
+            _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_database(make_database) -> str:
+    """A fresh, empty database for one test; its DSN."""
+    return make_database()
 
 
 # -- Redis -----------------------------------------------------------------------------

@@ -29,12 +29,13 @@ def pg_conn_json(dsn: str) -> str:
 
 
 @pytest.fixture
-def pipeline_env(monkeypatch, tmp_path, pg, warehouse, http_recorder):
+def pipeline_env(monkeypatch, tmp_path, make_database, warehouse, http_recorder):
     """Generated app DB and landing files; every connection of the DAGs pointing at test services."""
-    result = build(CONFIG, tmp_path / "landing", pg.app_dsn)
+    app_dsn = make_database()
+    result = build(CONFIG, tmp_path / "landing", app_dsn)
     manifest = json.loads(result.manifest_path.read_text())["days"]
     with FxServer(CONFIG.day_list()) as fx:
-        monkeypatch.setenv("AIRFLOW_CONN_APP_DB", pg_conn_json(pg.app_dsn))
+        monkeypatch.setenv("AIRFLOW_CONN_APP_DB", pg_conn_json(app_dsn))
         monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_conn_json(warehouse.dsn))
         monkeypatch.setenv("AIRFLOW_CONN_FX_API", json.dumps({"conn_type": "http", "host": fx.url}))
         monkeypatch.setenv(
@@ -43,7 +44,7 @@ def pipeline_env(monkeypatch, tmp_path, pg, warehouse, http_recorder):
         )
         monkeypatch.setenv("AIRFLOW_VAR_LANDING_ROOT", f"file://{tmp_path / 'landing'}")
         monkeypatch.setenv("AIRFLOW_VAR_MAX_REJECT_RATIO", "0.05")
-        yield {"manifest": manifest, "landing": tmp_path / "landing", "warehouse": warehouse.dsn, "app": pg.app_dsn}
+        yield {"manifest": manifest, "landing": tmp_path / "landing", "warehouse": warehouse.dsn, "app": app_dsn}
 
 
 def run(dagbag, dag_id: str, **conf) -> None:

@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg2
 import pytest
 
-from acme_pipelines.incremental_sync import SYNC_BY_SOURCE, SYNC_TABLES, sync_table
+from acme_pipelines.contract import SYNC_BY_SOURCE, SYNC_TABLES
+from acme_pipelines.incremental_sync import sync_table
 from acme_pipelines.warehouse import AuditEntry
 from acme_sample_data.build import build
 from acme_sample_data.generator import GeneratorConfig

@@ -12,92 +12,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
 from psycopg2 import sql
 
+from acme_pipelines.contract import SyncTable
 from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook, qualified
-
-
-@dataclass(frozen=True)
-class SyncTable:
-    source: str
-    target: str
-    key: tuple[str, ...]
-    columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type) as in CONTRACT.md §1.1
-    checks: tuple[tuple[str, str], ...] = ()  # (SQL condition true for a bad row, reason)
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _ in self.columns]
-
-
-SYNC_TABLES = (
-    SyncTable(
-        "customers",
-        "core.dim_customer",
-        ("customer_id",),
-        (
-            ("customer_id", "bigint"),
-            ("email", "text"),
-            ("full_name", "text"),
-            ("country", "text"),
-            ("created_at", "timestamptz"),
-            ("updated_at", "timestamptz"),
-        ),
-        (("country !~ '^[A-Z]{2}$'", "bad_format:country"),),
-    ),
-    SyncTable(
-        "products",
-        "core.dim_product",
-        ("product_id",),
-        (
-            ("product_id", "bigint"),
-            ("sku", "text"),
-            ("name", "text"),
-            ("category", "text"),
-            ("unit_price", "numeric(12,2)"),
-            ("currency", "text"),
-            ("updated_at", "timestamptz"),
-        ),
-        (("currency !~ '^[A-Z]{3}$'", "bad_format:currency"), ("unit_price < 0", "out_of_range:unit_price")),
-    ),
-    SyncTable(
-        "orders",
-        "core.fact_orders",
-        ("order_id",),
-        (
-            ("order_id", "bigint"),
-            ("customer_id", "bigint"),
-            ("status", "text"),
-            ("currency", "text"),
-            ("order_total", "numeric(12,2)"),
-            ("created_at", "timestamptz"),
-            ("updated_at", "timestamptz"),
-        ),
-        (
-            ("status NOT IN ('placed', 'paid', 'shipped', 'cancelled', 'refunded')", "bad_enum:status"),
-            ("currency !~ '^[A-Z]{3}$'", "bad_format:currency"),
-        ),
-    ),
-    SyncTable(
-        "order_items",
-        "core.fact_order_items",
-        ("order_id", "line_no"),
-        (
-            ("order_id", "bigint"),
-            ("line_no", "int"),
-            ("product_id", "bigint"),
-            ("quantity", "int"),
-            ("unit_price", "numeric(12,2)"),
-            ("updated_at", "timestamptz"),
-        ),
-        (("quantity <= 0", "out_of_range:quantity"),),
-    ),
-)
-SYNC_BY_SOURCE = {t.source: t for t in SYNC_TABLES}
 
 
 class _CountingWriter:

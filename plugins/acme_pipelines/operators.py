@@ -247,7 +247,8 @@ class IncrementalSyncOperator(_WarehouseOperator):
 
         from airflow.sdk import BaseHook
 
-        from acme_pipelines.incremental_sync import SYNC_BY_SOURCE, sync_table
+        from acme_pipelines.contract import SYNC_BY_SOURCE
+        from acme_pipelines.incremental_sync import sync_table
         from acme_pipelines.metrics import emit_load_metrics
         from acme_pipelines.warehouse import pg_connect
 

@@ -1,0 +1,3 @@
+from acme_bench.cli import main
+
+raise SystemExit(main())

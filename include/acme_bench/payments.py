@@ -1,0 +1,189 @@
+"""The four ways to load the payments file; each runs in its own child process (``--method``).
+
+Each function returns a dict the parent prints: rows, seconds (the timed load
+only, after imports and table setup), the child's peak RSS at its end
+(``ru_maxrss``) and its peak RSS before the load (imports, connections).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import resource
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from acme_bench.generate import COLUMNS
+
+SCHEMA = "bench"
+FX_RATES = (("USD", 1.0), ("EUR", 0.92), ("GBP", 0.79))
+TYPED_COLUMNS = (
+    "payment_id bigint, order_id bigint, amount numeric(12,2), currency char(3), method text, status text, "
+    "paid_at timestamptz"
+)
+COPY_BLOCK = 1 << 20  # (b) streams the file in 1 MiB blocks
+PANDAS_READ_CHUNK = 10_000
+PANDAS_WRITE_CHUNK = 1_000
+INSERT_ROWS_COMMIT_EVERY = 1_000  # S3ToSqlOperator's default commit_every
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def _result(rows: int, seconds: float, base_mb: float, **extra: Any) -> dict[str, Any]:
+    return {"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base_mb, **extra}
+
+
+def _plain_table(dsn: str, table: str, columns: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            cur.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{table}")
+            cur.execute(f"CREATE TABLE {SCHEMA}.{table} ({columns})")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _count(dsn: str, table: str) -> int:
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {table}")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def project_load(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
+    """(a) the project's ``load_partition``: read, validate, stage, publish into core.fact_payments."""
+    import pyarrow as pa
+
+    from acme_pipelines.contract import PAYMENTS
+    from acme_pipelines.landing_load import load_partition
+    from acme_pipelines.warehouse import AuditEntry, WarehouseHook
+
+    hook = WarehouseHook(dsn=dsn)
+    with hook.connection() as conn:
+        hook.ensure_schema(conn)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO core.fx_rates (dt, currency, per_usd, _run_id, _loaded_at) "
+                "VALUES (%s, %s, %s, 'bench', now()) ON CONFLICT (dt, currency) DO NOTHING",
+                [(day, currency, per_usd) for currency, per_usd in FX_RATES],
+            )
+        conn.commit()
+    landing_root = file.parents[2]  # <root>/payments/dt=YYYY-MM-DD/<file>
+    audit = AuditEntry(
+        dag_id="bench",
+        task_id="load_payments",
+        run_id="bench",
+        source="landing:payments",
+        target="core.fact_payments",
+        partition=day.isoformat(),
+        started_at=datetime.now(UTC),
+    )
+    base = peak_rss_mb()
+    started = time.perf_counter()
+    result = load_partition(hook, PAYMENTS, landing_root, day, audit, max_reject_ratio=0.01)
+    seconds = time.perf_counter() - started
+    counts = result.counts
+    pool = pa.default_memory_pool()
+    return _result(
+        counts.rows_in,
+        seconds,
+        base,
+        rows_loaded=counts.rows_loaded,
+        rows_rejected=counts.rows_rejected,
+        rows_duplicate=counts.rows_duplicate,
+        published=_count(dsn, "core.fact_payments"),
+        reported_seconds=result.seconds,
+        arrow_pool=pool.backend_name,
+        arrow_peak_mb=(pool.max_memory() or 0) / 2**20,
+    )
+
+
+def raw_copy(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
+    """(b) COPY the file as is into an all-text table without indexes: the ceiling."""
+    import psycopg2
+
+    _plain_table(dsn, "payments_copy", ", ".join(f"{c} text" for c in COLUMNS))
+    conn = psycopg2.connect(dsn)
+    try:
+        base = peak_rss_mb()
+        started = time.perf_counter()
+        with conn.cursor() as cur, file.open("rb") as stream:
+            cur.copy_expert(
+                f"COPY {SCHEMA}.payments_copy ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv, HEADER true)",
+                stream,
+                size=COPY_BLOCK,
+            )
+        conn.commit()
+        seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    return _result(_count(dsn, f"{SCHEMA}.payments_copy"), seconds, base)
+
+
+def pandas_to_sql(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
+    """(c) pandas read_csv(chunksize) + DataFrame.to_sql(method="multi") through SQLAlchemy, on the sample."""
+    import pandas as pd
+    import sqlalchemy
+
+    _plain_table(dsn, "payments_pandas", TYPED_COLUMNS)
+    engine = sqlalchemy.create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://", 1))
+    try:
+        base = peak_rss_mb()
+        started = time.perf_counter()
+        rows = 0
+        for chunk in pd.read_csv(file, chunksize=PANDAS_READ_CHUNK, nrows=sample):
+            chunk.to_sql(
+                "payments_pandas",
+                engine,
+                schema=SCHEMA,
+                if_exists="append",
+                index=False,
+                method="multi",
+                chunksize=PANDAS_WRITE_CHUNK,
+            )
+            rows += len(chunk)
+        seconds = time.perf_counter() - started
+    finally:
+        engine.dispose()
+    return _result(_count(dsn, f"{SCHEMA}.payments_pandas"), seconds, base, read_rows=rows, sampled=True)
+
+
+def insert_rows(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
+    """(d) PostgresHook.insert_rows with csv-module rows, as S3ToSqlOperator calls it, on the sample.
+
+    The connection comes from ``AIRFLOW_CONN_BENCH_PG`` (set by the parent).
+    """
+    from airflow.providers.postgres.hooks import postgres as pg_hooks
+
+    _plain_table(dsn, "payments_insert_rows", TYPED_COLUMNS)
+    hook = pg_hooks.PostgresHook(postgres_conn_id="bench_pg")
+    with file.open(newline="") as stream:
+        reader = csv.reader(stream)
+        header = next(reader)
+        base = peak_rss_mb()
+        started = time.perf_counter()
+        hook.insert_rows(
+            f"{SCHEMA}.payments_insert_rows",
+            itertools.islice(reader, sample),
+            target_fields=header,
+            commit_every=INSERT_ROWS_COMMIT_EVERY,
+        )
+        seconds = time.perf_counter() - started
+    driver = "psycopg3" if pg_hooks.USE_PSYCOPG3 else "psycopg2"
+    return _result(_count(dsn, f"{SCHEMA}.payments_insert_rows"), seconds, base, sampled=True, driver=driver)
+
+
+METHODS = {"a": project_load, "b": raw_copy, "c": pandas_to_sql, "d": insert_rows}
