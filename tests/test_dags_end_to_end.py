@@ -101,3 +101,27 @@ def test_daily_etl_reads_the_landing_zone_on_s3(dagbag, pipeline_env, airflow_db
     assert got == [(expected["payments"]["rows_loaded"],)]
     locators = query(pipeline_env["warehouse"], "SELECT DISTINCT split_part(locator, ':', 1) FROM ops.rejected_rows")
     assert all(loc.startswith("s3") or "fx_api" in loc for (loc,) in locators), locators
+
+
+def test_openlineage_events_name_the_files_and_tables(dagbag, pipeline_env, airflow_db, monkeypatch, tmp_path):
+    events_file = tmp_path / "openlineage.jsonl"
+    monkeypatch.setenv(
+        "AIRFLOW__OPENLINEAGE__TRANSPORT",
+        json.dumps({"type": "file", "log_file_path": str(events_file), "append": True}),
+    )
+    run(dagbag, "daily_etl", partition="2026-11-01")
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    complete = {
+        e["job"]["name"]: e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"].count(".") == 1
+    }
+    payments = complete["daily_etl.load_payments"]
+    inputs = {(d["namespace"], d["name"]) for d in payments["inputs"]}
+    landing = str(pipeline_env["landing"])
+    assert inputs == {
+        ("file", f"{landing}/payments/dt=2026-11-01/part-000.csv"),
+        ("file", f"{landing}/payments/dt=2026-11-01/part-001.csv.gz"),
+    }
+    [output] = payments["outputs"]
+    assert output["namespace"] == "postgres://127.0.0.1:5432"
+    assert output["name"].endswith(".core.fact_payments")
+    assert complete["daily_etl.build_daily_revenue"]["outputs"][0]["name"].endswith(".marts.daily_revenue")
