@@ -124,9 +124,9 @@ def _publish(
         if table.checks
         else sql.SQL("NULL::text")
     )
-    cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN reason text").format(qualified(stage)))
-    cur.execute(sql.SQL("UPDATE {} SET reason = {}").format(qualified(stage), reason))
-    cur.execute(sql.SQL("SELECT reason, count(*) FROM {} GROUP BY reason").format(qualified(stage)))
+    # The reason is computed where it is needed (no UPDATE of the staged rows: that rewrites them all).
+    checked = sql.SQL("(SELECT s.*, {} AS reason FROM {} s)").format(reason, qualified(stage))
+    cur.execute(sql.SQL("SELECT reason, count(*) FROM {} c GROUP BY reason").format(checked))
     by_reason = dict(cur.fetchall())
     counts = LoadCounts(rows_in=sum(by_reason.values()), rows_loaded=by_reason.pop(None, 0))
     counts.rejected_by_reason = by_reason
@@ -143,8 +143,8 @@ def _publish(
         sql.SQL(
             "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
             "SELECT %(run_id)s, %(source)s, %(partition)s, {table_lit} || '/' || {locator}, reason, "
-            "row_to_json(s)::text FROM {stage} s WHERE reason IS NOT NULL"
-        ).format(table_lit=sql.Literal(f"app_db:{table.source}"), locator=locator, stage=qualified(stage)),
+            "(to_jsonb(s) - 'reason')::text FROM {checked} s WHERE reason IS NOT NULL"
+        ).format(table_lit=sql.Literal(f"app_db:{table.source}"), locator=locator, checked=checked),
         {"run_id": audit.run_id, "source": audit.source, "partition": audit.partition},
     )
     if counts.reject_ratio > max_reject_ratio:
@@ -160,13 +160,13 @@ def _publish(
     )
     cur.execute(
         sql.SQL(
-            "INSERT INTO {target} ({cols}, _run_id, _loaded_at) SELECT {cols}, %(run_id)s, now() FROM {stage} "
+            "INSERT INTO {target} ({cols}, _run_id, _loaded_at) SELECT {cols}, %(run_id)s, now() FROM {checked} c "
             "WHERE reason IS NULL ON CONFLICT ({key}) DO UPDATE SET {updates} "
             "WHERE {target}.updated_at <= EXCLUDED.updated_at"
         ).format(
             target=qualified(table.target),
             cols=sql.SQL(", ").join(map(sql.Identifier, table.names)),
-            stage=qualified(stage),
+            checked=checked,
             key=key,
             updates=updates,
         ),
