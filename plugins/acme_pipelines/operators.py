@@ -200,6 +200,7 @@ class WarehouseSqlOperator(_WarehouseOperator):
         self.inputs = list(inputs)
 
     def execute(self, context: Any) -> dict[str, Any]:
+
         partition = resolve_partition(context, DAY)
         statement = (SQL_ROOT / self.sql_file).read_text()
         hook = self.warehouse
