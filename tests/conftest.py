@@ -33,6 +33,11 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_HOME /
 os.environ["AIRFLOW_HOME"] = str(_SESSION_HOME)
 os.environ["AIRFLOW__CORE__FERNET_KEY"] = localenv.fernet_key(_SESSION_HOME)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+# OpenLineage events of every run in this session go to one file (its config is read once per process).
+OPENLINEAGE_EVENTS = _SESSION_HOME / "openlineage.jsonl"
+os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = (
+    '{"type": "file", "log_file_path": "%s", "append": true}' % OPENLINEAGE_EVENTS  # noqa: UP031
+)
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -15,7 +15,7 @@ import pytest
 from acme_sample_data.build import build
 from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
-from conftest import query, table_checksum
+from conftest import OPENLINEAGE_EVENTS, query, table_checksum
 
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=2, scale=0.3, bad_share=0.004, seed=5)
 
@@ -103,14 +103,12 @@ def test_daily_etl_reads_the_landing_zone_on_s3(dagbag, pipeline_env, airflow_db
     assert all(loc.startswith("s3") or "fx_api" in loc for (loc,) in locators), locators
 
 
-def test_openlineage_events_name_the_files_and_tables(dagbag, pipeline_env, airflow_db, monkeypatch, tmp_path):
-    events_file = tmp_path / "openlineage.jsonl"
-    monkeypatch.setenv(
-        "AIRFLOW__OPENLINEAGE__TRANSPORT",
-        json.dumps({"type": "file", "log_file_path": str(events_file), "append": True}),
-    )
+def test_openlineage_events_name_the_files_and_tables(dagbag, pipeline_env, airflow_db):
+    seen = OPENLINEAGE_EVENTS.stat().st_size if OPENLINEAGE_EVENTS.exists() else 0
     run(dagbag, "daily_etl", partition="2026-11-01")
-    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    with OPENLINEAGE_EVENTS.open() as log:
+        log.seek(seen)  # only this run's events
+        events = [json.loads(line) for line in log if line.strip()]
     complete = {
         e["job"]["name"]: e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"].count(".") == 1
     }
