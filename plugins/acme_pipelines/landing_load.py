@@ -18,8 +18,12 @@ A killed or failed run leaves only staging tables, which the retry drops.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -31,7 +35,7 @@ from psycopg2 import sql
 from acme_pipelines.contract import SourceSpec
 from acme_pipelines.readers import DEFAULT_BATCH_ROWS, RawBatch, data_files, read_batches
 from acme_pipelines.validation import validate
-from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook, qualified
+from acme_pipelines.warehouse import AuditEntry, EncodedCsv, LoadCounts, WarehouseHook, encode_csv, qualified
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +87,21 @@ def load_partition(
         raise LoadFailedError(f"no {spec.name} files in {folder}: nothing to load for {day}")
     stage, rejects = stage_names(spec, day)
     counts = LoadCounts()
-    bytes_read = 0
     with hook.connection() as conn:
         hook.ensure_schema(conn)
+        bytes_read = sum(_size(path) for path in files)
         with conn.cursor() as cur:
             _create_stages(cur, spec, stage, rejects)
-            for file_no, path in enumerate(files):
-                bytes_read += _size(path)
-                for batch in read_batches(path, spec, batch_rows):
-                    _stage_batch(cur, hook, spec, stage, rejects, batch, file_no, str(path), counts)
-                log.info("%s: staged %s (%d rows so far)", spec.name, path, counts.rows_in)
+            for number, prepared in enumerate(_prepared_batches(spec, files, batch_rows), 1):
+                counts.rows_in += prepared.rows_in
+                for reason, n in prepared.reasons.items():
+                    _count(counts, reason, n)
+                if prepared.rejects:
+                    hook.copy_csv(cur, rejects, prepared.rejects)
+                if prepared.good:
+                    hook.copy_csv(cur, stage, prepared.good)
+                if number % 10 == 0:
+                    log.info("%s %s: %d rows staged so far", spec.name, day, counts.rows_in)
         conn.commit()
         staged_at = time.monotonic()
         log.info("%s %s: staged %d rows in %.1fs", spec.name, day, counts.rows_in, staged_at - started)
@@ -160,56 +169,105 @@ def _drop_stages(cur: Any, *relations: str) -> None:
             cur.execute(sql.SQL("DROP {} {} CASCADE").format(kind, qualified(name)))
 
 
-def _stage_batch(
-    cur: Any,
-    hook: WarehouseHook,
-    spec: SourceSpec,
-    stage: str,
-    rejects: str,
-    batch: RawBatch,
-    file_no: int,
-    file_name: str,
-    counts: LoadCounts,
-) -> None:
-    counts.rows_in += batch.num_rows + len(batch.malformed)
+@dataclass
+class _Prepared:
+    """One batch, validated and encoded, ready to COPY (built on the reader thread)."""
+
+    rows_in: int
+    rejects: EncodedCsv | None
+    good: EncodedCsv | None
+    reasons: dict[str, int]
+
+
+def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str) -> _Prepared:
+    reasons: dict[str, int] = {}
+    parts = []
     if batch.malformed:
-        bad = pa.table(
-            {
-                "locator": [f"{file_name}:{m.line}" for m in batch.malformed],
-                "reason": ["malformed_line"] * len(batch.malformed),
-                "raw_record": [m.text for m in batch.malformed],
-            }
+        parts.append(
+            pa.table(
+                {
+                    "locator": [f"{file_name}:{m.line}" for m in batch.malformed],
+                    "reason": ["malformed_line"] * len(batch.malformed),
+                    "raw_record": [m.text for m in batch.malformed],
+                }
+            )
         )
-        hook.copy_arrow(cur, rejects, bad)
-        _count(counts, "malformed_line", len(batch.malformed))
-    if not batch.num_rows:
-        return
-    checked = validate(batch.columns, spec)
-    locators = pc.binary_join_element_wise(f"{file_name}:", pc.cast(batch.lines, pa.string()), "")
-    valid = checked.valid
-    n_valid = pc.sum(valid).as_py() or 0
-    if n_valid < batch.num_rows:
-        invalid = pc.invert(valid)
-        bad = pa.table(
-            {
-                "locator": pc.filter(locators, invalid),
-                "reason": pc.filter(checked.reasons, invalid),
-                "raw_record": pc.filter(batch.raw, invalid),
-            }
-        )
-        hook.copy_arrow(cur, rejects, bad)
-        for row in pc.value_counts(bad.column("reason")).to_pylist():
-            _count(counts, row["values"], row["counts"])
-    good = pa.table(
-        {
-            **{name: pc.filter(values, valid) for name, values in checked.columns.items()},
-            "file_no": pa.array([file_no] * n_valid, pa.int32()),
-            "line_no": pc.filter(batch.lines, valid),
-            "locator": pc.filter(locators, valid),
-            "raw_record": pc.filter(batch.raw, valid),
-        }
-    )
-    hook.copy_arrow(cur, stage, good)
+        reasons["malformed_line"] = len(batch.malformed)
+    good = None
+    if batch.num_rows:
+        checked = validate(batch.columns, spec)
+        locators = pc.binary_join_element_wise(f"{file_name}:", pc.cast(batch.lines, pa.string()), "")
+        valid = checked.valid
+        n_valid = pc.sum(valid).as_py() or 0
+        if n_valid < batch.num_rows:
+            invalid = pc.invert(valid)
+            bad = pa.table(
+                {
+                    "locator": pc.filter(locators, invalid),
+                    "reason": pc.filter(checked.reasons, invalid),
+                    "raw_record": pc.filter(batch.raw, invalid),
+                }
+            )
+            parts.append(bad)
+            for row in pc.value_counts(bad.column("reason")).to_pylist():
+                reasons[row["values"]] = reasons.get(row["values"], 0) + row["counts"]
+        if n_valid:
+            good = encode_csv(
+                pa.table(
+                    {
+                        **{name: pc.filter(values, valid) for name, values in checked.columns.items()},
+                        "file_no": pa.array([file_no] * n_valid, pa.int32()),
+                        "line_no": pc.filter(batch.lines, valid),
+                        "locator": pc.filter(locators, valid),
+                        "raw_record": pc.filter(batch.raw, valid),
+                    }
+                )
+            )
+    rejects = encode_csv(pa.concat_tables(parts)) if parts else None
+    return _Prepared(batch.num_rows + len(batch.malformed), rejects, good, reasons)
+
+
+def _prepared_batches(spec: SourceSpec, files: list[Any], batch_rows: int) -> Iterator[_Prepared]:
+    """Read, validate and encode on a background thread, one batch ahead of the COPY.
+
+    Arrow releases the GIL while it parses and computes, so reading the next
+    batch overlaps PostgreSQL ingesting the previous one; the queue holds one
+    batch, so memory stays bounded by about two batches.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for file_no, path in enumerate(files):
+                for batch in read_batches(path, spec, batch_rows):
+                    item = _prepare(spec, batch, file_no, str(path))
+                    while not stop.is_set():
+                        try:
+                            handoff.put(item, timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            handoff.put(done)
+        except BaseException as exc:  # handed to the consumer
+            handoff.put(exc)
+
+    reader = threading.Thread(target=produce, name=f"read-{spec.name}", daemon=True)
+    reader.start()
+    try:
+        while (item := handoff.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.1)
+        reader.join()
 
 
 def _count(counts: LoadCounts, reason: str, n: int) -> None:

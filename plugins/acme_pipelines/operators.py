@@ -80,7 +80,7 @@ class LandingLoadOperator(_WarehouseOperator):
         source: str,
         landing_root: str = "{{ var.value.landing_root }}",
         max_reject_ratio: str | float = "{{ var.value.get('max_reject_ratio', '0.01') }}",
-        batch_rows: int | str = 100_000,
+        batch_rows: int | str = 50_000,
         fail_after_staging: bool = False,
         **kwargs: Any,
     ) -> None:

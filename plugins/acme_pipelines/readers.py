@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 from acme_pipelines.contract import Column, SourceSpec
 from acme_pipelines.validation import WRONG_TYPE
 
-DEFAULT_BATCH_ROWS = 100_000
+DEFAULT_BATCH_ROWS = 50_000
 CSV_BLOCK_BYTES = 8 << 20
 
 

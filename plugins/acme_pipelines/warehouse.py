@@ -56,6 +56,20 @@ class AuditEntry:
     started_at: datetime
 
 
+@dataclass(frozen=True)
+class EncodedCsv:
+    columns: list[str]
+    data: bytes
+
+
+def encode_csv(data: pa.Table, columns: Sequence[str] | None = None) -> EncodedCsv:
+    """Arrow's C++ CSV writer: headerless, RFC 4180, nulls as empty fields (COPY's NULL)."""
+    columns = list(columns or data.column_names)
+    buf = io.BytesIO()
+    pacsv.write_csv(data.select(columns), buf, pacsv.WriteOptions(include_header=False))
+    return EncodedCsv(columns, buf.getvalue())
+
+
 class WarehouseHook(BaseHook):
     """Talks to the warehouse (PostgreSQL dialect) through psycopg2.
 
@@ -122,15 +136,16 @@ class WarehouseHook(BaseHook):
         """COPY an Arrow table (one batch) into ``table``; returns the row count."""
         if data.num_rows == 0:
             return 0
-        columns = list(columns or data.column_names)
-        buf = io.BytesIO()
-        pacsv.write_csv(data.select(columns), buf, pacsv.WriteOptions(include_header=False))
-        buf.seek(0)
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-            qualified(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
-        cur.copy_expert(statement.as_string(cur.connection), buf)
+        WarehouseHook.copy_csv(cur, table, encode_csv(data, columns))
         return data.num_rows
+
+    @staticmethod
+    def copy_csv(cur: Any, table: str, encoded: EncodedCsv) -> None:
+        """COPY rows already encoded by ``encode_csv`` (encoding can happen on another thread)."""
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+            qualified(table), sql.SQL(", ").join(map(sql.Identifier, encoded.columns))
+        )
+        cur.copy_expert(statement.as_string(cur.connection), io.BytesIO(encoded.data), size=1 << 20)
 
     # -- accounting -----------------------------------------------------------------------
     @staticmethod
