@@ -284,13 +284,14 @@ def test_killed_load_leaves_the_published_day_and_the_rerun_succeeds(warehouse, 
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT / 'include'}"}
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, warehouse.dsn, str(tmp_path / "v2")], env=env)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill -9 once rows are being staged
-        staged = query(
-            warehouse.dsn, "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables WHERE schemaname = 'staging'"
+    while time.monotonic() < deadline:  # kill -9 while a COPY of this load is moving rows
+        copying = query(
+            warehouse.dsn,
+            "SELECT coalesce(max(tuples_processed), 0) FROM pg_stat_progress_copy WHERE datname = current_database()",
         )
-        if staged[0][0] > 0 or proc.poll() is not None:
+        if copying[0][0] > 0 or proc.poll() is not None:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the load was killed before it finished"
@@ -298,3 +299,38 @@ def test_killed_load_leaves_the_published_day_and_the_rerun_succeeds(warehouse, 
     counts = load_payments(warehouse, tmp_path / "v2", run_id="rerun")
     assert counts.rows_loaded == 400_000
     assert query(warehouse.dsn, "SELECT count(*) FROM core.fact_payments") == [(400_000,)]
+
+
+def test_direct_and_staged_paths_publish_the_same_rows(make_database, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from acme_pipelines import landing_load
+
+    caplog.set_level(logging.INFO, logger="acme_pipelines.landing_load")
+    from acme_pipelines.warehouse import WarehouseHook
+
+    rows = [f"{i},{i % 7},{i % 1000}.{i % 100:02d},{('USD', 'EUR', 'GBP')[i % 3]},card,captured,2026-11-01T10:00:00Z"
+            for i in range(1, 2001)]  # fmt: skip
+    rows[10] = "11,1,1.00,USD,bitcoin,captured,2026-11-01T10:00:00Z"  # a reject, but no repeated key
+    write(tmp_path, "payments", "part-000.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    results = []
+    for force_staged in (False, True):
+        hook = WarehouseHook(dsn=make_database())
+        with hook.connection() as conn:
+            hook.ensure_schema(conn)
+        if force_staged:
+            monkeypatch.setattr(landing_load, "_load_direct", lambda *args, **kwargs: None)
+        counts = load_payments(hook, tmp_path, ratio=0.01)
+        results.append(
+            (
+                counts.rows_in,
+                counts.rows_loaded,
+                counts.rows_rejected,
+                table_checksum(hook.dsn, "core.fact_payments", "payment_id"),
+                query(hook.dsn, "SELECT locator, reason, raw_record FROM ops.rejected_rows"),
+            )
+        )
+    assert results[0] == results[1]
+    assert results[0][:3] == (2000, 1999, 1)
+    assert [r.message.split(": ")[1].split(" ")[0] for r in caplog.records if "rows directly" in r.message or
+            "staged 2000 rows" in r.message] == ["published", "staged"]  # fmt: skip

@@ -25,15 +25,17 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg2 import sql
+from psycopg2.errors import UniqueViolation
 
 from acme_pipelines.contract import SourceSpec
 from acme_pipelines.readers import DEFAULT_BATCH_ROWS, RawBatch, data_files, read_batches
+from acme_pipelines.usd import amount_usd, rates_e8
 from acme_pipelines.validation import validate
 from acme_pipelines.warehouse import AuditEntry, EncodedCsv, LoadCounts, WarehouseHook, encode_csv, qualified
 
@@ -52,15 +54,8 @@ class LoadResult:
     seconds: float
 
 
-# Columns the warehouse derives while publishing, per source.
-DERIVED = {
-    "payments": {
-        "amount_usd": "round(r.amount / fx.per_usd, 2)",
-    },
-}
-FX_JOIN = {
-    "payments": "LEFT JOIN core.fx_rates fx ON fx.dt = %(dt)s AND fx.currency = r.currency",
-}
+# Sources whose rows carry amount_usd, derived from the day's FX rate (``usd.amount_usd``).
+HAS_AMOUNT_USD = {"payments"}
 
 
 def stage_names(spec: SourceSpec, day: date) -> tuple[str, str]:
@@ -86,16 +81,27 @@ def load_partition(
     if not files:
         raise LoadFailedError(f"no {spec.name} files in {folder}: nothing to load for {day}")
     stage, rejects = stage_names(spec, day)
-    counts = LoadCounts()
     with hook.connection() as conn:
         hook.ensure_schema(conn)
         bytes_read = sum(_size(path) for path in files)
+        rates = _rates(conn, day) if spec.name in HAS_AMOUNT_USD else None
+        loaded_at = datetime.now(UTC).isoformat()
+        direct = _Plan(True, day, audit.run_id, loaded_at, rates)
+        counts = _load_direct(
+            conn, hook, spec, files, rejects, audit, direct, max_reject_ratio, batch_rows, fail_after_staging
+        )
+        if counts is not None:
+            seconds = time.monotonic() - started
+            log.info("%s %s: published %d rows directly in %.1fs", spec.name, day, counts.rows_in, seconds)
+            return LoadResult(counts, [p.name for p in files], bytes_read, time.monotonic() - started)
+        counts = LoadCounts()
+        missing_fx: set[str] = set()
         with conn.cursor() as cur:
             _create_stages(cur, spec, stage, rejects)
-            for number, prepared in enumerate(_prepared_batches(spec, files, batch_rows), 1):
-                counts.rows_in += prepared.rows_in
-                for reason, n in prepared.reasons.items():
-                    _count(counts, reason, n)
+            staged = _Plan(False, day, audit.run_id, loaded_at, rates)
+            for number, prepared in enumerate(_prepared_batches(spec, files, batch_rows, staged), 1):
+                _add(counts, prepared)
+                missing_fx |= prepared.missing_fx
                 if prepared.rejects:
                     hook.copy_csv(cur, rejects, prepared.rejects)
                 if prepared.good:
@@ -112,14 +118,13 @@ def load_partition(
             counts.check()
             classified_at = time.monotonic()
             log.info("%s %s: ranked duplicates in %.1fs", spec.name, day, classified_at - staged_at)
-            missing_fx = _missing_fx(cur, spec, ranked, day)
             too_many = counts.reject_ratio > max_reject_ratio
             if too_many or missing_fx:
                 error = (
                     f"{counts.rows_rejected} of {counts.rows_in} rows rejected "
                     f"({counts.reject_ratio:.2%} > max_reject_ratio {max_reject_ratio:.2%})"
                     if too_many
-                    else f"no FX rate for {', '.join(missing_fx)} on {day}: load core.fx_rates first"
+                    else f"no FX rate for {', '.join(sorted(missing_fx))} on {day}: load core.fx_rates first"
                 )
                 _record_rejects(cur, spec, ranked, rejects, audit, replace=False)
                 # rows_loaded counts the rows that passed; status "failed" says none was published
@@ -145,6 +150,8 @@ def _size(path: Any) -> int:
 
 def _create_stages(cur: Any, spec: SourceSpec, stage: str, rejects: str) -> None:
     columns = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in spec.columns]
+    if spec.name in HAS_AMOUNT_USD:
+        columns.append(sql.SQL("amount_usd numeric(14,2)"))
     _drop_stages(cur, f"{stage}_ranked", stage, rejects)
     cur.execute(
         sql.SQL(
@@ -152,11 +159,12 @@ def _create_stages(cur: Any, spec: SourceSpec, stage: str, rejects: str) -> None
             "locator text NOT NULL, raw_record text)"
         ).format(qualified(stage), sql.SQL(", ").join(columns))
     )
-    cur.execute(
-        sql.SQL("CREATE UNLOGGED TABLE {} (locator text NOT NULL, reason text NOT NULL, raw_record text)").format(
-            qualified(rejects)
-        )
-    )
+    _create_rejects(cur, rejects)
+
+
+def _create_rejects(cur: Any, rejects: str) -> None:
+    statement = "CREATE UNLOGGED TABLE {} (locator text NOT NULL, reason text NOT NULL, raw_record text)"
+    cur.execute(sql.SQL(statement).format(qualified(rejects)))
 
 
 def _drop_stages(cur: Any, *relations: str) -> None:
@@ -169,6 +177,17 @@ def _drop_stages(cur: Any, *relations: str) -> None:
             cur.execute(sql.SQL("DROP {} {} CASCADE").format(kind, qualified(name)))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What every batch of one load is prepared for: staging (all checks in SQL) or the fact table itself."""
+
+    direct: bool
+    day: date
+    run_id: str
+    loaded_at: str
+    rates: dict[str, int] | None  # per_usd * 10^8 by currency, for sources with amount_usd
+
+
 @dataclass
 class _Prepared:
     """One batch, validated and encoded, ready to COPY (built on the reader thread)."""
@@ -177,10 +196,12 @@ class _Prepared:
     rejects: EncodedCsv | None
     good: EncodedCsv | None
     reasons: dict[str, int]
+    missing_fx: set[str]
 
 
-def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str) -> _Prepared:
+def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, plan: _Plan) -> _Prepared:
     reasons: dict[str, int] = {}
+    missing_fx: set[str] = set()
     parts = []
     if batch.malformed:
         parts.append(
@@ -212,22 +233,30 @@ def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str) ->
             for row in pc.value_counts(bad.column("reason")).to_pylist():
                 reasons[row["values"]] = reasons.get(row["values"], 0) + row["counts"]
         if n_valid:
-            good = encode_csv(
-                pa.table(
-                    {
-                        **{name: pc.filter(values, valid) for name, values in checked.columns.items()},
-                        "file_no": pa.array([file_no] * n_valid, pa.int32()),
-                        "line_no": pc.filter(batch.lines, valid),
-                        "locator": pc.filter(locators, valid),
-                        "raw_record": pc.filter(batch.raw, valid),
-                    }
-                )
-            )
+            columns = {name: pc.filter(values, valid) for name, values in checked.columns.items()}
+            if plan.rates is not None:
+                usd, missing = amount_usd(columns["amount"], columns["currency"], plan.rates)
+                columns["amount_usd"] = usd
+                missing_fx = set(pc.unique(pc.filter(columns["currency"], missing)).to_pylist())
+            if plan.direct:  # finished fact rows
+                extra = {
+                    "dt": pa.array([plan.day] * n_valid, pa.date32()),
+                    "_run_id": pa.array([plan.run_id] * n_valid, pa.string()),
+                    "_loaded_at": pa.array([plan.loaded_at] * n_valid, pa.string()),
+                }
+            else:  # staged rows, ranked and published in SQL
+                extra = {
+                    "file_no": pa.array([file_no] * n_valid, pa.int32()),
+                    "line_no": pc.filter(batch.lines, valid),
+                    "locator": pc.filter(locators, valid),
+                    "raw_record": pc.filter(batch.raw, valid),
+                }
+            good = encode_csv(pa.table({**columns, **extra}))
     rejects = encode_csv(pa.concat_tables(parts)) if parts else None
-    return _Prepared(batch.num_rows + len(batch.malformed), rejects, good, reasons)
+    return _Prepared(batch.num_rows + len(batch.malformed), rejects, good, reasons, missing_fx)
 
 
-def _prepared_batches(spec: SourceSpec, files: list[Any], batch_rows: int) -> Iterator[_Prepared]:
+def _prepared_batches(spec: SourceSpec, files: list[Any], batch_rows: int, plan: _Plan) -> Iterator[_Prepared]:
     """Read, validate and encode on a background thread, one batch ahead of the COPY.
 
     Arrow releases the GIL while it parses and computes, so reading the next
@@ -242,7 +271,7 @@ def _prepared_batches(spec: SourceSpec, files: list[Any], batch_rows: int) -> It
         try:
             for file_no, path in enumerate(files):
                 for batch in read_batches(path, spec, batch_rows):
-                    item = _prepare(spec, batch, file_no, str(path))
+                    item = _prepare(spec, batch, file_no, str(path), plan)
                     while not stop.is_set():
                         try:
                             handoff.put(item, timeout=0.5)
@@ -268,6 +297,86 @@ def _prepared_batches(spec: SourceSpec, files: list[Any], batch_rows: int) -> It
             with contextlib.suppress(queue.Empty):
                 handoff.get(timeout=0.1)
         reader.join()
+
+
+def _add(counts: LoadCounts, prepared: _Prepared) -> None:
+    counts.rows_in += prepared.rows_in
+    for reason, n in prepared.reasons.items():
+        _count(counts, reason, n)
+
+
+def _rates(conn: Any, day: date) -> dict[str, int]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT currency, (per_usd * 100000000)::bigint FROM core.fx_rates WHERE dt = %s", (day,))
+        return rates_e8(cur.fetchall())
+
+
+class _NotDirectError(Exception):
+    """The direct path cannot finish this load; the staged path takes it from the start."""
+
+
+def _load_direct(
+    conn: Any,
+    hook: WarehouseHook,
+    spec: SourceSpec,
+    files: list[Any],
+    rejects: str,
+    audit: AuditEntry,
+    plan: _Plan,
+    max_reject_ratio: float,
+    batch_rows: int,
+    fail_after_staging: bool,
+) -> LoadCounts | None:
+    """The common case in one transaction: COPY validated rows straight into the fact table.
+
+    Anything out of the ordinary (a key twice in the load or already in another
+    day, a currency without a rate, too many rejects) rolls the transaction back
+    and returns None, and the staged path, which handles all of it, runs instead.
+    Readers see the old day until the commit, as in the staged path.
+    """
+    counts = LoadCounts()
+    target = spec.target
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{target}/{plan.day}",))
+            _drop_stages(cur, rejects)
+            cur.execute(
+                sql.SQL(
+                    "CREATE UNLOGGED TABLE {} (locator text NOT NULL, reason text NOT NULL, raw_record text)"
+                ).format(qualified(rejects))
+            )
+            cur.execute(sql.SQL("DELETE FROM {} WHERE dt = %s").format(qualified(target)), (plan.day,))
+            for prepared in _prepared_batches(spec, files, batch_rows, plan):
+                if prepared.missing_fx:
+                    raise _NotDirectError(f"no FX rate for {sorted(prepared.missing_fx)}")
+                _add(counts, prepared)
+                if prepared.rejects:
+                    hook.copy_csv(cur, rejects, prepared.rejects)
+                if prepared.good:
+                    hook.copy_csv(cur, target, prepared.good)
+            counts.rows_loaded = counts.rows_in - counts.rows_rejected
+            if fail_after_staging:  # fault injection for the atomicity tests: rolled back below
+                raise RuntimeError("injected failure after staging")
+            if counts.reject_ratio > max_reject_ratio:
+                raise _NotDirectError("too many rejects")
+            cur.execute(
+                "DELETE FROM ops.rejected_rows WHERE source = %s AND partition = %s", (audit.source, audit.partition)
+            )
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
+                    "SELECT %s, %s, %s, locator, reason, raw_record FROM {}"
+                ).format(qualified(rejects)),
+                (audit.run_id, audit.source, audit.partition),
+            )
+            hook.record_audit(cur, audit, counts, "success", None)
+            _drop_stages(cur, rejects)
+        conn.commit()
+        return counts
+    except (_NotDirectError, UniqueViolation) as exc:
+        conn.rollback()
+        log.info("%s %s: staged path instead of direct load (%s)", spec.name, plan.day, str(exc).splitlines()[0])
+        return None
 
 
 def _count(counts: LoadCounts, reason: str, n: int) -> None:
@@ -316,18 +425,6 @@ def _classify(cur: Any, spec: SourceSpec, stage: str, counts: LoadCounts) -> str
     return ranked
 
 
-def _missing_fx(cur: Any, spec: SourceSpec, stage: str, day: date) -> list[str]:
-    if spec.name not in FX_JOIN:
-        return []
-    cur.execute(
-        sql.SQL(
-            "SELECT DISTINCT r.currency FROM {} r " + FX_JOIN[spec.name] + " WHERE r.kind = 1 AND fx.per_usd IS NULL"
-        ).format(qualified(stage)),
-        {"dt": day},
-    )
-    return sorted(row[0] for row in cur.fetchall())
-
-
 def _record_rejects(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit: AuditEntry, *, replace: bool) -> None:
     params = {"run_id": audit.run_id, "source": audit.source, "partition": audit.partition}
     if replace:
@@ -351,12 +448,10 @@ def _record_rejects(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit:
 
 def _publish(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit: AuditEntry, day: date) -> None:
     target = qualified(spec.target)
-    names = list(spec.column_names)
-    derived = DERIVED.get(spec.name, {})
-    insert_cols = [*names, *derived, "dt", "_run_id", "_loaded_at"]
+    names = [*spec.column_names, *(["amount_usd"] if spec.name in HAS_AMOUNT_USD else [])]
+    insert_cols = [*names, "dt", "_run_id", "_loaded_at"]
     select_cols = [
         *(sql.SQL("r.{}").format(sql.Identifier(n)) for n in names),
-        *(sql.SQL(expr) for expr in derived.values()),
         sql.SQL("%(dt)s"),
         sql.SQL("%(run_id)s"),
         sql.SQL("now()"),
@@ -371,7 +466,7 @@ def _publish(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit: AuditE
     cur.execute(sql.SQL("DELETE FROM {} WHERE dt = %(dt)s").format(target), params)
     cur.execute(
         sql.SQL(
-            "INSERT INTO {target} ({cols}) SELECT {select} FROM {stage} r " + FX_JOIN.get(spec.name, "") + " "
+            "INSERT INTO {target} ({cols}) SELECT {select} FROM {stage} r "
             "WHERE r.kind = 1 "
             # a key already published by another day: the newer day wins
             "ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {target}.dt <= EXCLUDED.dt"
