@@ -260,13 +260,22 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
         step(f"(e) hourly sync: {args.sync_orders:,} orders + {2 * args.sync_orders:,} order items, app -> warehouse")
         with fresh_database(args.pg_url) as app_dsn, fresh_database(args.pg_url) as wh_dsn:
             synced = sync.run(app_dsn, wh_dsn, args.sync_orders)
-        total_rows = sum(r["rows"] for r in synced.values())
-        total_seconds = sum(r["seconds"] for r in synced.values())
-        sync_rate = total_rows / total_seconds
-        for source, r in synced.items():
+        total_rows = sum(r["rows"] for r in synced["tables"].values())
+        sync_rate = total_rows / synced["wall_seconds"]
+        rows.append(
+            [
+                "(e) sync, both tables at once",
+                f"{total_rows:,}",
+                f"{synced['wall_seconds']:.2f}",
+                f"{sync_rate:,.0f}",
+                "-",
+                "wall clock; the DAG's app_db pool runs 2 sync tasks at a time",
+            ]
+        )
+        for source, r in synced["tables"].items():
             rows.append(
                 [
-                    f"(e) sync {source}",
+                    f"    (e) {source}",
                     f"{r['rows']:,}",
                     f"{r['seconds']:.2f}",
                     f"{r['rows'] / r['seconds']:,.0f}",

@@ -104,7 +104,8 @@ def sync_table(
                     cur,
                     sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(qualified(stage), cols).as_string(conn),
                 )
-                counts = _publish(cur, hook, table, stage, audit, max_reject_ratio)
+                rows_in = cur.rowcount  # what the COPY stream delivered
+                counts = _publish(cur, hook, table, stage, audit, max_reject_ratio, rows_in)
             conn.commit()
             with conn.cursor() as cur:
                 cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(stage)))
@@ -115,7 +116,13 @@ def sync_table(
 
 
 def _publish(
-    cur: Any, hook: WarehouseHook, table: SyncTable, stage: str, audit: AuditEntry, max_reject_ratio: float
+    cur: Any,
+    hook: WarehouseHook,
+    table: SyncTable,
+    stage: str,
+    audit: AuditEntry,
+    max_reject_ratio: float,
+    rows_in: int,
 ) -> LoadCounts:
     reason = (
         sql.SQL("CASE ")
@@ -126,12 +133,6 @@ def _publish(
     )
     # The reason is computed where it is needed (no UPDATE of the staged rows: that rewrites them all).
     checked = sql.SQL("(SELECT s.*, {} AS reason FROM {} s)").format(reason, qualified(stage))
-    cur.execute(sql.SQL("SELECT reason, count(*) FROM {} c GROUP BY reason").format(checked))
-    by_reason = dict(cur.fetchall())
-    counts = LoadCounts(rows_in=sum(by_reason.values()), rows_loaded=by_reason.pop(None, 0))
-    counts.rejected_by_reason = by_reason
-    counts.rows_rejected = sum(by_reason.values())
-    counts.check()
     locator = sql.SQL(" || ',' || ").join(
         sql.SQL("{} || '=' || {}").format(sql.Literal(k), sql.Identifier(k)) for k in table.key
     )
@@ -147,6 +148,16 @@ def _publish(
         ).format(table_lit=sql.Literal(f"app_db:{table.source}"), locator=locator, checked=checked),
         {"run_id": audit.run_id, "source": audit.source, "partition": audit.partition},
     )
+    # rows_in from the COPY, rejects from the rows just recorded: no extra scan of the staged rows
+    cur.execute(
+        "SELECT reason, count(*) FROM ops.rejected_rows WHERE run_id = %s AND source = %s AND partition = %s "
+        "GROUP BY reason",
+        (audit.run_id, audit.source, audit.partition),
+    )
+    by_reason = dict(cur.fetchall())
+    rejected = sum(by_reason.values())
+    counts = LoadCounts(rows_in, rows_in - rejected, rejected, 0, by_reason)
+    counts.check()
     if counts.reject_ratio > max_reject_ratio:
         error = f"{counts.rows_rejected} of {counts.rows_in} rows rejected (> {max_reject_ratio:.2%})"
         hook.record_audit(cur, audit, counts, "failed", error)
