@@ -226,7 +226,7 @@ def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, pl
                 {
                     "locator": pc.filter(locators, invalid),
                     "reason": pc.filter(checked.reasons, invalid),
-                    "raw_record": pc.filter(batch.raw, invalid),
+                    "raw_record": batch.raw_records(invalid),
                 }
             )
             parts.append(bad)
@@ -249,7 +249,7 @@ def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, pl
                     "file_no": pa.array([file_no] * n_valid, pa.int32()),
                     "line_no": pc.filter(batch.lines, valid),
                     "locator": pc.filter(locators, valid),
-                    "raw_record": pc.filter(batch.raw, valid),
+                    "raw_record": batch.raw_records(valid),
                 }
             good = encode_csv(pa.table({**columns, **extra}))
     rejects = encode_csv(pa.concat_tables(parts)) if parts else None

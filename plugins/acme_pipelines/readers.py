@@ -10,10 +10,11 @@ not gzip though named so) raises ``SourceFileError`` naming the file.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -42,16 +43,27 @@ class Malformed:
 
 @dataclass
 class RawBatch:
-    """Contract columns as strings, the 1-based line of each row, and its raw record text."""
+    """Contract columns as strings, the 1-based line of each row, and (on demand) its raw record text.
+
+    ``raw`` is either the texts themselves (JSON lines) or a function that
+    builds them (CSV: re-encoding costs time, and only rejected or staged rows
+    need it).
+    """
 
     columns: pa.Table
     lines: pa.Array
-    raw: pa.Array
+    raw: pa.Array | Callable[[pa.Array | None], pa.Array]
     malformed: list[Malformed]
 
     @property
     def num_rows(self) -> int:
         return self.columns.num_rows
+
+    def raw_records(self, mask: pa.Array | None = None) -> pa.Array:
+        """The raw text of the rows where ``mask`` is true (all rows without a mask)."""
+        if callable(self.raw):
+            return self.raw(mask)
+        return self.raw if mask is None else pc.filter(self.raw, mask)
 
 
 def data_files(folder: Any, spec: SourceSpec) -> list[Any]:
@@ -132,7 +144,7 @@ def _read_csv(path: Any, spec: SourceSpec, batch_rows: int) -> Iterator[RawBatch
             yield RawBatch(
                 columns=table.select(list(spec.column_names)),
                 lines=pa.array(lines),
-                raw=_csv_record_text(table, header),
+                raw=functools.partial(_csv_record_text, table, header),
                 malformed=malformed[:],
             )
             malformed.clear()
@@ -146,8 +158,10 @@ def _csv_rows(text: str) -> Iterator[list[str]]:
     return csv.reader(io.StringIO(text))
 
 
-def _csv_record_text(table: pa.Table, header: list[str]) -> pa.Array:
-    """Each row re-encoded as a CSV record in the file's column order (RFC 4180 quoting)."""
+def _csv_record_text(table: pa.Table, header: list[str], mask: pa.Array | None = None) -> pa.Array:
+    """Each row (where ``mask``) re-encoded as a CSV record in the file's column order (RFC 4180 quoting)."""
+    if mask is not None:
+        table = table.filter(mask)
     parts = []
     for name in header:
         values = table.column(name).combine_chunks()
