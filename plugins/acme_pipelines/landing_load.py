@@ -19,6 +19,7 @@ A killed or failed run leaves only staging tables, which the retry drops.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import queue
 import threading
@@ -58,8 +59,11 @@ class LoadResult:
 HAS_AMOUNT_USD = {"payments"}
 
 
-def stage_names(spec: SourceSpec, day: date) -> tuple[str, str]:
-    base = f"staging.{spec.name}_{day:%Y%m%d}"
+def stage_names(spec: SourceSpec, day: date, run_id: str) -> tuple[str, str]:
+    """Staging tables of one DAG run's load of one day: a retry of the run reuses (and first drops) them,
+    a concurrent run of another DAG run never touches them."""
+    run = hashlib.blake2s(run_id.encode(), digest_size=4).hexdigest()
+    base = f"staging.{spec.name}_{day:%Y%m%d}_{run}"
     return base, f"{base}_rejects"
 
 
@@ -80,7 +84,7 @@ def load_partition(
     files = data_files(folder, spec)
     if not files:
         raise LoadFailedError(f"no {spec.name} files in {folder}: nothing to load for {day}")
-    stage, rejects = stage_names(spec, day)
+    stage, rejects = stage_names(spec, day, audit.run_id)
     with hook.connection() as conn:
         hook.ensure_schema(conn)
         bytes_read = sum(_size(path) for path in files)
