@@ -17,6 +17,8 @@ from airflow.sdk import BaseOperator
 from acme_pipelines.partitions import DAY, HOUR, Partition, resolve_partition
 
 SQL_ROOT = Path(__file__).resolve().parents[2] / "include" / "sql"
+# The contract's setting (§2), from the Airflow variable; 0.01 when it is not set.
+MAX_REJECT_RATIO = "{{ var.value.get('max_reject_ratio', '0.01') }}"
 
 
 def _audit(context: Any, source: str, target: str, partition: Partition) -> Any:
@@ -79,7 +81,7 @@ class LandingLoadOperator(_WarehouseOperator):
         *,
         source: str,
         landing_root: str = "{{ var.value.landing_root }}",
-        max_reject_ratio: str | float = "{{ var.value.get('max_reject_ratio', '0.01') }}",
+        max_reject_ratio: str | float = MAX_REJECT_RATIO,
         batch_rows: int | str = 50_000,
         fail_after_staging: bool = False,
         **kwargs: Any,
@@ -236,7 +238,7 @@ class IncrementalSyncOperator(_WarehouseOperator):
         *,
         table: str,
         app_conn_id: str = "app_db",
-        max_reject_ratio: str | float = "{{ var.value.get('max_reject_ratio', '0.01') }}",
+        max_reject_ratio: str | float = MAX_REJECT_RATIO,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
