@@ -73,9 +73,9 @@ def dsn(prefix: str, default_db: str) -> str:
 def reset_warehouse(url: str) -> None:
     """A fresh warehouse database for the demo (the DAGs create their tables)."""
     from acme_sample_data.app_db import recreate_database
-    from acme_sample_data.build import _with_db
+    from acme_sample_data.build import with_database
 
-    recreate_database(_with_db(url, "postgres"), url.rsplit("/", 1)[1])
+    recreate_database(with_database(url, "postgres"), url.rsplit("/", 1)[1])
 
 
 def rows_of(run_id: str) -> str:

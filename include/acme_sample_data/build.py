@@ -59,7 +59,7 @@ def build(config: GeneratorConfig, landing_root: Path, app_dsn: str | None) -> B
     conn = None
     if app_dsn:
         dbname = urlsplit(app_dsn).path.lstrip("/")
-        app_db.recreate_database(_with_db(app_dsn, "postgres"), dbname)
+        app_db.recreate_database(with_database(app_dsn, "postgres"), dbname)
         conn = psycopg2.connect(app_dsn)
     app_rows = {"customers": 0, "products": 0, "orders": 0, "order_items": 0}
     landing_rows = {"payments": 0, "events": 0}
@@ -115,7 +115,7 @@ def build(config: GeneratorConfig, landing_root: Path, app_dsn: str | None) -> B
                 ("events", events, EVENT_DEFECTS, "event_id", event_clash),
             ):
                 counts = SourceCounts()
-                rng = data._rng("defects", source, day)
+                rng = data.rng("defects", source, day)
                 groups = corrupt(rows, defects, key, clash, config.bad_share, rng, counts)
                 folder = landing_root / source / f"dt={day.isoformat()}"
                 files = (
@@ -144,7 +144,8 @@ def build(config: GeneratorConfig, landing_root: Path, app_dsn: str | None) -> B
     return BuildResult(app_rows, landing_rows, manifest_path, time.monotonic() - started)
 
 
-def _with_db(dsn: str, dbname: str) -> str:
+def with_database(dsn: str, dbname: str) -> str:
+    """The same libpq URL, pointing at another database."""
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path=f"/{dbname}"))
 

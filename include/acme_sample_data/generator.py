@@ -133,12 +133,12 @@ class SampleData:
         self.config = config
         self._products: list[tuple[int, Decimal]] = []
 
-    def _rng(self, *parts: object) -> random.Random:
+    def rng(self, *parts: object) -> random.Random:
         return random.Random(":".join(map(str, (self.config.seed, *parts))))
 
     # -- application database rows ------------------------------------------------
     def customers(self) -> Iterator[tuple[Any, ...]]:
-        rng = self._rng("customers")
+        rng = self.rng("customers")
         first = datetime.combine(self.config.start, time(), UTC)
         end = first + timedelta(days=self.config.days)
         for cid in range(1, self.config.customers + 1):
@@ -152,7 +152,7 @@ class SampleData:
             yield cid, f"customer{cid}@example.com", name, country, created, updated
 
     def products(self) -> Iterator[tuple[Any, ...]]:
-        rng = self._rng("products")
+        rng = self.rng("products")
         first = datetime.combine(self.config.start, time(), UTC)
         self._products = []
         for pid in range(1, self.config.products + 1):
@@ -166,7 +166,7 @@ class SampleData:
         if not self._products:
             for _ in self.products():
                 pass
-        rng = self._rng("orders", day)
+        rng = self.rng("orders", day)
         statuses = [s for s, _ in ORDER_STATUSES]
         weights = [w for _, w in ORDER_STATUSES]
         midnight = datetime.combine(day, time(), UTC)
@@ -188,7 +188,7 @@ class SampleData:
     # -- landing zone ---------------------------------------------------------------
     def payment_lines(self, day: date, orders: list[Order], first_payment_id: int) -> tuple[list[dict], int]:
         """Payment rows for the day's orders (dicts of strings), and the next free id."""
-        rng = self._rng("payments", day)
+        rng = self.rng("payments", day)
         rows = []
         pid = first_payment_id
         for order in orders:
@@ -219,7 +219,7 @@ class SampleData:
         return rows, pid
 
     def event_lines(self, day: date, orders: list[Order]) -> list[dict]:
-        rng = self._rng("events", day)
+        rng = self.rng("events", day)
         events = []
         for order in orders:
             session = uuid.UUID(int=rng.getrandbits(128), version=4).hex

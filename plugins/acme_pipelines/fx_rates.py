@@ -45,9 +45,9 @@ def parse_rates(body: Any, day: date) -> tuple[dict[str, float], list[tuple[str,
 def publish_rates(
     hook: WarehouseHook, day: date, rates: dict[str, float], rejects: list, rows_in: int, audit: AuditEntry
 ) -> LoadCounts:
-    counts = LoadCounts(rows_in=rows_in, rows_loaded=rows_in - len(rejects), rows_rejected=len(rejects))
+    counts = LoadCounts(rows_in=rows_in, rows_loaded=rows_in - len(rejects))
     for _, reason, _ in rejects:
-        counts.rejected_by_reason[reason] = counts.rejected_by_reason.get(reason, 0) + 1
+        counts.reject(reason)
     with hook.connection() as conn:
         hook.ensure_schema(conn)
         with conn.cursor() as cur:
@@ -56,10 +56,7 @@ def publish_rates(
                 "INSERT INTO core.fx_rates (dt, currency, per_usd, _run_id, _loaded_at) VALUES (%s, %s, %s, %s, now())",
                 [(day, code, rate, audit.run_id) for code, rate in sorted(rates.items())],
             )
-            cur.execute(
-                "DELETE FROM ops.rejected_rows WHERE source = %s AND partition = %s",
-                (audit.source, audit.partition),
-            )
+            hook.clear_rejects(cur, audit)
             cur.executemany(
                 "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",

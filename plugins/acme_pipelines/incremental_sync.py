@@ -136,10 +136,7 @@ def _publish(
     locator = sql.SQL(" || ',' || ").join(
         sql.SQL("{} || '=' || {}").format(sql.Literal(k), sql.Identifier(k)) for k in table.key
     )
-    cur.execute(
-        "DELETE FROM ops.rejected_rows WHERE source = %(source)s AND partition = %(partition)s",
-        {"source": audit.source, "partition": audit.partition},
-    )
+    hook.clear_rejects(cur, audit)
     cur.execute(
         sql.SQL(
             "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "

@@ -306,7 +306,7 @@ def _prepared_batches(spec: SourceSpec, files: list[Any], batch_rows: int, plan:
 def _add(counts: LoadCounts, prepared: _Prepared) -> None:
     counts.rows_in += prepared.rows_in
     for reason, n in prepared.reasons.items():
-        _count(counts, reason, n)
+        counts.reject(reason, n)
 
 
 def _rates(conn: Any, day: date) -> dict[str, int]:
@@ -363,16 +363,7 @@ def _load_direct(
                 raise RuntimeError("injected failure after staging")
             if counts.reject_ratio > max_reject_ratio:
                 raise _NotDirectError("too many rejects")
-            cur.execute(
-                "DELETE FROM ops.rejected_rows WHERE source = %s AND partition = %s", (audit.source, audit.partition)
-            )
-            cur.execute(
-                sql.SQL(
-                    "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
-                    "SELECT %s, %s, %s, locator, reason, raw_record FROM {}"
-                ).format(qualified(rejects)),
-                (audit.run_id, audit.source, audit.partition),
-            )
+            _record_rejects(cur, spec, None, rejects, audit, replace=True)
             hook.record_audit(cur, audit, counts, "success", None)
             _drop_stages(cur, rejects)
         conn.commit()
@@ -381,11 +372,6 @@ def _load_direct(
         conn.rollback()
         log.info("%s %s: staged path instead of direct load (%s)", spec.name, plan.day, str(exc).splitlines()[0])
         return None
-
-
-def _count(counts: LoadCounts, reason: str, n: int) -> None:
-    counts.rows_rejected += n
-    counts.rejected_by_reason[reason] = counts.rejected_by_reason.get(reason, 0) + n
 
 
 def _classify(cur: Any, spec: SourceSpec, stage: str, counts: LoadCounts) -> str:
@@ -425,29 +411,26 @@ def _classify(cur: Any, spec: SourceSpec, stage: str, counts: LoadCounts) -> str
     counts.rows_loaded = by_kind.get(1, 0)
     counts.rows_duplicate = by_kind.get(2, 0)
     if by_kind.get(3):
-        _count(counts, f"duplicate_key:{spec.key}", by_kind[3])
+        counts.reject(f"duplicate_key:{spec.key}", by_kind[3])
     return ranked
 
 
-def _record_rejects(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit: AuditEntry, *, replace: bool) -> None:
+def _record_rejects(
+    cur: Any, spec: SourceSpec, ranked: str | None, rejects: str, audit: AuditEntry, *, replace: bool
+) -> None:
+    """Move the staged rejects (and, from a ranked stage, the duplicate keys) into ops.rejected_rows."""
     params = {"run_id": audit.run_id, "source": audit.source, "partition": audit.partition}
     if replace:
-        cur.execute("DELETE FROM ops.rejected_rows WHERE source = %(source)s AND partition = %(partition)s", params)
-    cur.execute(
-        sql.SQL(
-            """
-            INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record)
-            SELECT %(run_id)s, %(source)s, %(partition)s, locator, reason, raw_record FROM {rejects}
-            UNION ALL
-            SELECT %(run_id)s, %(source)s, %(partition)s, locator, {reason}, raw_record FROM {stage} WHERE kind = 3
-            """
-        ).format(
-            rejects=qualified(rejects),
-            stage=qualified(stage),
-            reason=sql.Literal(f"duplicate_key:{spec.key}"),
-        ),
-        params,
-    )
+        WarehouseHook.clear_rejects(cur, audit)
+    statement = sql.SQL(
+        "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
+        "SELECT %(run_id)s, %(source)s, %(partition)s, locator, reason, raw_record FROM {}"
+    ).format(qualified(rejects))
+    if ranked is not None:
+        statement += sql.SQL(
+            " UNION ALL SELECT %(run_id)s, %(source)s, %(partition)s, locator, {}, raw_record FROM {} WHERE kind = 3"
+        ).format(sql.Literal(f"duplicate_key:{spec.key}"), qualified(ranked))
+    cur.execute(statement, params)
 
 
 def _publish(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit: AuditEntry, day: date) -> None:

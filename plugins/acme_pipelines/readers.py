@@ -10,6 +10,7 @@ not gzip though named so) raises ``SourceFileError`` naming the file.
 
 from __future__ import annotations
 
+import csv
 import functools
 import gzip
 import io
@@ -153,8 +154,6 @@ def _read_csv(path: Any, spec: SourceSpec, batch_rows: int) -> Iterator[RawBatch
 
 
 def _csv_rows(text: str) -> Iterator[list[str]]:
-    import csv
-
     return csv.reader(io.StringIO(text))
 
 

@@ -36,6 +36,11 @@ class LoadCounts:
     rows_duplicate: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
 
+    def reject(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` rows rejected for ``reason``."""
+        self.rows_rejected += n
+        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + n
+
     def check(self) -> None:
         if self.rows_in != self.rows_loaded + self.rows_rejected + self.rows_duplicate:
             raise AssertionError(f"row accounting does not add up: {self}")
@@ -148,6 +153,13 @@ class WarehouseHook(BaseHook):
         cur.copy_expert(statement.as_string(cur.connection), io.BytesIO(encoded.data), size=1 << 20)
 
     # -- accounting -----------------------------------------------------------------------
+    @staticmethod
+    def clear_rejects(cur: Any, entry: AuditEntry) -> None:
+        """Drop earlier runs' rejects of this source and partition: a publish replaces them."""
+        cur.execute(
+            "DELETE FROM ops.rejected_rows WHERE source = %s AND partition = %s", (entry.source, entry.partition)
+        )
+
     @staticmethod
     def record_audit(cur: Any, entry: AuditEntry, counts: LoadCounts, status: str, error: str | None) -> None:
         cur.execute(
