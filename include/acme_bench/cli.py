@@ -41,6 +41,7 @@ LABELS = {
     "b": "(b) raw COPY (ceiling)",
     "c": "(c) pandas read_csv + to_sql",
     "d": "(d) DbApiHook.insert_rows",
+    "f": "(f) PostgreSQL floor",
 }
 TARGET_A_OVER_B = 0.5
 TARGET_A_OVER_C = 30.0
@@ -63,7 +64,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--sample", type=int, default=DEFAULT_SAMPLE, help="rows (c) and (d) load, from the top of the same file"
     )
     parser.add_argument("--memory-scaling", action="store_true", help="run (a) alone at 1M and 5M rows")
-    parser.add_argument("--methods", default="abcd", help="which methods to run (default abcd)")
+    parser.add_argument("--methods", default="abcdf", help="which methods to run (default abcdf; f needs a)")
     parser.add_argument("--day", type=date.fromisoformat, default=DEFAULT_DAY)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="server URL without a database name")
@@ -201,6 +202,8 @@ def _note(method: str, result: dict[str, Any], total_rows: int) -> str:
         )
     if method == "b":
         return f"COPY FROM STDIN in 1 MiB blocks into an all-text table, no indexes; {before}"
+    if method == "f":
+        return "COPY of (a)'s finished rows into an empty copy of core.fact_payments (same types and indexes)"
     rate = _rate(result) or 0
     sampled = f"sampled {result['rows']:,} rows, rows/s extrapolated (~{total_rows / rate:,.0f} s for {total_rows:,})"
     if method == "c":
@@ -285,13 +288,24 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
             )
     print_table(["method", "rows", "seconds", "rows/s", "peak RSS MB", "note"], rows, right={1, 2, 3, 4})
 
-    rate_a, rate_b, rate_c = (_rate(results.get(m)) for m in "abc")
+    rate_a, rate_b, rate_c, rate_f = (_rate(results.get(m)) for m in "abcf")
     a_over_b = rate_a / rate_b if rate_a and rate_b else None
     a_over_c = rate_a / rate_c if rate_a and rate_c else None
-    peak_a = results["a"]["peak_rss_mb"] if "a" in results and "error" not in results["a"] else None
+    ok_a = "a" in results and "error" not in results["a"]
+    peak_a = results["a"]["peak_rss_mb"] if ok_a else None
     print()
     print(f"a/b = {a_over_b:.2f}" if a_over_b else "a/b = n/a", "(project load vs raw COPY ceiling)")
     print(f"a/c = {a_over_c:.1f}" if a_over_c else "a/c = n/a", "(project load vs pandas to_sql, rows/s)")
+    if rate_f:
+        print(f"f/b = {rate_f / rate_b:.2f}" if rate_b else "f/b = n/a", "(PostgreSQL alone, fact table shape,")
+        print("       vs the ceiling: the most a/b can be for core.fact_payments)")
+        print(f"a/f = {rate_a / rate_f:.2f}" if rate_a else "a/f = n/a", "(project load vs that floor)")
+    if ok_a:
+        own = results["a"]["peak_rss_mb"] - results["a"]["base_rss_mb"]
+        print(
+            f"(a) peak RSS {peak_a:.0f} MB = {results['a']['base_rss_mb']:.0f} MB before the load "
+            f"(Python, Airflow, pyarrow, psycopg2 imported) + {own:.0f} MB the load itself added"
+        )
     print()
     print("targets (from the issue):")
     checks = [

@@ -186,4 +186,31 @@ def insert_rows(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
     return _result(_count(dsn, f"{SCHEMA}.payments_insert_rows"), seconds, base, sampled=True, driver=driver)
 
 
-METHODS = {"a": project_load, "b": raw_copy, "c": pandas_to_sql, "d": insert_rows}
+def table_floor(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
+    """(f) PostgreSQL alone: COPY (a)'s finished rows, already typed and converted, into an empty table
+    shaped like core.fact_payments (same columns, primary key and dt index). No Python reads or checks
+    anything, so this is the fastest (a) could ever be on this table; it needs (a) to have run first."""
+    import tempfile
+
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur, tempfile.TemporaryFile() as rows_file:
+            cur.copy_expert("COPY core.fact_payments TO STDOUT (FORMAT csv)", rows_file)
+            rows_file.seek(0)
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            cur.execute(f"DROP TABLE IF EXISTS {SCHEMA}.fact_floor")
+            cur.execute(f"CREATE TABLE {SCHEMA}.fact_floor (LIKE core.fact_payments INCLUDING ALL)")
+            conn.commit()
+            base = peak_rss_mb()
+            started = time.perf_counter()
+            cur.copy_expert(f"COPY {SCHEMA}.fact_floor FROM STDIN (FORMAT csv)", rows_file, size=COPY_BLOCK)
+            conn.commit()
+            seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    return _result(_count(dsn, f"{SCHEMA}.fact_floor"), seconds, base)
+
+
+METHODS = {"a": project_load, "b": raw_copy, "c": pandas_to_sql, "d": insert_rows, "f": table_floor}

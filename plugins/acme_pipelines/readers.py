@@ -29,7 +29,7 @@ from acme_pipelines.contract import Column, SourceSpec
 from acme_pipelines.validation import WRONG_TYPE
 
 DEFAULT_BATCH_ROWS = 50_000
-CSV_BLOCK_BYTES = 8 << 20
+CSV_BLOCK_BYTES = 1 << 20  # the CSV reader reads several blocks ahead: keep them small
 
 
 class SourceFileError(RuntimeError):
@@ -132,25 +132,45 @@ def _read_csv(path: Any, spec: SourceSpec, batch_rows: int) -> Iterator[RawBatch
             ),
         )
         next_line = 2  # line 1 is the header
-        for batch in reader:
+        pending: list[pa.RecordBatch] = []
+        pending_lines: list[np.ndarray] = []
+        pending_malformed: list[Malformed] = []
+
+        def flush() -> RawBatch:
+            table = pa.Table.from_batches(pending) if pending else _empty(spec)
+            lines = np.concatenate(pending_lines) if pending_lines else np.array([], np.int64)
+            batch = RawBatch(
+                columns=table.select(list(spec.column_names)),
+                lines=pa.array(lines, pa.int64()),
+                raw=functools.partial(_csv_record_text, table, header),
+                malformed=pending_malformed[:],
+            )
+            pending.clear()
+            pending_lines.clear()
+            pending_malformed.clear()
+            return batch
+
+        rows = 0
+        for block in reader:
             # Malformed lines are reported (with their line numbers) before the
-            # batch that follows them is returned, so the valid rows' line
+            # block that follows them is returned, so the valid rows' line
             # numbers are the lines not taken by malformed ones.
             skipped = np.array(sorted(m.line for m in malformed if m.line >= next_line), dtype=np.int64)
-            span = np.arange(next_line, next_line + batch.num_rows + len(skipped), dtype=np.int64)
-            lines = np.setdiff1d(span, skipped, assume_unique=True)[: batch.num_rows]
-            if batch.num_rows:
+            span = np.arange(next_line, next_line + block.num_rows + len(skipped), dtype=np.int64)
+            lines = np.setdiff1d(span, skipped, assume_unique=True)[: block.num_rows]
+            if block.num_rows:
                 next_line = int(lines[-1]) + 1
-            table = pa.Table.from_batches([batch])
-            yield RawBatch(
-                columns=table.select(list(spec.column_names)),
-                lines=pa.array(lines),
-                raw=functools.partial(_csv_record_text, table, header),
-                malformed=malformed[:],
-            )
+            pending.append(block)
+            pending_lines.append(lines)
+            pending_malformed.extend(malformed)
             malformed.clear()
-        if malformed:
-            yield RawBatch(_empty(spec), pa.array([], pa.int64()), pa.array([], pa.string()), malformed[:])
+            rows += block.num_rows
+            if rows >= batch_rows:  # small CSV blocks keep the reader's read-ahead small; batches stay big
+                yield flush()
+                rows = 0
+        pending_malformed.extend(malformed)
+        if pending or pending_malformed:
+            yield flush()
 
 
 def _csv_rows(text: str) -> Iterator[list[str]]:
