@@ -2,16 +2,20 @@
 """
 ### Daily reports
 
-The day's business report (revenue, orders, AOV, refunds, top products,
-day-over-day and week-over-week) as HTML + PNG chart + CSV in object storage, and a
-Slack summary. Never reports a day that failed quality.
-
-**Status: not built yet** (issue #4). Triggering it fails at once with that message;
-it is paused when first deployed.
+06:00 UTC: the business report of the day before (the run's data interval).
+`wait_for_quality` waits (reschedule mode, no worker slot held) until the day's
+quality gate is decided, and fails at once if the day failed: a day that failed
+quality is never reported. Then `render_report` writes
+`{artifacts_root}/reports/dt=YYYY-MM-DD/report.html` with a 14-day revenue chart
+(`revenue_14d.png`) and `report.csv`: revenue, orders, average order value and
+refunds from `marts.daily_revenue` with day-over-day and week-over-week changes,
+and the top products. A short summary with the link goes to Slack (`slack_reports`).
+Rerunning a day overwrites its files and posts again.
 """
 
 from acme_pipelines.dag_defaults import pipeline_dag
-from acme_pipelines.placeholders import NotBuiltOperator
+from acme_pipelines.quality_operators import QualityGateSensor
+from acme_pipelines.report_operators import DailyReportOperator
 from acme_pipelines.resources import Pool, Priority
 
 with pipeline_dag(
@@ -20,6 +24,7 @@ with pipeline_dag(
     doc_md=__doc__,
     tags=["reporting", "daily"],
     priority=Priority.HIGH,
-    built=False,
 ):
-    NotBuiltOperator(issue=4, pool=Pool.WAREHOUSE)
+    gate = QualityGateSensor(task_id="wait_for_quality", pool=Pool.WAREHOUSE)
+    report = DailyReportOperator(task_id="render_report", pool=Pool.OBJECT_STORAGE)
+    gate >> report

@@ -2,18 +2,44 @@
 """
 ### Data quality check
 
-Runs when `daily_etl` has published the day's payments, events and revenue mart.
-Write-audit-publish checks (column, table, interval, freshness, row accounting,
-referential integrity) into `ops.quality_results`; publishes `quality.daily_passed`.
+Runs when `daily_etl` has published the day's payments, events and revenue mart
+(the partition comes from the asset events; `params.partition` names one by hand).
+Write-audit-publish: `daily_etl` *writes*, these tasks *audit* the day, and
+`publish_gate` *publishes* the verdict to `ops.quality_gate`:
 
-**Status: not built yet** (issue #4). Triggering it fails at once with that message;
-it is paused when first deployed.
+- `check_payments_columns` / `check_events_columns`: nulls, uniqueness, ranges
+  (common-sql `SQLColumnCheckOperator`);
+- `check_payments_table`: row count, status mix, amount_usd sign (`SQLTableCheckOperator`);
+- `check_payments_vs_*`: payment count and revenue against the day before and the
+  same weekday a week before (`SQLIntervalCheckOperator`, ratio < 3);
+- `check_assertions`: freshness of the hourly sync, row accounting in
+  `ops.load_audit`, payments -> orders and events -> customers integrity, and the
+  mart reconciled with the facts (`include/sql/quality/assertions.sql`).
+
+Every outcome lands in `ops.quality_results` (one row per check per run), failed
+or not. A failed check fails its task (Slack, and PagerDuty: this DAG is
+critical), `publish_gate` records `failed` and fails, and no `quality.daily_passed`
+event is emitted: features, training and the report do not run on that day.
+Recover: fix the data (usually rerun `daily_etl` for the day), then rerun this DAG
+with `-c '{"partition": "YYYY-MM-DD"}'`.
 """
 
-from acme_pipelines.assets import DAILY_ETL_OUTPUTS
+from acme_pipelines.assets import DAILY_ETL_OUTPUTS, QUALITY_PASSED
 from acme_pipelines.dag_defaults import pipeline_dag
-from acme_pipelines.placeholders import NotBuiltOperator
+from acme_pipelines.quality_operators import (
+    DayColumnCheckOperator,
+    DayIntervalCheckOperator,
+    DayTableCheckOperator,
+    QualityGateOperator,
+    SqlAssertionsOperator,
+)
 from acme_pipelines.resources import Pool, Priority
+
+# Interval checks: max(today, reference) / min(today, reference) must stay below this.
+MAX_RATIO = 3.0
+ASSERTION_INPUTS = ["core.fact_payments", "core.fact_events", "core.fact_orders", "core.dim_customer"]
+ASSERTION_INPUTS += ["marts.daily_revenue", "ops.load_audit"]
+PAYMENT_METRICS = {"count(*)": MAX_RATIO, "coalesce(sum(amount_usd), 0)": MAX_RATIO}
 
 with pipeline_dag(
     "data_quality_check",
@@ -22,6 +48,57 @@ with pipeline_dag(
     tags=["quality", "daily"],
     critical=True,
     priority=Priority.HIGH,
-    built=False,
 ):
-    NotBuiltOperator(issue=4, pool=Pool.WAREHOUSE)
+    checks = [
+        DayColumnCheckOperator(
+            task_id="check_payments_columns",
+            table="core.fact_payments",
+            column_mapping={
+                "payment_id": {"null_check": {"equal_to": 0}, "unique_check": {"equal_to": 0}},
+                "order_id": {"null_check": {"equal_to": 0}},
+                "amount": {"min": {"geq_to": 0}},
+                "amount_usd": {"min": {"geq_to": 0}, "null_check": {"equal_to": 0}},
+            },
+            pool=Pool.WAREHOUSE,
+        ),
+        DayColumnCheckOperator(
+            task_id="check_events_columns",
+            table="core.fact_events",
+            column_mapping={
+                "event_id": {"null_check": {"equal_to": 0}, "unique_check": {"equal_to": 0}},
+                "session_id": {"null_check": {"equal_to": 0}},
+            },
+            pool=Pool.WAREHOUSE,
+        ),
+        DayTableCheckOperator(
+            task_id="check_payments_table",
+            table="core.fact_payments",
+            checks={
+                "has_rows": {"check_statement": "count(*) > 0"},
+                "mostly_captured": {"check_statement": "avg((status = 'captured')::int) >= 0.5"},
+                "paid_within_day_or_late": {"check_statement": "paid_at >= dt::timestamptz - interval '1 day'"},
+            },
+            pool=Pool.WAREHOUSE,
+        ),
+        DayIntervalCheckOperator(
+            task_id="check_payments_vs_day_before",
+            table="core.fact_payments",
+            days_back=1,
+            metrics_thresholds=PAYMENT_METRICS,
+            pool=Pool.WAREHOUSE,
+        ),
+        DayIntervalCheckOperator(
+            task_id="check_payments_vs_week_before",
+            table="core.fact_payments",
+            days_back=7,
+            metrics_thresholds=PAYMENT_METRICS,
+            pool=Pool.WAREHOUSE,
+        ),
+        SqlAssertionsOperator(
+            task_id="check_assertions",
+            sql_file="quality/assertions.sql",
+            inputs=ASSERTION_INPUTS,
+            pool=Pool.WAREHOUSE,
+        ),
+    ]
+    checks >> QualityGateOperator(task_id="publish_gate", outlets=[QUALITY_PASSED])

@@ -2,17 +2,23 @@
 """
 ### ML training
 
-Trains the churn model on `features.customer_features`, evaluates it on a held-out
-time split, stores the artifact in object storage and its metrics in
-`ml.model_registry`; promotes it to champion only when it beats the current one.
+Runs when `feature_engineering` has published a day's features. Trains the churn
+model (scikit-learn logistic regression, seed 42) on `features.customer_features`:
+a customer churns after an as-of day when they order nothing in the following
+`churn_horizon_days` (variable, default 3). Only as-of days whose horizon has
+passed are labelled; the newest of them are the held-out test split.
 
-**Status: not built yet** (issue #4). Triggering it fails at once with that message;
-it is paused when first deployed.
+The artifact goes to `{artifacts_root}/models/churn/churn-YYYYMMDD/model.joblib`,
+its metrics to `ml.model_registry`. It becomes the champion only when its ROC AUC
+beats the current champion's on the same test rows by more than
+`churn_min_improvement` (variable, default 0). Rerunning a day rewrites the same
+version. Too little labelled history: the task is skipped and says why.
 """
 
-from acme_pipelines.assets import CUSTOMER_FEATURES
+from acme_pipelines.assets import CUSTOMER_FEATURES, MODEL_REGISTRY
 from acme_pipelines.dag_defaults import pipeline_dag
-from acme_pipelines.placeholders import NotBuiltOperator
+from acme_pipelines.model_operators import TrainChurnModelOperator
+from acme_pipelines.quality_operators import QualityGateSensor
 from acme_pipelines.resources import Pool, Priority
 
 with pipeline_dag(
@@ -21,6 +27,7 @@ with pipeline_dag(
     doc_md=__doc__,
     tags=["ml", "training"],
     priority=Priority.LOW,
-    built=False,
 ):
-    NotBuiltOperator(issue=4, pool=Pool.WAREHOUSE)
+    gate = QualityGateSensor(task_id="wait_for_quality", pool=Pool.WAREHOUSE)
+    train = TrainChurnModelOperator(task_id="train_churn_model", pool=Pool.WAREHOUSE, outlets=[MODEL_REGISTRY])
+    gate >> train

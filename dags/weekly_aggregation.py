@@ -2,15 +2,17 @@
 """
 ### Weekly aggregation
 
-Mondays: `marts.weekly_kpis` for the ISO week that just ended, with week-over-week
-changes.
+Mondays 03:00 UTC: `marts.weekly_kpis` for the ISO week that just ended (the run's
+data interval; `params.partition` names a Monday by hand). Orders, paid orders,
+revenue, refunds, average order value and active customers, with week-over-week
+changes against the week before (null when that week is incomplete).
 
-**Status: not built yet** (issue #4). Triggering it fails at once with that message;
-it is paused when first deployed.
+It refuses to build a week that is missing days in `marts.daily_revenue` and names
+them: rerun `daily_etl` for those days first. Rerunning a week replaces its row.
 """
 
 from acme_pipelines.dag_defaults import pipeline_dag
-from acme_pipelines.placeholders import NotBuiltOperator
+from acme_pipelines.operators import WarehouseSqlOperator
 from acme_pipelines.resources import Pool, Priority
 
 with pipeline_dag(
@@ -19,6 +21,14 @@ with pipeline_dag(
     doc_md=__doc__,
     tags=["marts", "weekly"],
     priority=Priority.NORMAL,
-    built=False,
 ):
-    NotBuiltOperator(issue=4, pool=Pool.WAREHOUSE)
+    WarehouseSqlOperator(
+        task_id="build_weekly_kpis",
+        sql_file="marts/weekly_kpis.sql",
+        precondition="marts/weekly_kpis_ready.sql",
+        target="marts.weekly_kpis",
+        partition_column="week_start",
+        grain="week",
+        inputs=["marts.daily_revenue", "core.fact_orders"],
+        pool=Pool.WAREHOUSE,
+    )

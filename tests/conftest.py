@@ -17,6 +17,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,9 +127,9 @@ def pg() -> Iterator[PgDatabases]:
         )
 
 
-@pytest.fixture
-def make_database() -> Iterator:
-    """Call it for fresh, empty databases (DSNs); all are dropped after the test."""
+@contextmanager
+def scratch_databases() -> Iterator:
+    """Yields a function that creates fresh, empty databases (DSNs); all are dropped at the end."""
     names: list[str] = []
 
     def make() -> str:
@@ -142,6 +143,13 @@ def make_database() -> Iterator:
     finally:
         for name in names:
             _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def make_database() -> Iterator:
+    """Call it for fresh, empty databases (DSNs); all are dropped after the test."""
+    with scratch_databases() as make:
+        yield make
 
 
 @pytest.fixture
@@ -252,6 +260,18 @@ def warehouse(pg_database):
     with hook.connection() as conn:
         hook.ensure_schema(conn)
     return hook
+
+
+def run_dag(dagbag, dag_id: str, expect: str = "success", **conf):
+    """``dag.test()`` one run of ``dag_id`` with ``conf``; asserts its final state and returns the DagRun."""
+    from airflow.sdk.lineage import get_hook_lineage_collector
+
+    # A worker runs every task in a process of its own; dag.test() runs them all in this one, where the
+    # hook-lineage collector (a process-wide singleton) would pile up every earlier query's lineage.
+    get_hook_lineage_collector.cache_clear()
+    dag_run = dagbag.dags[dag_id].test(run_conf=conf)
+    assert dag_run.state == expect, f"{dag_id} {conf}: {dag_run.state}"
+    return dag_run
 
 
 def query(dsn: str, statement: str, params: tuple | dict = ()) -> list[tuple]:

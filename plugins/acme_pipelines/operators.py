@@ -14,11 +14,12 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from acme_pipelines.partitions import DAY, HOUR, Partition, resolve_partition
+from acme_pipelines.partitions import DAY, HOUR, WEEK, Partition, resolve_partition
 
 SQL_ROOT = Path(__file__).resolve().parents[2] / "include" / "sql"
 # The contract's setting (§2), from the Airflow variable; 0.01 when it is not set.
 MAX_REJECT_RATIO = "{{ var.value.get('max_reject_ratio', '0.01') }}"
+GRAINS = {"day": DAY, "week": WEEK}
 
 
 def _audit(context: Any, source: str, target: str, partition: Partition) -> Any:
@@ -186,32 +187,64 @@ class FxRatesOperator(_WarehouseOperator):
 
 
 class WarehouseSqlOperator(_WarehouseOperator):
-    """Run a SQL file from ``include/sql`` for the run's day, in one transaction.
+    """Run a SQL file from ``include/sql`` for the run's partition, in one transaction.
 
-    The file gets ``%(dt)s`` and ``%(run_id)s``; it replaces the day's rows of
-    ``target`` (delete + insert), so reruns give the same state.
+    The file gets ``%(dt)s`` (the day, or the Monday of a ``grain="week"``
+    partition) and ``%(run_id)s``; it replaces the partition's rows of
+    ``target`` (delete + insert), so reruns give the same state. An optional
+    ``precondition`` file returns one row (ok, message): not ok fails the task
+    with the message and changes nothing.
     """
 
     template_fields: Sequence[str] = ("sql_file",)
     template_ext: Sequence[str] = ()
 
-    def __init__(self, *, sql_file: str, target: str, inputs: Sequence[str] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        sql_file: str,
+        target: str,
+        inputs: Sequence[str] = (),
+        partition_column: str = "dt",
+        grain: str = "day",
+        precondition: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        if grain not in GRAINS:
+            raise ValueError(f"grain must be one of {sorted(GRAINS)}, not {grain!r}")
         self.sql_file = sql_file
         self.target = target
         self.inputs = list(inputs)
+        self.partition_column = partition_column
+        self.grain = grain
+        self.precondition = precondition
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+        from psycopg2 import sql
 
-        partition = resolve_partition(context, DAY)
-        statement = (SQL_ROOT / self.sql_file).read_text()
+        from acme_pipelines.warehouse import qualified
+
+        partition = resolve_partition(context, GRAINS[self.grain])
+        params = {"dt": partition.dt, "run_id": context["run_id"]}
         hook = self.warehouse
         with hook.connection() as conn:
             hook.ensure_schema(conn)
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.target}/{partition.key}",))
-                cur.execute(statement, {"dt": partition.dt, "run_id": context["run_id"]})
-                cur.execute(f"SELECT count(*) FROM {self.target} WHERE dt = %s", (partition.dt,))
+                if self.precondition:
+                    cur.execute((SQL_ROOT / self.precondition).read_text(), params)
+                    ok, message = cur.fetchone()
+                    if not ok:
+                        raise AirflowFailException(f"{self.target} {partition.key}: {message}")
+                cur.execute((SQL_ROOT / self.sql_file).read_text(), params)
+                cur.execute(
+                    sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(
+                        qualified(self.target), sql.Identifier(self.partition_column)
+                    ),
+                    (partition.dt,),
+                )
                 rows = cur.fetchone()[0]
             conn.commit()
         self._lineage = (

@@ -10,6 +10,8 @@ CREATE SCHEMA IF NOT EXISTS core;
 CREATE SCHEMA IF NOT EXISTS marts;
 CREATE SCHEMA IF NOT EXISTS ops;
 CREATE SCHEMA IF NOT EXISTS staging;
+CREATE SCHEMA IF NOT EXISTS features;
+CREATE SCHEMA IF NOT EXISTS ml;
 
 CREATE TABLE IF NOT EXISTS core.dim_customer (
     customer_id bigint PRIMARY KEY,
@@ -138,3 +140,91 @@ CREATE TABLE IF NOT EXISTS ops.rejected_rows (
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS rejected_rows_source_partition ON ops.rejected_rows (source, partition);
+
+-- Quality: one row per check per DAG run and day (a retry of the run replaces its rows).
+CREATE TABLE IF NOT EXISTS ops.quality_results (
+    dt          date NOT NULL,
+    run_id      text NOT NULL,
+    task_id     text NOT NULL,
+    check_name  text NOT NULL,
+    check_type  text NOT NULL,
+    table_name  text,
+    column_name text,
+    passed      boolean NOT NULL,
+    observed    text,
+    expected    text,
+    content     text,
+    checked_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dt, run_id, task_id, check_name)
+);
+
+-- Write-audit-publish gate: the day's verdict of its latest quality run. Consumers
+-- (features, training, reports) read only days whose status is 'passed'.
+CREATE TABLE IF NOT EXISTS ops.quality_gate (
+    dt         date PRIMARY KEY,
+    status     text NOT NULL CHECK (status IN ('passed', 'failed')),
+    run_id     text NOT NULL,
+    failed     text[] NOT NULL DEFAULT '{}',
+    decided_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS features.customer_features (
+    customer_id             bigint NOT NULL,
+    as_of_date              date NOT NULL,
+    days_since_signup       int NOT NULL,
+    recency_days            numeric(10, 2),
+    orders_7d               int NOT NULL,
+    orders_30d              int NOT NULL,
+    orders_lifetime         int NOT NULL,
+    monetary_30d_usd        numeric(16, 2) NOT NULL,
+    avg_order_value_30d_usd numeric(14, 2),
+    refunds_30d_usd         numeric(16, 2) NOT NULL,
+    refund_count_30d        int NOT NULL,
+    failed_payments_30d     int NOT NULL,
+    events_7d               int NOT NULL,
+    events_30d              int NOT NULL,
+    _run_id                 text NOT NULL,
+    _loaded_at              timestamptz NOT NULL,
+    PRIMARY KEY (customer_id, as_of_date)
+);
+CREATE INDEX IF NOT EXISTS customer_features_as_of ON features.customer_features (as_of_date);
+
+CREATE TABLE IF NOT EXISTS ml.model_registry (
+    model_version         text PRIMARY KEY,
+    trained_for_dt        date NOT NULL,
+    run_id                text NOT NULL,
+    algorithm             text NOT NULL,
+    params                jsonb NOT NULL,
+    train_rows            int NOT NULL,
+    test_rows             int NOT NULL,
+    train_dates           text NOT NULL,
+    test_dates            text NOT NULL,
+    metric_name           text NOT NULL,
+    metric_value          double precision NOT NULL,
+    compared_with         text,
+    compared_metric_value double precision,
+    artifact_path         text NOT NULL,
+    artifact_sha256       text NOT NULL,
+    is_champion           boolean NOT NULL DEFAULT false,
+    promoted_at           timestamptz,
+    created_at            timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS model_registry_one_champion ON ml.model_registry (is_champion) WHERE is_champion;
+
+CREATE TABLE IF NOT EXISTS marts.weekly_kpis (
+    week_start               date PRIMARY KEY CHECK (extract(isodow FROM week_start) = 1),
+    iso_week                 text NOT NULL,
+    orders                   bigint NOT NULL,
+    paid_orders              bigint NOT NULL,
+    revenue_usd              numeric(16, 2) NOT NULL,
+    refunds_usd              numeric(16, 2) NOT NULL,
+    avg_order_value_usd      numeric(14, 2),
+    active_customers         bigint NOT NULL,
+    orders_wow_pct           numeric(10, 2),
+    revenue_wow_pct          numeric(10, 2),
+    refunds_wow_pct          numeric(10, 2),
+    avg_order_value_wow_pct  numeric(10, 2),
+    active_customers_wow_pct numeric(10, 2),
+    _run_id                  text NOT NULL,
+    _loaded_at               timestamptz NOT NULL
+);

@@ -1,0 +1,70 @@
+-- Checks of one day (%(dt)s) that the common-sql check operators cannot express.
+-- One row per check: check_name, check_type, table_name, passed, observed, expected, content.
+
+-- Freshness: successful hourly syncs of orders reach the end of the day (window ends in ops.load_audit;
+-- a catch-up run's partition is "start/end", an hourly one is its start hour).
+SELECT 'freshness:core.fact_orders' AS check_name, 'freshness' AS check_type, 'core.fact_orders' AS table_name,
+       coalesce(max(w.window_end) >= %(dt)s::date + 1, false) AS passed,
+       'synced up to ' || coalesce(max(w.window_end)::text, 'never') AS observed,
+       '>= ' || (%(dt)s::date + 1)::timestamptz::text AS expected,
+       'latest window end of successful syncs of core.fact_orders' AS content
+FROM (
+    SELECT CASE WHEN partition LIKE '%%/%%' THEN split_part(partition, '/', 2)::timestamptz
+                ELSE partition::timestamptz + interval '1 hour' END AS window_end
+    FROM ops.load_audit
+    WHERE target = 'core.fact_orders' AND status = 'success'
+) w
+
+UNION ALL
+-- Row accounting: the day's latest load of each landing source succeeded, its counts add up
+-- (contract section 2), and the fact table holds exactly the rows it says it loaded.
+SELECT 'accounting:' || t.target, 'row_accounting', t.target,
+       coalesce(a.status = 'success'
+                AND a.rows_in = a.rows_loaded + a.rows_rejected + a.rows_duplicate
+                AND a.rows_loaded = t.published, false),
+       format('status %%s, in %%s = loaded %%s + rejected %%s + duplicate %%s; published %%s',
+              coalesce(a.status, 'no load'), a.rows_in, a.rows_loaded, a.rows_rejected, a.rows_duplicate, t.published),
+       'latest load succeeded, in = loaded + rejected + duplicate, published = loaded',
+       'ops.load_audit latest row for (target, partition) vs count(*) of the day'
+FROM (
+    SELECT 'core.fact_payments' AS target, (SELECT count(*) FROM core.fact_payments WHERE dt = %(dt)s) AS published
+    UNION ALL
+    SELECT 'core.fact_events', (SELECT count(*) FROM core.fact_events WHERE dt = %(dt)s)
+) t
+LEFT JOIN LATERAL (
+    SELECT * FROM ops.load_audit la
+    WHERE la.target = t.target AND la.partition = %(dt)s::date::text
+    ORDER BY la.finished_at DESC, la.load_id DESC
+    LIMIT 1
+) a ON true
+
+UNION ALL
+-- Referential integrity: every payment of the day belongs to a known order.
+SELECT 'integrity:fact_payments.order_id', 'referential_integrity', 'core.fact_payments',
+       count(*) = 0, count(*)::text || ' orphan payments', '0',
+       'payments of the day whose order_id is not in core.fact_orders'
+FROM core.fact_payments p
+WHERE p.dt = %(dt)s AND NOT EXISTS (SELECT 1 FROM core.fact_orders o WHERE o.order_id = p.order_id)
+
+UNION ALL
+-- Referential integrity: events that name a customer name a known one.
+SELECT 'integrity:fact_events.customer_id', 'referential_integrity', 'core.fact_events',
+       count(*) = 0, count(*)::text || ' events of unknown customers', '0',
+       'events of the day whose customer_id is not null and not in core.dim_customer'
+FROM core.fact_events e
+WHERE e.dt = %(dt)s AND e.customer_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM core.dim_customer c WHERE c.customer_id = e.customer_id)
+
+UNION ALL
+-- The mart agrees with the facts it was built from.
+SELECT 'reconciliation:marts.daily_revenue', 'reconciliation', 'marts.daily_revenue',
+       coalesce(r.revenue_usd = f.revenue AND r.refunds_usd = f.refunds, false),
+       format('mart %%s / %%s, facts %%s / %%s', r.revenue_usd, r.refunds_usd, f.revenue, f.refunds),
+       'mart revenue and refunds = sums of captured and refunded payments',
+       'marts.daily_revenue vs core.fact_payments of the day'
+FROM (
+    SELECT coalesce(sum(amount_usd) FILTER (WHERE status = 'captured'), 0) AS revenue,
+           coalesce(sum(amount_usd) FILTER (WHERE status = 'refunded'), 0) AS refunds
+    FROM core.fact_payments WHERE dt = %(dt)s
+) f
+LEFT JOIN marts.daily_revenue r ON r.dt = %(dt)s;

@@ -1,0 +1,107 @@
+"""Quality results and the write-audit-publish gate, stored in the warehouse.
+
+``ops.quality_results`` keeps every check's outcome per DAG run and day (a retry
+of the run replaces its own rows); ``ops.quality_gate`` holds the day's verdict
+that consumers wait on: features, training and reports read only days whose
+status is ``passed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from acme_pipelines.warehouse import WarehouseHook
+
+PASSED = "passed"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One check's result, whichever operator ran it."""
+
+    name: str
+    check_type: str
+    passed: bool
+    table: str | None = None
+    column: str | None = None
+    observed: str | None = None
+    expected: str | None = None
+    content: str | None = None
+
+
+def outcomes_from_sql_checks(results: Iterable[Any], default_table: str | None = None) -> list[CheckOutcome]:
+    """common-sql's ``SQLCheckResult`` objects as outcomes."""
+    return [
+        CheckOutcome(
+            name=f"{r.table or default_table}:{r.name}" if (r.table or default_table) and ":" not in r.name else r.name,
+            check_type=r.check_type,
+            passed=bool(r.success),
+            table=r.table or default_table,
+            column=r.column,
+            observed=r.actual,
+            expected=r.expected,
+            content=r.content,
+        )
+        for r in results
+    ]
+
+
+def record_results(hook: WarehouseHook, dt: date, run_id: str, task_id: str, outcomes: list[CheckOutcome]) -> None:
+    """Replace this task's results of this run and day with ``outcomes`` (one transaction)."""
+    with hook.connection() as conn:
+        hook.ensure_schema(conn)
+        with conn.cursor() as cur:
+            cur.execute(
+                "DELETE FROM ops.quality_results WHERE dt = %s AND run_id = %s AND task_id = %s", (dt, run_id, task_id)
+            )
+            cur.executemany(
+                "INSERT INTO ops.quality_results (dt, run_id, task_id, check_name, check_type, table_name, "
+                "column_name, passed, observed, expected, content) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (dt, run_id, task_id, check_name) DO UPDATE SET passed = excluded.passed, "
+                "observed = excluded.observed, checked_at = now()",
+                [
+                    (dt, run_id, task_id, o.name, o.check_type, o.table, o.column, o.passed, o.observed, o.expected,
+                     o.content)
+                    for o in outcomes
+                ],
+            )  # fmt: skip
+        conn.commit()
+
+
+def decide_gate(hook: WarehouseHook, dt: date, run_id: str) -> tuple[str, list[str]]:
+    """Set the day's gate from this run's results: passed only if every check of the run passed."""
+    with hook.connection() as conn:
+        hook.ensure_schema(conn)
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*), coalesce(array_agg(check_name ORDER BY check_name) FILTER (WHERE NOT passed), '{}') "
+                "FROM ops.quality_results WHERE dt = %s AND run_id = %s",
+                (dt, run_id),
+            )
+            total, failed = cur.fetchone()
+            status = PASSED if total and not failed else FAILED
+            if not total:
+                failed = ["no quality results recorded for this run"]
+            cur.execute(
+                "INSERT INTO ops.quality_gate (dt, status, run_id, failed, decided_at) VALUES (%s, %s, %s, %s, now()) "
+                "ON CONFLICT (dt) DO UPDATE SET status = excluded.status, run_id = excluded.run_id, "
+                "failed = excluded.failed, decided_at = excluded.decided_at",
+                (dt, status, run_id, list(failed)),
+            )
+        conn.commit()
+    return status, list(failed)
+
+
+def gate_status(hook: WarehouseHook, dt: date) -> tuple[str | None, list[str]]:
+    """The day's gate: (``passed``/``failed``/None when not decided yet, failed check names)."""
+    with hook.connection() as conn:
+        hook.ensure_schema(conn)
+        with conn.cursor() as cur:
+            cur.execute("SELECT status, failed FROM ops.quality_gate WHERE dt = %s", (dt,))
+            row = cur.fetchone()
+    return (row[0], list(row[1])) if row else (None, [])
