@@ -101,4 +101,4 @@ with pipeline_dag(
             pool=Pool.WAREHOUSE,
         ),
     ]
-    checks >> QualityGateOperator(task_id="publish_gate", outlets=[QUALITY_PASSED])
+    checks >> QualityGateOperator(task_id="publish_gate", pool=Pool.WAREHOUSE, outlets=[QUALITY_PASSED])

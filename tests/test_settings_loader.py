@@ -31,12 +31,14 @@ def read_back():
 
 def test_applies_connections_pools_and_variables(airflow_db):
     counts = apply_settings(load_settings(SETTINGS, ENV))
-    assert counts == {"connections": 7, "pools": 5, "variables": 5}
+    assert counts == {"connections": 8, "pools": 5, "variables": 7}
     conns, pools, variables = read_back()
     assert conns["app_db"].host == "127.0.0.1"
     assert conns["app_db"].schema == "app"
     assert conns["app_db"].port == 5432
     assert conns["slack_alerts"].password == "T1/B2/xyz"
+    # reports reuse the alerts webhook unless SLACK_REPORTS_WEBHOOK_TOKEN is set (a nested default)
+    assert conns["slack_reports"].password == "T1/B2/xyz"
     assert conns["redis_cache"].extra_dejson == {"db": "0"}
     assert pools["app_db"] == 2
     assert pools["warehouse"] == 4
