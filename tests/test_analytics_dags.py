@@ -394,3 +394,32 @@ def test_a_day_failing_quality_stops_features_training_and_the_report(dagbag, wo
     run(dagbag, "data_quality_check", partition=bad_day.isoformat())
     assert query(wh, "SELECT status FROM ops.quality_gate WHERE dt = %s", (bad_day,)) == [("passed",)]
     assert asset_events("quality.daily_passed") == passed_events + 1
+
+
+# -- lineage ------------------------------------------------------------------------------------
+
+
+def test_openlineage_events_name_inputs_and_outputs(world):
+    """Every task of the five DAGs reported what it read and wrote (events of this module's runs)."""
+    from conftest import OPENLINEAGE_EVENTS
+
+    db = world["warehouse"].rsplit("/", 1)[1]
+    complete: dict[str, dict] = {}
+    with OPENLINEAGE_EVENTS.open() as log:
+        for line in log:
+            event = json.loads(line)
+            name = event["job"]["name"]
+            if event["eventType"] == "COMPLETE" and name.count(".") == 1:
+                complete[name] = event  # the latest run of each task
+
+    def names(job: str, side: str) -> set[str]:
+        return {d["name"] for d in complete[job][side]}
+
+    assert f"{db}.ops.quality_results" in names("data_quality_check.check_assertions", "outputs")
+    assert f"{db}.core.fact_payments" in names("data_quality_check.check_assertions", "inputs")
+    assert f"{db}.ops.quality_results" in names("data_quality_check.check_payments_columns", "outputs")
+    assert any(n.endswith("fact_payments") for n in names("data_quality_check.check_payments_columns", "inputs"))
+    assert names("data_quality_check.publish_gate", "outputs") == {f"{db}.ops.quality_gate"}
+    assert names("feature_engineering.build_customer_features", "outputs") == {f"{db}.features.customer_features"}
+    assert f"{db}.core.fact_events" in names("feature_engineering.build_customer_features", "inputs")
+    assert names("feature_engineering.wait_for_quality", "inputs") == {f"{db}.ops.quality_gate"}

@@ -22,6 +22,10 @@ def step(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
+def detail(message: str) -> None:
+    print(f"    {message}", flush=True)
+
+
 def init_airflow() -> None:
     """Migrate the project-local metadata DB and apply the settings file (idempotent)."""
     started = time.monotonic()

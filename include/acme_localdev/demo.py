@@ -1,6 +1,7 @@
 """`make demo`: generate data, then run every built DAG end to end, locally.
 
-Each DAG runs as a user would run it, ``airflow dags test DAG -c '{"partition": ...}'``,
+Each DAG runs as ``airflow dags test DAG -c '{"partition": ...}'`` runs it (``dag.test``; all
+runs of one DAG share one child process, see ``runs``),
 against the local PostgreSQL, Redis and files, with the FX API and a Slack
 stand-in served from this process. DAGs that are still placeholders are not
 run; the summary says so and names the issue that builds them.
@@ -16,10 +17,11 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from acme_localdev import env
-from acme_localdev.cli import init_airflow, step
+from acme_localdev.cli import detail, init_airflow, step
 from acme_localdev.recorder import HttpRecorder
 
 FX_PORT = 18080
@@ -40,15 +42,35 @@ DAG_ORDER = (
 )
 
 
+# One ISO week complete (Mon 11-02 .. Sun 11-08) for weekly_aggregation, and enough
+# labelled days for ml_training's time split: one day more than the generator's default.
+DEMO_DAYS = 8
+
+
+def last_full_week(days: list[date]) -> date | None:
+    """The Monday of the latest ISO week whose seven days are all in ``days``."""
+    present = set(days)
+    mondays = [d for d in days if d.isoweekday() == 1 and all(d + timedelta(n) in present for n in range(7))]
+    return max(mondays, default=None)
+
+
 def plan(config: Any) -> list[tuple[str, list[dict]]]:
     """The runs of each DAG, in dependency order: each DAG's list of run confs."""
     days = config.day_list()
     first = (days[0] - timedelta(days=400)).isoformat()
-    end = (days[-1] + timedelta(days=2)).isoformat()
-    confs: dict[str, list[dict]] = {dag_id: [{"partition": days[-1].isoformat()}] for dag_id in DAG_ORDER}
+    # orders change for up to 30 hours after they are placed: sync past the last change of the last
+    # day's orders, or its payments point at orders the warehouse has not seen (the quality check says so)
+    end = (days[-1] + timedelta(days=3)).isoformat()
+    last = [{"partition": days[-1].isoformat()}]
+    every_day = [{"partition": day.isoformat()} for day in days]
+    confs: dict[str, list[dict]] = dict.fromkeys(DAG_ORDER, last)
     # one catch-up window: everything the generator wrote (customers are created up to a year earlier)
     confs["hourly_incremental_sync"] = [{"partition": f"{first}T00:00", "partition_end": f"{end}T00:00"}]
-    confs["daily_etl"] = [{"partition": day.isoformat()} for day in days]
+    # every day through the ETL, its quality gate and its features (training learns from past days)
+    for dag_id in ("daily_etl", "data_quality_check", "feature_engineering"):
+        confs[dag_id] = every_day
+    week = last_full_week(days)
+    confs["weekly_aggregation"] = [{"partition": week.isoformat()}] if week else []
     return [(dag_id, confs[dag_id]) for dag_id in DAG_ORDER]
 
 
@@ -78,23 +100,69 @@ def reset_warehouse(url: str) -> None:
     recreate_database(with_database(url, "postgres"), url.rsplit("/", 1)[1])
 
 
-def rows_of(run_id: str) -> str:
-    """What the run's loads recorded in ops.load_audit (in / loaded / rejected / duplicate)."""
+def _warehouse_rows(statement: str, params: tuple = ()) -> list[tuple]:
     import psycopg2
 
     try:
         with psycopg2.connect(dsn("WAREHOUSE", "warehouse")) as conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT sum(rows_in), sum(rows_loaded), sum(rows_rejected), sum(rows_duplicate) "
-                "FROM ops.load_audit WHERE run_id = %s",
-                (run_id,),
-            )
-            n_in, loaded, rejected, dup = cur.fetchone()
+            cur.execute(statement, params)
+            return cur.fetchall()
     except psycopg2.Error:
-        return "-"
-    if n_in is None:
-        return "-"
-    return f"{n_in:,} in / {loaded:,} loaded / {rejected:,} rej / {dup:,} dup"
+        return []
+
+
+def rows_of(run_id: str) -> str:
+    """What the run wrote, from the warehouse's own records of it (audit, quality, features, registry)."""
+    [(n_in, loaded, rejected, dup)] = _warehouse_rows(
+        "SELECT sum(rows_in), sum(rows_loaded), sum(rows_rejected), sum(rows_duplicate) "
+        "FROM ops.load_audit WHERE run_id = %s",
+        (run_id,),
+    ) or [(None, None, None, None)]
+    if n_in is not None:
+        return f"{n_in:,} in / {loaded:,} loaded / {rejected:,} rej / {dup:,} dup"
+    checks = _warehouse_rows(
+        "SELECT count(*), count(*) FILTER (WHERE NOT passed) FROM ops.quality_results WHERE run_id = %s", (run_id,)
+    )
+    if checks and checks[0][0]:
+        total, failed = checks[0]
+        return f"{total} checks, {failed} failed" if failed else f"{total} checks passed"
+    features = _warehouse_rows("SELECT count(*) FROM features.customer_features WHERE _run_id = %s", (run_id,))
+    if features and features[0][0]:
+        return f"{features[0][0]:,} customers' features"
+    model = _warehouse_rows(
+        "SELECT model_version, metric_name, metric_value, is_champion FROM ml.model_registry WHERE run_id = %s",
+        (run_id,),
+    )
+    if model:
+        version, metric, value, champion = model[0]
+        return f"{version} {metric} {value:.3f}{' (champion)' if champion else ''}"
+    week = _warehouse_rows("SELECT iso_week, revenue_usd FROM marts.weekly_kpis WHERE _run_id = %s", (run_id,))
+    if week:
+        return f"{week[0][0]}: revenue ${week[0][1]:,.2f}"
+    return "-"
+
+
+def print_outputs(artifacts: Path) -> None:
+    """Where the report, the model and the quality results are."""
+    print("\nWhere the results are:")
+    reports = sorted(artifacts.glob("reports/dt=*/report.html"))
+    for page in reports:
+        print(f"  report:           {page.relative_to(env.ROOT)} (+ revenue_14d.png, report.csv)")
+    for version, value, path in _warehouse_rows(
+        "SELECT model_version, metric_value, artifact_path FROM ml.model_registry WHERE is_champion"
+    ):
+        print(f"  champion model:   {version}, roc_auc {value:.3f}, {path} (ml.model_registry)")
+    gates = _warehouse_rows("SELECT status, count(*) FROM ops.quality_gate GROUP BY status ORDER BY status")
+    checks = _warehouse_rows("SELECT count(*), count(*) FILTER (WHERE NOT passed) FROM ops.quality_results")
+    if checks:
+        days = ", ".join(f"{n} {status}" for status, n in gates)
+        print(f"  quality results:  {checks[0][0]} checks ({checks[0][1]} failed) in ops.quality_results; days: {days}")
+    for week, orders, revenue, aov in _warehouse_rows(
+        "SELECT iso_week, orders, revenue_usd, avg_order_value_usd FROM marts.weekly_kpis ORDER BY week_start"
+    ):
+        kpis = f"{orders:,} orders, revenue ${revenue:,.2f}, AOV ${aov:,.2f}"
+        print(f"  weekly KPIs:      {week}: {kpis} (marts.weekly_kpis)")
+    print('  query them:       eval "$(make -s env)"; psql -h 127.0.0.1 -U postgres warehouse')
 
 
 def built_dags() -> dict[str, int | None]:
@@ -111,25 +179,37 @@ def built_dags() -> dict[str, int | None]:
     return status
 
 
-def run_dag(dag_id: str, conf: dict, label: str | None = None) -> Row:
-    """``airflow dags test`` in a subprocess; state from the metadata DB, output to a log file."""
+def run_dag(dag_id: str, confs: list[dict]) -> list[Row]:
+    """Every run of ``dag_id`` (``dag.test`` per conf, as ``airflow dags test`` does) in one child process.
+
+    One process per DAG, not per run: Airflow's start-up and the DAG file's
+    parse happen once. Progress is printed as each run finishes; the child's
+    full output goes to the DAG's log file.
+    """
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log_path = LOG_DIR / f"{dag_id}{'-' + conf['partition'].replace(':', '') if 'partition' in conf else ''}.log"
-    command = [sys.executable, "-m", "airflow", "dags", "test", dag_id, "-c", json.dumps(conf)]
-    step(f"airflow dags test {dag_id} -c '{json.dumps(conf)}'  (log: {log_path.relative_to(env.ROOT)})")
-    started = time.monotonic()
+    log_path, results = LOG_DIR / f"{dag_id}.log", LOG_DIR / f"{dag_id}.results.jsonl"
+    results.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "acme_localdev.runs", dag_id, str(results), *map(json.dumps, confs)]
+    step(f"{dag_id}: {len(confs)} run(s)  (log: {log_path.relative_to(env.ROOT)})")
+    rows: list[Row] = []
     with log_path.open("w") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
-    seconds = time.monotonic() - started
-    run_id, state = latest_run(dag_id)
-    state = state or ("success" if code == 0 else "failed")
-    return Row(
-        label or dag_id,
-        state,
-        seconds,
-        rows=rows_of(run_id) if run_id else "-",
-        note="" if state == "success" else f"see {log_path.relative_to(env.ROOT)}",
-    )
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        while True:
+            finished = child.poll() is not None
+            lines = results.read_text().splitlines() if results.exists() else []
+            for line in lines[len(rows) :]:
+                record = json.loads(line)
+                label = f"{dag_id} {record['conf'].get('partition', '')}"
+                run_id, state = record["run_id"], record["state"]
+                note = "" if state == "success" else f"see {log_path.relative_to(env.ROOT)}"
+                rows.append(Row(label, state, record["seconds"], rows_of(run_id) if run_id else "-", note))
+                detail(f"{label}: {state} in {record['seconds']:.1f}s  {rows[-1].rows}")
+            if finished:
+                break
+            time.sleep(0.5)
+    if len(rows) < len(confs):  # the child died before finishing every run
+        rows.append(Row(dag_id, "failed", None, note=f"exit {child.returncode}; see {log_path.relative_to(env.ROOT)}"))
+    return rows
 
 
 def latest_run(dag_id: str) -> tuple[str | None, str | None]:
@@ -160,7 +240,7 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="make demo DEMO_ARGS=...")
     parser.add_argument("--start", type=date.fromisoformat, default=GeneratorConfig.start)
-    parser.add_argument("--days", type=int, default=GeneratorConfig.days)
+    parser.add_argument("--days", type=int, default=DEMO_DAYS)
     parser.add_argument("--scale", type=float, default=GeneratorConfig.scale)
     args = parser.parse_args(argv)
     demo_started = time.monotonic()
@@ -204,11 +284,13 @@ def main(argv: list[str]) -> int:
             if issue is not None:
                 rows.append(Row(dag_id, "not built", note=f"placeholder: built in issue #{issue}"))
                 continue
-            for conf in conf_list:
-                rows.append(run_dag(dag_id, conf, f"{dag_id} {conf['partition']}"))
+            if conf_list:
+                rows.extend(run_dag(dag_id, conf_list))
         alerts = len(slack.requests)
+        reports = sum("Daily report" in r.body.decode(errors="replace") for r in slack.requests)
     print_summary(rows)
-    print(f"\nSlack alerts posted to the local stand-in: {alerts}")
+    print_outputs(env.ROOT / "data" / "artifacts")
+    print(f"\nSlack posts received by the local stand-in: {alerts} ({reports} daily report summaries, the rest alerts)")
     print(f"demo finished in {time.monotonic() - demo_started:.0f}s")
     failed = [r.dag_id for r in rows if r.state not in ("success", "not built")]
     if failed:

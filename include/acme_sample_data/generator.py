@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import random
 import uuid
@@ -132,6 +133,11 @@ class SampleData:
     def __init__(self, config: GeneratorConfig) -> None:
         self.config = config
         self._products: list[tuple[int, Decimal]] = []
+        # How often each customer orders: a few frequent buyers, a long tail of occasional ones
+        # (log-normal), so recency and frequency carry signal for the churn model.
+        activity = self.rng("activity")
+        weights = [activity.lognormvariate(0.0, 1.2) for _ in range(config.customers)]
+        self._customer_cum_weights = list(itertools.accumulate(weights))
 
     def rng(self, *parts: object) -> random.Random:
         return random.Random(":".join(map(str, (self.config.seed, *parts))))
@@ -172,7 +178,7 @@ class SampleData:
         midnight = datetime.combine(day, time(), UTC)
         orders = []
         for n in range(self.config.orders_per_day):
-            customer = rng.randint(1, self.config.customers)
+            customer = rng.choices(range(1, self.config.customers + 1), cum_weights=self._customer_cum_weights)[0]
             country_currency = COUNTRIES[list(COUNTRIES)[customer % len(COUNTRIES)]]
             created = midnight + timedelta(minutes=30 + rng.random() * 22 * 60)
             items = []

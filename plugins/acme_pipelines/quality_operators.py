@@ -70,6 +70,20 @@ class _RecordedChecks:
         _record(self, self.conn_id, context, partition, outcomes_from_sql_checks(self.check_results, self.table))  # type: ignore[arg-type]
 
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """common-sql's lineage (the checked table, with data-quality facets) plus the results table."""
+        from acme_pipelines.lineage import operator_lineage
+        from acme_pipelines.warehouse import WarehouseHook
+
+        lineage = super().get_openlineage_facets_on_complete(task_instance)  # type: ignore[misc]
+        hook = WarehouseHook(self.conn_id)
+        extra = operator_lineage([], [(hook.namespace(), f"{hook.database()}.{RESULTS_TABLE}")])
+        if lineage is None:
+            return extra
+        lineage.outputs = [*lineage.outputs, *extra.outputs]
+        return lineage
+
+
 class DayColumnCheckOperator(_RecordedChecks, SQLColumnCheckOperator):
     """``SQLColumnCheckOperator`` over the run's day of ``table`` (``date_column`` = the day)."""
 
@@ -218,3 +232,10 @@ class QualityGateSensor(BaseSensorOperator):
             )
         self.log.info("quality gate of %s: %s", partition.key, status or "not decided yet, waiting")
         return status is not None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        from acme_pipelines.lineage import operator_lineage
+        from acme_pipelines.warehouse import WarehouseHook
+
+        hook = WarehouseHook(self.warehouse_conn_id)
+        return operator_lineage([(hook.namespace(), f"{hook.database()}.ops.quality_gate")], [])

@@ -89,6 +89,7 @@ def render_chart(report: DailyReport) -> bytes:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     days = [r["dt"] for r in report.trend]
     labels = [d.strftime("%m-%d") for d in days]
@@ -97,11 +98,14 @@ def render_chart(report: DailyReport) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
     try:
         colors = ["#1f77b4" if d == report.dt else "#9ecae1" for d in days]
-        ax.bar(labels, revenue, color=colors, label="revenue (captured)")
-        ax.bar(labels, [-r for r in refunds], color="#e6550d", label="refunds")
+        positions = list(range(len(days)))
+        ax.bar(positions, revenue, color=colors, label="revenue (captured)")
+        ax.bar(positions, [-r for r in refunds], color="#e6550d", label="refunds")
+        ax.set_xticks(positions, labels)
         ax.axhline(0, color="#444", linewidth=0.8)
         ax.set_title(f"Revenue and refunds in USD, 14 days to {report.dt}")
         ax.set_ylabel("USD")
+        ax.yaxis.set_major_formatter(FuncFormatter(_usd_tick))
         ax.legend(loc="upper left", fontsize=8)
         ax.tick_params(axis="x", labelsize=8, rotation=45)
         fig.tight_layout()
@@ -110,6 +114,15 @@ def render_chart(report: DailyReport) -> bytes:
         return out.getvalue()
     finally:
         plt.close(fig)
+
+
+def _usd_tick(value: float, _position: int) -> str:
+    size = abs(value)
+    if size >= 1e6:
+        return f"${value / 1e6:,.1f}M"
+    if size >= 1e3:
+        return f"${value / 1e3:,.0f}k"
+    return f"${value:,.0f}"
 
 
 def render_csv(report: DailyReport) -> bytes:
