@@ -69,7 +69,6 @@ class _RecordedChecks:
             raise
         _record(self, self.conn_id, context, partition, outcomes_from_sql_checks(self.check_results, self.table))  # type: ignore[arg-type]
 
-
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """common-sql's lineage (the checked table, with data-quality facets) plus the results table."""
         from acme_pipelines.lineage import operator_lineage
