@@ -23,3 +23,10 @@ def emit_load_metrics(
         stats.incr(f"{PREFIX}.{measure}", getattr(counts, measure), tags=tags)
     stats.incr(f"{PREFIX}.bytes", bytes_read, tags=tags)
     stats.timing(f"{PREFIX}.seconds", timedelta(seconds=seconds), tags=tags)
+
+
+def emit_count(measure: str, value: int, *, dag_id: str, task_id: str, table: str) -> None:
+    """One more ``acme.pipeline.<measure>`` counter (cache keys, anomalies found, partitions archived)."""
+    from airflow.sdk.observability import stats
+
+    stats.incr(f"{PREFIX}.{measure}", value, tags={"dag_id": dag_id, "task_id": task_id, "table": table})

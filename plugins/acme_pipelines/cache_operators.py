@@ -1,0 +1,99 @@
+"""The cache refresh operator (logic in ``cache``; SQL in ``include/sql/cache``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from acme_pipelines.operators import SQL_ROOT, _WarehouseOperator
+from acme_pipelines.partitions import DAY, Grain, resolve_partition
+
+QUARTER_HOUR = Grain.minutes(15)
+INPUTS = ("core.fact_orders", "core.fact_order_items", "core.dim_product", "core.fx_rates")
+
+
+class CacheUnavailableError(RuntimeError):
+    """Redis cannot be reached; the task fails and Airflow retries it."""
+
+
+class CacheRefreshOperator(_WarehouseOperator):
+    """Publish hot aggregates of the run's 15-minute window to Redis as one new version.
+
+    Keys (``{prefix}:v{N}:...``): ``today`` (orders and booked value of the
+    day so far), ``top_products`` and ``customer:{id}`` for every customer who
+    ordered in the last ``recent_days``. Readers follow ``{prefix}:current``.
+
+    :param ttl_seconds: lifetime of every version key (templated).
+    """
+
+    template_fields: Sequence[str] = ("key_prefix", "ttl_seconds", "redis_conn_id")
+
+    def __init__(
+        self,
+        *,
+        redis_conn_id: str = "redis_cache",
+        key_prefix: str = "{{ var.value.get('cache_key_prefix', 'acme:cache') }}",
+        ttl_seconds: int | str = "{{ var.value.get('cache_ttl_seconds', '3600') }}",
+        recent_days: int = 7,
+        top_n: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.redis_conn_id = redis_conn_id
+        self.key_prefix = key_prefix
+        self.ttl_seconds = ttl_seconds
+        self.recent_days = recent_days
+        self.top_n = top_n
+
+    def _entries(self, conn: Any, params: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+        from acme_pipelines.db_readers import postgres_query_batches
+
+        with conn.cursor() as cur:
+            cur.execute((SQL_ROOT / "cache" / "today.sql").read_text(), params)
+            columns = [d[0] for d in cur.description]
+            today = dict(zip(columns, cur.fetchone(), strict=True))
+            cur.execute((SQL_ROOT / "cache" / "top_products.sql").read_text(), {**params, "limit": self.top_n})
+            columns = [d[0] for d in cur.description]
+            top = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+        yield "today", {"day": params["day_start"].date(), "until": params["until"], **today}
+        yield "top_products", {"day": params["day_start"].date(), "until": params["until"], "products": top}
+        query = (SQL_ROOT / "cache" / "recent_customers.sql").read_text()
+        self.customers = 0
+        for batch in postgres_query_batches(conn, query, params, batch_rows=5_000):
+            for row in batch.to_pylist():
+                self.customers += 1
+                yield f"customer:{row['customer_id']}", {"until": params["until"], **row}
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        import redis
+        from airflow.providers.redis.hooks.redis import RedisHook
+
+        from acme_pipelines import cache
+        from acme_pipelines.metrics import emit_count
+
+        window = resolve_partition(context, QUARTER_HOUR)
+        params = {"day_start": DAY.floor(window.start), "until": window.end, "recent_days": self.recent_days}
+        hook = self.warehouse
+        redis_hook = RedisHook(redis_conn_id=self.redis_conn_id)
+        try:
+            client = redis_hook.get_conn()
+            client.ping()
+            with hook.connection() as conn:
+                published = cache.publish(client, self.key_prefix, self._entries(conn, params), int(self.ttl_seconds))
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            where = f"{redis_hook.host}:{redis_hook.port}"
+            raise CacheUnavailableError(
+                f"Redis at {where} (connection {self.redis_conn_id}) is unreachable: {exc}. "
+                f"Readers keep the current snapshot; this task retries."
+            ) from exc
+        emit_count("cache_keys", published.keys, dag_id=self.dag_id, task_id=self.task_id, table=self.key_prefix)
+        self.log.info(
+            "%s: version %d live (%d keys, %d customers; ttl %ss), previous %s, %d old keys deleted",
+            window, published.version, published.keys, self.customers, self.ttl_seconds, published.previous,
+            published.deleted_keys,
+        )  # fmt: skip
+        self._lineage = (
+            [self._table_dataset(hook, t) for t in INPUTS],
+            [(f"redis://{redis_hook.host}:{redis_hook.port}", self.key_prefix)],
+        )
+        return {"window": str(window), "version": published.version, "keys": published.keys}
