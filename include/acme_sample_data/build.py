@@ -159,12 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=GeneratorConfig.scale, help="1.0 = 1,000 orders/day")
     parser.add_argument("--bad-share", type=float, default=GeneratorConfig.bad_share)
     parser.add_argument("--seed", type=int, default=GeneratorConfig.seed)
+    parser.add_argument("--incidents", action="store_true", help="order and payment-failure bursts, last day")
     parser.add_argument("--serve-fx", type=int, metavar="PORT", help="then serve the FX API on this port")
     args = parser.parse_args(argv)
     if not 0 <= args.bad_share < 1:
         parser.error("--bad-share must be in [0, 1)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = GeneratorConfig(args.start, args.days, args.scale, args.bad_share, args.seed)
+    config = GeneratorConfig(args.start, args.days, args.scale, args.bad_share, args.seed, args.incidents)
     result = build(config, args.landing_root, args.app_dsn)
     print(json.dumps({"app": result.app_rows, "landing": result.landing_rows, "seconds": round(result.seconds, 1)}))
     if args.serve_fx:

@@ -60,6 +60,11 @@ EVENT_DEFECTS = (
     ("event_id", None, "missing:event_id"),
     ("properties", "not-an-object", "bad_type:properties"),
 )
+INCIDENT_ORDER_FACTOR = 4
+INCIDENT_ORDER_HOUR = 14
+INCIDENT_FAILURE_HOURS = (18, 20)
+INCIDENT_FAILURE_SHARE = 0.8
+
 # Extra lines added on top of the defects: a repeated key, a byte-identical
 # repeat (an exact duplicate: counted, not rejected) and an unparseable line.
 EXTRA_KINDS = ("duplicate_key", "exact_duplicate", "malformed_line")
@@ -72,6 +77,10 @@ class GeneratorConfig:
     scale: float = 1.0
     bad_share: float = 0.005
     seed: int = 42
+    # Incidents on the last day, for anomaly detection to find: a burst of orders
+    # 14:00-15:00 UTC (INCIDENT_ORDER_FACTOR times the hour's usual number) and
+    # failed payment attempts 18:00-20:00 (most payments fail once before they succeed).
+    incidents: bool = False
 
     @property
     def customers(self) -> int:
@@ -189,6 +198,16 @@ class SampleData:
             status = rng.choices(statuses, weights)[0]
             updated = created if status in ("placed", "paid") else created + timedelta(hours=rng.uniform(1, 30))
             orders.append(Order(first_order_id + n, customer, status, country_currency, total, created, updated, items))
+        if self.config.incidents and day == self.config.day_list()[-1]:
+            burst = self.config.orders_per_day * INCIDENT_ORDER_FACTOR // 22  # orders come over 22 hours a day
+            start = midnight + timedelta(hours=INCIDENT_ORDER_HOUR)
+            for n in range(len(orders), len(orders) + burst):
+                customer = rng.choices(range(1, self.config.customers + 1), cum_weights=self._customer_cum_weights)[0]
+                pid, price = rng.choice(self._products)
+                created = start + timedelta(seconds=rng.random() * 3600)
+                currency = COUNTRIES[list(COUNTRIES)[customer % len(COUNTRIES)]]
+                items = [(1, pid, 1, price)]
+                orders.append(Order(first_order_id + n, customer, "paid", currency, price, created, created, items))
         return orders
 
     # -- landing zone ---------------------------------------------------------------
@@ -201,7 +220,7 @@ class SampleData:
             if order.status == "placed":
                 continue
             attempts = ["failed"] if order.status == "cancelled" else []
-            if rng.random() < 0.05 and order.status != "cancelled":
+            if rng.random() < self._failure_share(day, order.created_at) and order.status != "cancelled":
                 attempts.append("failed")  # a failed try before the one that worked
             if order.status in ("paid", "shipped"):
                 attempts.append("captured")
@@ -223,6 +242,11 @@ class SampleData:
                 )
                 pid += 1
         return rows, pid
+
+    def _failure_share(self, day: date, created: datetime) -> float:
+        first, last = INCIDENT_FAILURE_HOURS
+        incident = self.config.incidents and day == self.config.day_list()[-1] and first <= created.hour < last
+        return INCIDENT_FAILURE_SHARE if incident else 0.05
 
     def event_lines(self, day: date, orders: list[Order]) -> list[dict]:
         rng = self.rng("events", day)

@@ -36,11 +36,16 @@ class EnvironmentPagerdutyNotifier(PagerdutyNotifier):
     """
 
     def notify(self, context: dict) -> None:
-        key = BaseHook.get_connection(self.pagerduty_events_conn_id).password or ""
-        if key.startswith(DISABLED_PREFIX):
-            self.log.info("PagerDuty disabled here (routing key %r): not paging", key)
+        if not pagerduty_enabled(self.pagerduty_events_conn_id):
+            self.log.info("PagerDuty disabled here (routing key starts with %r): not paging", DISABLED_PREFIX)
             return
         super().notify(context)
+
+
+def pagerduty_enabled(conn_id: str = PAGERDUTY_CONN_ID) -> bool:
+    """False where the connection's routing key says ``disabled...`` (local development, CI)."""
+    key = BaseHook.get_connection(conn_id).password or ""
+    return not key.startswith(DISABLED_PREFIX)
 
 
 def failure_notifiers(*, critical: bool) -> list[BaseNotifier]:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 # A Monday at midnight UTC: weeks are ISO weeks, and every grain that divides a
 # week is aligned to this anchor.
 _ANCHOR = datetime(1970, 1, 5, tzinfo=UTC)
@@ -34,8 +36,12 @@ END_PARAM_NAME = "partition_end"
 EXTRA_KEY = "partition"
 
 
-class PartitionError(ValueError):
-    """The run's partition is ambiguous, malformed or not complete yet."""
+class PartitionError(AirflowFailException, ValueError):
+    """The run's partition is ambiguous, malformed or not complete yet.
+
+    A mistake in how the run was started, not a transient fault: the task
+    fails at once instead of spending its retries on it.
+    """
 
 
 @dataclass(frozen=True)

@@ -228,3 +228,24 @@ CREATE TABLE IF NOT EXISTS marts.weekly_kpis (
     _run_id                  text NOT NULL,
     _loaded_at               timestamptz NOT NULL
 );
+
+-- Anomalies: one row per metric and window (a rerun of the window updates it, never adds one).
+CREATE TABLE IF NOT EXISTS ops.anomalies (
+    anomaly_id    bigserial PRIMARY KEY,
+    metric        text NOT NULL,
+    window_start  timestamptz NOT NULL,
+    window_end    timestamptz NOT NULL,
+    observed      double precision NOT NULL,
+    expected      double precision NOT NULL,
+    scale         double precision NOT NULL,
+    score         double precision NOT NULL,
+    severity      text NOT NULL CHECK (severity IN ('warning', 'critical')),
+    direction     text NOT NULL CHECK (direction IN ('spike', 'drop')),
+    baseline      double precision[] NOT NULL,
+    run_id        text NOT NULL,
+    detected_at   timestamptz NOT NULL DEFAULT now(),
+    alerted_at    timestamptz,
+    alerted_via   text,
+    suppressed_by bigint REFERENCES ops.anomalies (anomaly_id),
+    UNIQUE (metric, window_start, window_end)
+);

@@ -1,0 +1,114 @@
+"""The anomaly detection operator (scoring in ``anomalies``; SQL in ``include/sql/anomalies``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from acme_pipelines.operators import SQL_ROOT, _WarehouseOperator
+from acme_pipelines.partitions import Grain, resolve_partition
+
+HALF_HOUR = Grain.minutes(30)
+INPUTS = ("core.fact_orders", "core.fact_payments", "ops.load_audit")
+
+
+class AnomalyDetectionOperator(_WarehouseOperator):
+    """Score order count, revenue and payment failure rate of the window ending with the run's half hour.
+
+    The window is the ``window_minutes`` before the end of the run's 30-minute
+    partition, compared with the same window on up to ``weeks_back`` previous
+    weeks (median and MAD, at least 3 weeks with data). A metric whose source
+    has not reached the window yet (payments arrive with the next daily_etl)
+    is not scored, and says so. Findings go to ``ops.anomalies``; new ones
+    alert once: warnings to Slack, critical ones to PagerDuty and Slack.
+    """
+
+    template_fields: Sequence[str] = ("window_minutes", "weeks_back", "warning_score", "critical_score")
+
+    def __init__(
+        self,
+        *,
+        window_minutes: int | str = "{{ var.value.get('anomaly_window_minutes', '60') }}",
+        weeks_back: int | str = 4,
+        warning_score: float | str = "{{ var.value.get('anomaly_warning_score', '4') }}",
+        critical_score: float | str = "{{ var.value.get('anomaly_critical_score', '8') }}",
+        slack_conn_id: str = "slack_alerts",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.window_minutes = window_minutes
+        self.weeks_back = weeks_back
+        self.warning_score = warning_score
+        self.critical_score = critical_score
+        self.slack_conn_id = slack_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from acme_pipelines import anomalies
+        from acme_pipelines.metrics import emit_count
+
+        half_hour = resolve_partition(context, HALF_HOUR)
+        end = half_hour.end
+        start = end - timedelta(minutes=int(self.window_minutes))
+        hook = self.warehouse
+        with hook.connection() as conn:
+            hook.ensure_schema(conn)
+            with conn.cursor() as cur:
+                cur.execute(
+                    (SQL_ROOT / "anomalies" / "window_metrics.sql").read_text(),
+                    {"start": start, "end": end, "weeks": int(self.weeks_back)},
+                )
+                columns = [d[0] for d in cur.description]
+                rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
+            found = anomalies.evaluate(
+                rows, start, end, warning=float(self.warning_score), critical=float(self.critical_score), log=self.log
+            )
+            alerts = []
+            with conn.cursor() as cur:
+                for finding in found:
+                    anomaly_id, alert = anomalies.record(cur, finding, context["run_id"])
+                    if alert:
+                        alerts.append((anomaly_id, finding))
+            conn.commit()
+            for anomaly_id, finding in alerts:  # after the commit: a failed send is retried by the next run
+                via = self._alert(finding)
+                with conn.cursor() as cur:
+                    anomalies.mark_alerted(cur, anomaly_id, via)
+                conn.commit()
+        emit_count("anomalies_found", len(found), dag_id=self.dag_id, task_id=self.task_id, table="ops.anomalies")
+        self._lineage = (
+            [self._table_dataset(hook, t) for t in INPUTS],
+            [self._table_dataset(hook, "ops.anomalies")],
+        )
+        return {"window": f"{start:%Y-%m-%dT%H:%M}/{end:%Y-%m-%dT%H:%M}", "found": len(found), "alerted": len(alerts)}
+
+    def _alert(self, finding: Any) -> str:
+        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+        from acme_pipelines.alerting import PAGERDUTY_CONN_ID, pagerduty_enabled
+
+        icon = ":rotating_light:" if finding.severity == "critical" else ":warning:"
+        text = (
+            f"{icon} Anomaly ({finding.severity}): {finding.metric} {finding.direction} "
+            f"{finding.observed:,.4g} vs {finding.expected:,.4g} expected (score {finding.score:+.1f}) "
+            f"in [{finding.window_start:%Y-%m-%d %H:%M}, {finding.window_end:%H:%M}) UTC; "
+            f"same window on past weeks: {', '.join(f'{v:,.4g}' for v in finding.baseline)}"
+        )
+        SlackWebhookHook(slack_webhook_conn_id=self.slack_conn_id).send(text=text)
+        via = "slack"
+        if finding.severity == "critical":
+            if pagerduty_enabled(PAGERDUTY_CONN_ID):
+                from airflow.providers.pagerduty.hooks.pagerduty_events import PagerdutyEventsHook
+
+                PagerdutyEventsHook(pagerduty_events_conn_id=PAGERDUTY_CONN_ID).send_event(
+                    summary=text[:1000],
+                    severity="critical",
+                    source="anomaly_detection",
+                    dedup_key=f"anomaly/{finding.metric}/{finding.window_start:%Y-%m-%dT%H:%M}",
+                )
+                via = "slack,pagerduty"
+            else:
+                self.log.info("PagerDuty disabled here: critical anomaly posted to Slack only")
+                via = "slack,pagerduty-disabled"
+        self.log.info("alerted via %s: %s", via, text)
+        return via
