@@ -2,16 +2,24 @@
 """
 ### Data archival
 
-Sundays: moves fact partitions older than `hot_retention_days` to Parquet in cold
-storage (write, verify, record in `ops.archive_manifest`, then delete), restorable
-bit for bit.
+Sundays 04:00 UTC: every day of `core.fact_payments` and `core.fact_events` older
+than `hot_retention_days` (variable, default 90) before the run's day moves to
+Parquet in cold storage (`cold_storage_root`: a local folder by default, an S3
+prefix in production, with the S3 storage class of variable `cold_storage_class`,
+e.g. `GLACIER_IR`), one file per table and day:
+`{cold_storage_root}/{table}/dt=YYYY-MM-DD/part-000.parquet`.
 
-**Status: not built yet** (issue #5). Triggering it fails at once with that message;
-it is paused when first deployed.
+Per day: write (streamed in batches), read back and verify (row count and content
+checksum), record in `ops.archive_manifest`, then delete the day from the
+warehouse in one transaction that also stamps the manifest. A crash at any point
+loses nothing; a rerun finishes what was started and skips what is done.
+
+Restore a day, verified against the manifest, bit for bit:
+`eval "$(make -s env)"; .venv/bin/python -m acme_pipelines.archive restore --table core.fact_payments --day YYYY-MM-DD`.
 """
 
+from acme_pipelines.archive_operators import ArchivePartitionsOperator
 from acme_pipelines.dag_defaults import pipeline_dag
-from acme_pipelines.placeholders import NotBuiltOperator
 from acme_pipelines.resources import Pool, Priority
 
 with pipeline_dag(
@@ -20,6 +28,5 @@ with pipeline_dag(
     doc_md=__doc__,
     tags=["archival", "weekly"],
     priority=Priority.LOW,
-    built=False,
 ):
-    NotBuiltOperator(issue=5, pool=Pool.OBJECT_STORAGE)
+    ArchivePartitionsOperator(task_id="archive_old_partitions", pool=Pool.OBJECT_STORAGE)

@@ -19,22 +19,30 @@ import pyarrow as pa
 from psycopg2 import sql
 
 
-def _batches(cursor: Any, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _batches(cursor: Any, batch_rows: int, schema: pa.Schema | None = None) -> Iterator[pa.RecordBatch]:
     names: list[str] | None = None
     while rows := cursor.fetchmany(batch_rows):
         names = names or [d[0] for d in cursor.description]
         columns = list(zip(*rows, strict=True))
-        yield pa.RecordBatch.from_arrays([pa.array(col) for col in columns], names=names)
+        if schema is None:  # types inferred per batch
+            yield pa.RecordBatch.from_arrays([pa.array(col) for col in columns], names=names)
+        else:  # fixed types: every batch has the same schema (files written batch by batch need that)
+            arrays = [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)]
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def postgres_query_batches(
-    conn: Any, query: str | sql.Composable, params: Sequence[Any] | dict | None = None, batch_rows: int = 50_000
+    conn: Any,
+    query: str | sql.Composable,
+    params: Sequence[Any] | dict | None = None,
+    batch_rows: int = 50_000,
+    schema: pa.Schema | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Run ``query`` through a server-side (named) cursor and yield Arrow batches."""
+    """Run ``query`` through a server-side (named) cursor and yield Arrow batches (of ``schema`` if given)."""
     with conn.cursor(name=f"acme_{uuid.uuid4().hex[:12]}") as cursor:
         cursor.itersize = batch_rows
         cursor.execute(query, params)
-        yield from _batches(cursor, batch_rows)
+        yield from _batches(cursor, batch_rows, schema)
 
 
 def postgres_window_batches(

@@ -249,3 +249,19 @@ CREATE TABLE IF NOT EXISTS ops.anomalies (
     suppressed_by bigint REFERENCES ops.anomalies (anomaly_id),
     UNIQUE (metric, window_start, window_end)
 );
+
+-- Archive manifest: one row per archived partition. deleted_from_warehouse_at is set in the
+-- same transaction as the delete; a restore clears it (and sets restored_at).
+CREATE TABLE IF NOT EXISTS ops.archive_manifest (
+    table_name                text NOT NULL,
+    partition                 date NOT NULL,
+    object_path               text NOT NULL,
+    row_count                 bigint NOT NULL,
+    checksum                  text NOT NULL,
+    bytes                     bigint,
+    run_id                    text NOT NULL,
+    archived_at               timestamptz NOT NULL DEFAULT now(),
+    deleted_from_warehouse_at timestamptz,
+    restored_at               timestamptz,
+    PRIMARY KEY (table_name, partition)
+);

@@ -1,0 +1,302 @@
+"""Archive fact partitions (one table, one day) to Parquet in cold storage, and restore them.
+
+Order of work for one partition, each step safe to crash in:
+
+1. stream the day's rows (server-side cursor, Arrow batches of fixed types) into
+   ``{root}/{table}/dt={day}/part-000.parquet``, computing a content checksum;
+2. read the file back in batches: same row count and checksum, or stop;
+3. record it in ``ops.archive_manifest`` (deleted_from_warehouse_at still NULL);
+4. in ONE transaction: check the warehouse still holds the same number of rows,
+   delete them (the ``dt`` index: only that day) and stamp the manifest.
+
+A crash before 3 leaves a file that the rerun rewrites; after 3 and before 4, the
+rerun verifies the file against the manifest again and deletes. Nothing is
+deleted that is not verified in storage, and nothing is archived twice.
+
+The checksum is order-independent: the sum modulo 2^64 of a 64-bit hash of every
+row (pandas' ``hash_pandas_object``, vectorised per batch), with the row count.
+The fact tables are keyed by their business key and indexed by ``dt`` (not
+declaratively partitioned, see the README), so step 4 is a DELETE of the day,
+not a detach-and-drop.
+
+Restore (``python -m acme_pipelines.archive restore --table T --day D``) reads
+the file, verifies it against the manifest, and COPYs it back in one
+transaction: the same rows, bit for bit (a test compares table checksums).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+from psycopg2 import sql
+
+from acme_pipelines.db_readers import postgres_query_batches
+from acme_pipelines.warehouse import WarehouseHook, encode_csv, qualified
+
+# Tables archived by day, with the key that orders rows in the files.
+ARCHIVED = {"core.fact_payments": "payment_id", "core.fact_events": "event_id"}
+FILE_NAME = "part-000.parquet"
+BATCH_ROWS = 50_000
+_MASK = (1 << 64) - 1
+
+
+class ArchiveVerificationError(RuntimeError):
+    """The file in storage does not hold exactly the partition's rows; nothing was deleted."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    table: str
+    day: date
+    rows: int
+    path: str
+    action: str  # archived | resumed | already archived
+
+
+class Checksum:
+    """Order-independent content checksum of Arrow batches (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.total = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        from pandas.util import hash_pandas_object
+
+        if batch.num_rows:
+            hashes = hash_pandas_object(batch.to_pandas(), index=False).to_numpy()
+            self.total = (self.total + int(hashes.sum(dtype="uint64"))) & _MASK
+            self.rows += batch.num_rows
+
+    @property
+    def hexdigest(self) -> str:
+        return f"{self.rows}:{self.total:016x}"
+
+
+def _arrow_type(data_type: str, precision: int | None, scale: int | None) -> pa.DataType:
+    types = {
+        "bigint": pa.int64(),
+        "integer": pa.int32(),
+        "smallint": pa.int16(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+        "double precision": pa.float64(),
+    }
+    if data_type == "numeric":
+        return pa.decimal128(precision or 38, scale or 0)
+    return types.get(data_type, pa.string())  # text, char, json/jsonb (as their text)
+
+
+def table_layout(cur: Any, table: str) -> tuple[pa.Schema, sql.Composable]:
+    """The Arrow schema of ``table`` and the SELECT list that reads it (json columns as text)."""
+    schema_name, name = table.split(".")
+    cur.execute(
+        "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (schema_name, name),
+    )
+    columns = cur.fetchall()
+    if not columns:
+        raise ValueError(f"{table} does not exist")
+    fields, select = [], []
+    for column, data_type, precision, scale in columns:
+        fields.append(pa.field(column, _arrow_type(data_type, precision, scale)))
+        ident = sql.Identifier(column)
+        select.append(sql.SQL("{}::text AS {}").format(ident, ident) if data_type in ("json", "jsonb") else ident)
+    return pa.schema(fields), sql.SQL(", ").join(select)
+
+
+def partition_path(root: Any, table: str, day: date) -> Any:
+    return root / table / f"dt={day.isoformat()}" / FILE_NAME
+
+
+def _source_batches(conn: Any, table: str, day: date) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    with conn.cursor() as cur:
+        schema, select = table_layout(cur, table)
+    query = sql.SQL("SELECT {} FROM {} WHERE dt = %s ORDER BY {}").format(
+        select, qualified(table), sql.Identifier(ARCHIVED[table])
+    )
+    return schema, postgres_query_batches(conn, query, (day,), BATCH_ROWS, schema=schema)
+
+
+def write_partition(conn: Any, table: str, day: date, path: Any, storage_options: dict | None = None) -> Checksum:
+    """Stream the day's rows into a Parquet file at ``path``; the checksum of what was written."""
+    import pyarrow.parquet as pq
+
+    schema, batches = _source_batches(conn, table, day)
+    checksum = Checksum()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb", **(storage_options or {})) as out, pq.ParquetWriter(out, schema, compression="zstd") as w:
+        for batch in batches:
+            w.write_batch(batch)
+            checksum.add(batch)
+    return checksum
+
+
+def file_batches(path: Any) -> Iterator[pa.RecordBatch]:
+    import pyarrow.parquet as pq
+
+    with path.open("rb") as stream:
+        yield from pq.ParquetFile(stream).iter_batches(batch_size=BATCH_ROWS)
+
+
+def read_back(path: Any) -> Checksum:
+    checksum = Checksum()
+    for batch in file_batches(path):
+        checksum.add(batch)
+    return checksum
+
+
+def _manifest(cur: Any, table: str, day: date) -> tuple | None:
+    cur.execute(
+        "SELECT object_path, row_count, checksum, deleted_from_warehouse_at FROM ops.archive_manifest "
+        "WHERE table_name = %s AND partition = %s",
+        (table, day),
+    )
+    return cur.fetchone()
+
+
+def _count(cur: Any, table: str, day: date) -> int:
+    cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE dt = %s").format(qualified(table)), (day,))
+    return int(cur.fetchone()[0])
+
+
+def days_to_archive(hook: WarehouseHook, table: str, before: date) -> list[date]:
+    """Days older than ``before`` still in the warehouse, and days whose archival did not finish."""
+    with hook.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT dt FROM {} WHERE dt < %s GROUP BY dt UNION "
+                "SELECT partition FROM ops.archive_manifest "
+                "WHERE table_name = %s AND deleted_from_warehouse_at IS NULL ORDER BY 1"
+            ).format(qualified(table)),
+            (before, table),
+        )
+        return [row[0] for row in cur.fetchall()]
+
+
+def archive_partition(
+    hook: WarehouseHook,
+    table: str,
+    day: date,
+    root: Any,
+    run_id: str,
+    *,
+    storage_options: dict | None = None,
+    fail_after: str | None = None,
+) -> Outcome:
+    """Archive one (table, day) as the module docstring says; ``fail_after`` injects a crash (tests)."""
+    path = partition_path(root, table, day)
+    with hook.connection() as conn:
+        with conn.cursor() as cur:
+            found = _manifest(cur, table, day)
+            rows_here = _count(cur, table, day)
+        conn.commit()
+        if found and found[3] is not None and rows_here == 0:
+            return Outcome(table, day, found[1], found[0], "already archived")
+        verified = None
+        if found and found[3] is None:  # recorded, not deleted: an earlier run stopped before the delete
+            stored = read_back(path)
+            if (stored.rows, stored.hexdigest) == (found[1], found[2]) and rows_here == found[1]:
+                verified, action = stored, "resumed"
+        if verified is None:
+            written = write_partition(conn, table, day, path, storage_options)
+            if fail_after == "write":
+                raise RuntimeError("injected failure after writing the file")
+            stored = read_back(path)
+            if stored.hexdigest != written.hexdigest:
+                raise ArchiveVerificationError(
+                    f"{path}: read back {stored.hexdigest}, wrote {written.hexdigest}; nothing deleted"
+                )
+            with conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO ops.archive_manifest (table_name, partition, object_path, row_count, checksum, bytes, "
+                    "run_id, archived_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now()) "
+                    "ON CONFLICT (table_name, partition) DO UPDATE SET object_path = excluded.object_path, "
+                    "row_count = excluded.row_count, checksum = excluded.checksum, bytes = excluded.bytes, "
+                    "run_id = excluded.run_id, archived_at = now(), deleted_from_warehouse_at = NULL",
+                    (table, day, str(path), written.rows, written.hexdigest, _size(path), run_id),
+                )
+            conn.commit()
+            if fail_after == "manifest":
+                raise RuntimeError("injected failure after recording the manifest")
+            verified, action = written, "archived"
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{table}/{day}",))
+            now_here = _count(cur, table, day)
+            if now_here != verified.rows:
+                cur.execute("DELETE FROM ops.archive_manifest WHERE table_name = %s AND partition = %s", (table, day))
+                conn.commit()
+                raise ArchiveVerificationError(
+                    f"{table} {day}: {now_here} rows now, {verified.rows} archived (a load changed the day); "
+                    "nothing deleted, the manifest row dropped: rerun to archive it again"
+                )
+            cur.execute(sql.SQL("DELETE FROM {} WHERE dt = %s").format(qualified(table)), (day,))
+            cur.execute(
+                "UPDATE ops.archive_manifest SET deleted_from_warehouse_at = now() "
+                "WHERE table_name = %s AND partition = %s",
+                (table, day),
+            )
+        conn.commit()
+    return Outcome(table, day, verified.rows, str(path), action)
+
+
+def _size(path: Any) -> int | None:
+    try:
+        return int(path.stat().st_size)
+    except (AttributeError, OSError, TypeError):
+        return None
+
+
+def restore_partition(hook: WarehouseHook, table: str, day: date, path_factory: Any = None) -> int:
+    """Put an archived (table, day) back from its file, verified against the manifest; returns the rows."""
+    from airflow.sdk import ObjectStoragePath
+
+    with hook.connection() as conn:
+        with conn.cursor() as cur:
+            found = _manifest(cur, table, day)
+            if not found or found[3] is None:
+                raise ValueError(f"{table} {day} is not archived (see ops.archive_manifest)")
+            object_path, row_count, checksum, _ = found
+            if _count(cur, table, day):
+                raise ValueError(f"{table} {day} has rows in the warehouse; not restoring over them")
+        path = (path_factory or ObjectStoragePath)(object_path)
+        stored = Checksum()
+        with conn.cursor() as cur:
+            for batch in file_batches(path):
+                stored.add(batch)
+                hook.copy_csv(cur, table, encode_csv(pa.Table.from_batches([batch])))
+            if stored.hexdigest != checksum:
+                conn.rollback()
+                raise ArchiveVerificationError(f"{object_path}: {stored.hexdigest} != manifest {checksum}")
+            cur.execute(
+                "UPDATE ops.archive_manifest SET deleted_from_warehouse_at = NULL, restored_at = now() "
+                "WHERE table_name = %s AND partition = %s",
+                (table, day),
+            )
+        conn.commit()
+    return row_count
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m acme_pipelines.archive", description="Restore archived days.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    restore = sub.add_parser("restore", help="bring an archived day of a table back into the warehouse")
+    restore.add_argument("--table", required=True, choices=sorted(ARCHIVED))
+    restore.add_argument("--day", required=True, type=date.fromisoformat)
+    restore.add_argument("--conn-id", default="warehouse", help="Airflow connection of the warehouse")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    rows = restore_partition(WarehouseHook(args.conn_id), args.table, args.day)
+    print(f"restored {rows:,} rows of {args.table} for {args.day}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
