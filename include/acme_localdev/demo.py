@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -36,15 +37,22 @@ DAG_ORDER = (
     "ml_training",
     "daily_reports",
     "weekly_aggregation",
-    "data_archival",
     "anomaly_detection",
     "cache_refresh",
+    "data_archival",  # last: it removes the oldest days, which anomaly detection compares with
 )
 
 
-# One ISO week complete (Mon 11-02 .. Sun 11-08) for weekly_aggregation, and enough
-# labelled days for ml_training's time split: one day more than the generator's default.
-DEMO_DAYS = 8
+# Four weeks and a day, ending on Sunday 2026-11-22: anomaly detection compares the last day with
+# the same day on the 4 weeks before, the last ISO week (11-16..11-22) is complete for
+# weekly_aggregation, and the last day carries the generator's incidents (an order burst
+# 14:00-15:00, payment failures 18:00-20:00) for anomaly detection to find.
+DEMO_START = date(2026, 10, 25)
+DEMO_DAYS = 29
+# The DAGs after the ETL run for the last 8 days: enough labelled days for ml_training.
+RECENT_DAYS = 8
+# data_archival's run on the last day archives what is older than this: the first week.
+DEMO_HOT_RETENTION_DAYS = 21
 
 
 def last_full_week(days: list[date]) -> date | None:
@@ -62,15 +70,20 @@ def plan(config: Any) -> list[tuple[str, list[dict]]]:
     # day's orders, or its payments point at orders the warehouse has not seen (the quality check says so)
     end = (days[-1] + timedelta(days=3)).isoformat()
     last = [{"partition": days[-1].isoformat()}]
-    every_day = [{"partition": day.isoformat()} for day in days]
     confs: dict[str, list[dict]] = dict.fromkeys(DAG_ORDER, last)
     # one catch-up window: everything the generator wrote (customers are created up to a year earlier)
     confs["hourly_incremental_sync"] = [{"partition": f"{first}T00:00", "partition_end": f"{end}T00:00"}]
-    # every day through the ETL, its quality gate and its features (training learns from past days)
-    for dag_id in ("daily_etl", "data_quality_check", "feature_engineering"):
-        confs[dag_id] = every_day
+    confs["daily_etl"] = [{"partition": day.isoformat()} for day in days]
+    recent = [{"partition": day.isoformat()} for day in days[-RECENT_DAYS:]]
+    confs["data_quality_check"] = confs["feature_engineering"] = recent
     week = last_full_week(days)
     confs["weekly_aggregation"] = [{"partition": week.isoformat()}] if week else []
+    # the last day hour by hour: each run scores the hour that ends with its half hour
+    confs["anomaly_detection"] = [{"partition": f"{days[-1]}T{hour:02d}:30"} for hour in range(24)]
+    confs["cache_refresh"] = [{"partition": f"{days[-1]}T23:45"}]
+    # the scheduler's run of the Sunday after the last day
+    sunday = days[-1] + timedelta(days=(6 - days[-1].weekday()) % 7)
+    confs["data_archival"] = [{"partition": sunday.isoformat()}] if sunday <= days[-1] else last
     return [(dag_id, confs[dag_id]) for dag_id in DAG_ORDER]
 
 
@@ -139,6 +152,16 @@ def rows_of(run_id: str) -> str:
     week = _warehouse_rows("SELECT iso_week, revenue_usd FROM marts.weekly_kpis WHERE _run_id = %s", (run_id,))
     if week:
         return f"{week[0][0]}: revenue ${week[0][1]:,.2f}"
+    found = _warehouse_rows(
+        "SELECT count(*), count(alerted_at) FROM ops.anomalies WHERE run_id = %s HAVING count(*) > 0", (run_id,)
+    )
+    if found:
+        return f"{found[0][0]} anomalies, {found[0][1]} alerted"
+    archived = _warehouse_rows(
+        "SELECT count(*), sum(row_count) FROM ops.archive_manifest WHERE run_id = %s HAVING count(*) > 0", (run_id,)
+    )
+    if archived:
+        return f"{archived[0][0]} partitions, {archived[0][1]:,} rows archived"
     return "-"
 
 
@@ -163,6 +186,58 @@ def print_outputs(artifacts: Path) -> None:
         kpis = f"{orders:,} orders, revenue ${revenue:,.2f}, AOV ${aov:,.2f}"
         print(f"  weekly KPIs:      {week}: {kpis} (marts.weekly_kpis)")
     print('  query them:       eval "$(make -s env)"; psql -h 127.0.0.1 -U postgres warehouse')
+    print_issue5_outputs()
+
+
+def print_issue5_outputs() -> None:
+    """The archive manifest, the anomalies found and the Redis keys written."""
+    rows = _warehouse_rows(
+        "SELECT table_name, min(partition), max(partition), count(*), sum(row_count), sum(bytes), "
+        "min(object_path) FROM ops.archive_manifest WHERE deleted_from_warehouse_at IS NOT NULL "
+        "GROUP BY table_name ORDER BY 1"
+    )
+    print("\nArchive manifest (ops.archive_manifest):")
+    for table, first, last, n, total, size, path in rows:
+        print(f"  {table}: {n} days {first}..{last}, {total:,} rows, {size or 0:,} bytes of Parquet; first: {path}")
+    if not rows:
+        print("  nothing archived")
+    print("\nAnomalies found (ops.anomalies):")
+    found = _warehouse_rows(
+        "SELECT metric, to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), "
+        "to_char(window_end AT TIME ZONE 'UTC', 'HH24:MI'), observed, expected, score, severity, "
+        "coalesce(alerted_via, 'none: continues the one above') FROM ops.anomalies ORDER BY window_start, metric"
+    )
+    for metric, start, end, observed, expected, score, severity, via in found:
+        print(
+            f"  {start}-{end} {metric}: {observed:,.4g} vs {expected:,.4g} expected, "
+            f"score {score:+.1f} ({severity}), alert: {via}"
+        )
+    if not found:
+        print("  none")
+    print("\nRedis keys written (cache_refresh):")
+    print_cache_keys()
+
+
+def print_cache_keys(prefix: str = "acme:cache") -> None:
+    import redis
+
+    try:
+        client = redis.Redis(
+            host=os.environ.get("REDIS_HOST", "127.0.0.1"), port=int(os.environ.get("REDIS_PORT", "6379"))
+        )
+        current = client.get(f"{prefix}:current")
+        if current is None:
+            print("  none")
+            return
+        base = f"{prefix}:v{int(current)}"
+        keys = sorted(k.decode() for k in client.scan_iter(match=f"{base}:*", count=1000))
+        customers = [k for k in keys if ":customer:" in k]
+        print(f"  {prefix}:current -> {int(current)}; {len(keys):,} keys under {base}:* (TTL {client.ttl(keys[0])} s)")
+        for key in [k for k in keys if ":customer:" not in k] + customers[:2]:
+            print(f"    {key} = {client.get(key).decode()[:100]}...")
+        print(f"    ... and {len(customers) - 2:,} more {base}:customer:<id> keys")
+    except redis.RedisError as exc:  # a summary line, not a failure of the demo
+        print(f"  could not read Redis: {exc}")
 
 
 def built_dags() -> dict[str, int | None]:
@@ -239,7 +314,7 @@ def main(argv: list[str]) -> int:
     from acme_sample_data.generator import GeneratorConfig
 
     parser = argparse.ArgumentParser(prog="make demo DEMO_ARGS=...")
-    parser.add_argument("--start", type=date.fromisoformat, default=GeneratorConfig.start)
+    parser.add_argument("--start", type=date.fromisoformat, default=DEMO_START)
     parser.add_argument("--days", type=int, default=DEMO_DAYS)
     parser.add_argument("--scale", type=float, default=GeneratorConfig.scale)
     args = parser.parse_args(argv)
@@ -249,10 +324,15 @@ def main(argv: list[str]) -> int:
     init_airflow()
 
     step(f"[2/4] generating sample data: {args.days} days from {args.start}, scale {args.scale}")
-    config = GeneratorConfig(start=args.start, days=args.days, scale=args.scale)
+    # bad_share 0.003: with the extra repeated and malformed lines, about 0.6% of each day's payments
+    # are rejected, under the contract's max_reject_ratio of 1% on every day
+    config = GeneratorConfig(start=args.start, days=args.days, scale=args.scale, bad_share=0.003, incidents=True)
+    os.environ["AIRFLOW_VAR_HOT_RETENTION_DAYS"] = str(DEMO_HOT_RETENTION_DAYS)
     landing = env.ROOT / "data" / "landing"
     result = build(config, landing, dsn("APP_DB", "app"))
     reset_warehouse(dsn("WAREHOUSE", "warehouse"))
+    for output in ("artifacts", "cold"):  # the last demo's reports, models and archives
+        shutil.rmtree(env.ROOT / "data" / output, ignore_errors=True)
     step(
         f"generated in {result.seconds:.1f}s: app DB "
         + ", ".join(f"{k} {v:,}" for k, v in result.app_rows.items())
