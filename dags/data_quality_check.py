@@ -80,19 +80,15 @@ with pipeline_dag(
             },
             pool=Pool.WAREHOUSE,
         ),
-        DayIntervalCheckOperator(
-            task_id="check_payments_vs_day_before",
-            table="core.fact_payments",
-            days_back=1,
-            metrics_thresholds=PAYMENT_METRICS,
-            pool=Pool.WAREHOUSE,
-        ),
-        DayIntervalCheckOperator(
-            task_id="check_payments_vs_week_before",
-            table="core.fact_payments",
-            days_back=7,
-            metrics_thresholds=PAYMENT_METRICS,
-            pool=Pool.WAREHOUSE,
+        *(
+            DayIntervalCheckOperator(
+                task_id=f"check_payments_vs_{label}",
+                table="core.fact_payments",
+                days_back=days_back,
+                metrics_thresholds=PAYMENT_METRICS,
+                pool=Pool.WAREHOUSE,
+            )
+            for label, days_back in (("day_before", 1), ("week_before", 7))
         ),
         SqlAssertionsOperator(
             task_id="check_assertions",

@@ -76,18 +76,18 @@ def test_placeholder_fails_naming_its_issue():
 
 
 def test_failed_dag_posts_one_slack_alert(airflow_db, dagbag, http_recorder, monkeypatch):
-    """A placeholder DAG run fails at once (no retries) and its Slack notifier posts once."""
+    """A run started with a malformed partition fails at once (a PartitionError is not retried) and posts once."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_SLACK_ALERTS",
         json.dumps({"conn_type": "slackwebhook", "host": f"{http_recorder.url}/services", "password": "T0/B0/X"}),
     )
     dag = dagbag.dags["cache_refresh"]  # not critical: Slack only, no PagerDuty
-    run = dag.test(run_conf={"partition": "2026-11-01T00:00"})
+    run = dag.test(run_conf={"partition": "2026-11-01T00:07"})  # not the start of a 15-minute window
     assert run.state == "failed"
     posts = [r for r in http_recorder.requests if r.method == "POST"]
     assert len(posts) == 1, "one alert per failed task, none per retry"
     assert posts[0].path == "/services/T0/B0/X"
     text = posts[0].json()["text"]
-    assert "Task failed: cache_refresh.not_built" in text
+    assert "Task failed: cache_refresh.refresh_cache" in text
     assert f"run {run.run_id}" in text
     assert "try 1" in text
