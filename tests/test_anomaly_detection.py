@@ -145,3 +145,30 @@ def test_incidents_are_found_scored_and_alerted_once(dagbag, incident_env):
     posts = [r.json()["text"] for r in slack.requests if r.method == "POST"]
     assert len(posts) == 5, posts  # one per alerted finding; the continuation and the rerun post nothing
     assert any("orders spike 160 vs 40 expected" in p for p in posts)
+
+
+def test_critical_anomalies_page_pagerduty_once(dagbag, incident_env, monkeypatch):
+    """With a real routing key, each critical anomaly sends one PagerDuty event (and its continuation none).
+
+    The PagerDuty Events API cannot be reached from here and its client has no
+    configurable address, so this test replaces ``PagerdutyEventsHook.send_event``
+    with a recorder (the one stand-in in this file); the Slack side goes to the
+    local HTTP server as in the test above.
+    """
+    from airflow.providers.pagerduty.hooks.pagerduty_events import PagerdutyEventsHook
+
+    sent: list[dict] = []
+    monkeypatch.setattr(PagerdutyEventsHook, "send_event", lambda self, **event: sent.append(event) or "ok")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PAGERDUTY_EVENTS", json.dumps({"conn_type": "pagerduty_events", "password": "R0UTINGKEY"})
+    )
+    run_dag(dagbag, "anomaly_detection", partition=f"{DAY}T19:30")  # the failure burst: critical
+    run_dag(dagbag, "anomaly_detection", partition=f"{DAY}T20:00")  # 19:30-20:30: its continuation
+    run_dag(dagbag, "anomaly_detection", partition=f"{DAY}T19:30")  # a rerun
+    assert [(e["severity"], e["dedup_key"]) for e in sent] == [
+        ("critical", "anomaly/payment_failure_rate/2026-11-22T19:00")
+    ]
+    assert "payment_failure_rate spike" in sent[0]["summary"]
+    assert query(incident_env["warehouse"], "SELECT alerted_via FROM ops.anomalies WHERE alerted_at IS NOT NULL") == [
+        ("slack,pagerduty",)
+    ]
