@@ -255,7 +255,7 @@ def _size(path: Any) -> int | None:
         return None
 
 
-def restore_partition(hook: WarehouseHook, table: str, day: date, path_factory: Any = None) -> int:
+def restore_partition(hook: WarehouseHook, table: str, day: date) -> int:
     """Put an archived (table, day) back from its file, verified against the manifest; returns the rows."""
     from airflow.sdk import ObjectStoragePath
 
@@ -267,7 +267,7 @@ def restore_partition(hook: WarehouseHook, table: str, day: date, path_factory: 
             object_path, row_count, checksum, _ = found
             if _count(cur, table, day):
                 raise ValueError(f"{table} {day} has rows in the warehouse; not restoring over them")
-        path = (path_factory or ObjectStoragePath)(object_path)
+        path = ObjectStoragePath(object_path)
         stored = Checksum()
         with conn.cursor() as cur:
             for batch in file_batches(path):

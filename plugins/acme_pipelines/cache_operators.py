@@ -9,6 +9,7 @@ from acme_pipelines.operators import SQL_ROOT, _WarehouseOperator
 from acme_pipelines.partitions import DAY, Grain, resolve_partition
 
 QUARTER_HOUR = Grain.minutes(15)
+SUMMARY_KEYS = ("today", "top_products")  # the rest are customer:{id}
 INPUTS = ("core.fact_orders", "core.fact_order_items", "core.dim_product", "core.fx_rates")
 
 
@@ -52,16 +53,14 @@ class CacheRefreshOperator(_WarehouseOperator):
             cur.execute((SQL_ROOT / "cache" / "today.sql").read_text(), params)
             columns = [d[0] for d in cur.description]
             today = dict(zip(columns, cur.fetchone(), strict=True))
-            cur.execute((SQL_ROOT / "cache" / "top_products.sql").read_text(), {**params, "limit": self.top_n})
+            cur.execute((SQL_ROOT / "shared" / "top_products.sql").read_text(), {**params, "limit": self.top_n})
             columns = [d[0] for d in cur.description]
             top = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
         yield "today", {"day": params["day_start"].date(), "until": params["until"], **today}
         yield "top_products", {"day": params["day_start"].date(), "until": params["until"], "products": top}
         query = (SQL_ROOT / "cache" / "recent_customers.sql").read_text()
-        self.customers = 0
         for batch in postgres_query_batches(conn, query, params, batch_rows=5_000):
             for row in batch.to_pylist():
-                self.customers += 1
                 yield f"customer:{row['customer_id']}", {"until": params["until"], **row}
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -89,8 +88,8 @@ class CacheRefreshOperator(_WarehouseOperator):
         emit_count("cache_keys", published.keys, dag_id=self.dag_id, task_id=self.task_id, table=self.key_prefix)
         self.log.info(
             "%s: version %d live (%d keys, %d customers; ttl %ss), previous %s, %d old keys deleted",
-            window, published.version, published.keys, self.customers, self.ttl_seconds, published.previous,
-            published.deleted_keys,
+            window, published.version, published.keys, published.keys - len(SUMMARY_KEYS), self.ttl_seconds,
+            published.previous, published.deleted_keys,
         )  # fmt: skip
         self._lineage = (
             [self._table_dataset(hook, t) for t in INPUTS],

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -87,7 +87,6 @@ class TrainedModel:
     artifact: bytes
     sha256: str
     split: Split
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_labelled(conn: Any, dt: date, *, horizon_days: int, history_days: int, max_rows: int) -> Dataset:

@@ -18,11 +18,11 @@ def emit_load_metrics(
 ) -> None:
     from airflow.sdk.observability import stats
 
-    tags = {"dag_id": dag_id, "task_id": task_id, "table": table}
+    where = {"dag_id": dag_id, "task_id": task_id, "table": table}
     for measure in ("rows_in", "rows_loaded", "rows_rejected", "rows_duplicate"):
-        stats.incr(f"{PREFIX}.{measure}", getattr(counts, measure), tags=tags)
-    stats.incr(f"{PREFIX}.bytes", bytes_read, tags=tags)
-    stats.timing(f"{PREFIX}.seconds", timedelta(seconds=seconds), tags=tags)
+        emit_count(measure, getattr(counts, measure), **where)
+    emit_count("bytes", bytes_read, **where)
+    stats.timing(f"{PREFIX}.seconds", timedelta(seconds=seconds), tags=where)
 
 
 def emit_count(measure: str, value: int, *, dag_id: str, task_id: str, table: str) -> None:

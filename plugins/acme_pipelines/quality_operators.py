@@ -149,11 +149,9 @@ class SqlAssertionsOperator(_WarehouseOperator):
 
         partition = resolve_partition(context, DAY)
         hook = self.warehouse
-        with hook.connection() as conn:
-            hook.ensure_schema(conn)
-            with conn.cursor() as cur:
-                cur.execute((SQL_ROOT / self.sql_file).read_text(), {"dt": partition.dt})
-                rows = cur.fetchall()
+        with hook.connection() as conn, conn.cursor() as cur:  # record_results (below) ensures the schema
+            cur.execute((SQL_ROOT / self.sql_file).read_text(), {"dt": partition.dt})
+            rows = cur.fetchall()
         outcomes = [
             CheckOutcome(name, kind, bool(passed), table, None, observed, expected, content)
             for name, kind, table, passed, observed, expected, content in rows

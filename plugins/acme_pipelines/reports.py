@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 INCLUDE = Path(__file__).resolve().parents[2] / "include"
 SQL = INCLUDE / "sql" / "reports"
 TEMPLATE = INCLUDE / "templates" / "daily_report.html.j2"
+TOP_PRODUCTS = INCLUDE / "sql" / "shared" / "top_products.sql"
 METRICS = (  # (label, column, previous-day column, previous-week column)
     ("Revenue (USD)", "revenue_usd", "revenue_prev_day", "revenue_prev_week"),
     ("Orders", "orders", "orders_prev_day", "orders_prev_week"),
@@ -65,7 +66,7 @@ def change_pct(value: Any, before: Any) -> float | None:
     return round(float((Decimal(value) - Decimal(before)) / Decimal(before) * 100), 2)
 
 
-def _rows(cur: Any, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _rows(cur: Any, name: str | Path, params: dict[str, Any]) -> list[dict[str, Any]]:
     cur.execute((SQL / name).read_text(), params)
     columns = [d[0] for d in cur.description]
     return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
@@ -77,7 +78,8 @@ def fetch(conn: Any, dt: date, top_n: int = 5) -> DailyReport:
         if not summary:
             raise ReportDataMissingError(f"marts.daily_revenue has no row for {dt}: run daily_etl for it first")
         [row] = summary
-        top = _rows(cur, "top_products.sql", {"dt": dt, "limit": top_n})
+        day = datetime.combine(dt, time(), UTC)
+        top = _rows(cur, TOP_PRODUCTS, {"day_start": day, "until": day + timedelta(days=1), "limit": top_n})
         trend = _rows(cur, "revenue_trend.sql", {"dt": dt})
     metrics = [Metric(label, row[col], row[day], row[week]) for label, col, day, week in METRICS]
     return DailyReport(dt, metrics, row["paid_orders"], top, trend)
@@ -135,7 +137,7 @@ def render_csv(report: DailyReport) -> bytes:
         writer.writerow([report.dt, m.label, m.value, m.prev_day, m.dod_pct, m.prev_week, m.wow_pct])
     for rank, p in enumerate(report.top_products, 1):
         writer.writerow(
-            [report.dt, f"Top product {rank}: {p['name']} ({p['category']})", p["revenue_usd"], "", "", "", ""]
+            [report.dt, f"Top product {rank}: {p['name']} ({p['category']})", p["booked_usd"], "", "", "", ""]
         )
     return out.getvalue().encode()
 

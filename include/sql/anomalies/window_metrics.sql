@@ -7,11 +7,8 @@ WITH windows AS (
     FROM generate_series(0, %(weeks)s) AS k
 ),
 synced AS (
-    SELECT max(CASE WHEN partition LIKE '%%/%%' THEN split_part(partition, '/', 2)::timestamptz
-                    ELSE partition::timestamptz + interval '1 hour' END) AS until,
-           min(CASE WHEN partition LIKE '%%/%%' THEN split_part(partition, '/', 1)::timestamptz
-                    ELSE partition::timestamptz END) AS since
-    FROM ops.load_audit
+    SELECT min(window_start) AS since, max(window_end) AS until
+    FROM ops.load_windows
     WHERE target = 'core.fact_orders' AND status = 'success'
 )
 SELECT w.k,

@@ -1,19 +1,14 @@
 -- Checks of one day (%(dt)s) that the common-sql check operators cannot express.
 -- One row per check: check_name, check_type, table_name, passed, observed, expected, content.
 
--- Freshness: successful hourly syncs of orders reach the end of the day (window ends in ops.load_audit;
--- a catch-up run's partition is "start/end", an hourly one is its start hour).
+-- Freshness: successful hourly syncs of orders reach the end of the day (ops.load_windows).
 SELECT 'freshness:core.fact_orders' AS check_name, 'freshness' AS check_type, 'core.fact_orders' AS table_name,
        coalesce(max(w.window_end) >= %(dt)s::date + 1, false) AS passed,
        'synced up to ' || coalesce(max(w.window_end)::text, 'never') AS observed,
        '>= ' || (%(dt)s::date + 1)::timestamptz::text AS expected,
        'latest window end of successful syncs of core.fact_orders' AS content
-FROM (
-    SELECT CASE WHEN partition LIKE '%%/%%' THEN split_part(partition, '/', 2)::timestamptz
-                ELSE partition::timestamptz + interval '1 hour' END AS window_end
-    FROM ops.load_audit
-    WHERE target = 'core.fact_orders' AND status = 'success'
-) w
+FROM ops.load_windows w
+WHERE w.target = 'core.fact_orders' AND w.status = 'success'
 
 UNION ALL
 -- Row accounting: the day's latest load of each landing source succeeded, its counts add up

@@ -265,3 +265,14 @@ CREATE TABLE IF NOT EXISTS ops.archive_manifest (
     restored_at               timestamptz,
     PRIMARY KEY (table_name, partition)
 );
+
+-- The time window of every load whose partition is a time window (the hourly sync's
+-- "YYYY-MM-DDTHH:MM" hour, or a catch-up's "start/end"); freshness and anomaly checks read it.
+CREATE OR REPLACE VIEW ops.load_windows AS
+SELECT load_id, target, status, finished_at,
+       CASE WHEN partition LIKE '%/%' THEN split_part(partition, '/', 1)::timestamptz
+            ELSE partition::timestamptz END AS window_start,
+       CASE WHEN partition LIKE '%/%' THEN split_part(partition, '/', 2)::timestamptz
+            ELSE partition::timestamptz + interval '1 hour' END AS window_end
+FROM ops.load_audit
+WHERE partition LIKE '____-__-__T__:__%';

@@ -1,4 +1,5 @@
--- Today's top products so far by booked value in USD (orders placed in [%(day_start)s, %(until)s), not cancelled).
+-- Top products by booked value in USD of the orders placed in [%(day_start)s, %(until)s) and not cancelled,
+-- at the latest FX rates known on the day. The daily report (a whole day) and the cache (today so far) use it.
 WITH rates AS (
     SELECT DISTINCT ON (currency) currency, per_usd
     FROM core.fx_rates
