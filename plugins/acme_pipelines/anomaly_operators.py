@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from acme_pipelines.operators import SQL_ROOT, _WarehouseOperator
+from acme_pipelines.operators import SQL_ROOT, WarehouseOperator
 from acme_pipelines.partitions import Grain, resolve_partition
 
 HALF_HOUR = Grain.minutes(30)
 INPUTS = ("core.fact_orders", "core.fact_payments", "ops.load_audit")
 
 
-class AnomalyDetectionOperator(_WarehouseOperator):
+class AnomalyDetectionOperator(WarehouseOperator):
     """Score order count, revenue and payment failure rate of the window ending with the run's half hour.
 
     The window is the ``window_minutes`` before the end of the run's 30-minute

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from acme_pipelines.operators import _WarehouseOperator
+from acme_pipelines.operators import WarehouseOperator
 from acme_pipelines.partitions import DAY, resolve_partition
 
 
-class ArchivePartitionsOperator(_WarehouseOperator):
+class ArchivePartitionsOperator(WarehouseOperator):
     """Move every day of ``tables`` older than ``hot_retention_days`` before the run's day to cold storage.
 
     :param cold_storage_root: ``file://...`` or ``s3://[conn_id@]bucket/prefix`` (templated).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from acme_pipelines.operators import SQL_ROOT, _WarehouseOperator
+from acme_pipelines.operators import SQL_ROOT, WarehouseOperator
 from acme_pipelines.partitions import DAY, Grain, resolve_partition
 
 QUARTER_HOUR = Grain.minutes(15)
@@ -17,7 +17,7 @@ class CacheUnavailableError(RuntimeError):
     """Redis cannot be reached; the task fails and Airflow retries it."""
 
 
-class CacheRefreshOperator(_WarehouseOperator):
+class CacheRefreshOperator(WarehouseOperator):
     """Publish hot aggregates of the run's 15-minute window to Redis as one new version.
 
     Keys (``{prefix}:v{N}:...``): ``today`` (orders and booked value of the

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from acme_pipelines.operators import _mark_outlets, _WarehouseOperator
+from acme_pipelines.operators import WarehouseOperator, mark_outlets
 from acme_pipelines.partitions import DAY, resolve_partition
 
 REGISTRY = "ml.model_registry"
 
 
-class TrainChurnModelOperator(_WarehouseOperator):
+class TrainChurnModelOperator(WarehouseOperator):
     """Train the churn model for the run's day, register it, promote it if it beats the champion.
 
     The artifact goes to ``{artifacts_root}/models/churn/<version>/model.joblib``
@@ -106,7 +106,7 @@ class TrainChurnModelOperator(_WarehouseOperator):
             [self._table_dataset(hook, "features.customer_features"), self._table_dataset(hook, "core.fact_orders")],
             [self._table_dataset(hook, REGISTRY), storage_dataset(str(artifact))],
         )
-        _mark_outlets(context, self.outlets, partition)
+        mark_outlets(context, self.outlets, partition)
         return {
             "model_version": version,
             "metric": cm.METRIC,

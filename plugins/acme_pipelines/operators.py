@@ -37,13 +37,13 @@ def _audit(context: Any, source: str, target: str, partition: Partition) -> Any:
     )
 
 
-def _mark_outlets(context: Any, outlets: Sequence[Any], partition: Partition) -> None:
+def mark_outlets(context: Any, outlets: Sequence[Any], partition: Partition) -> None:
     """Tell asset consumers which partition was published (see ``partitions``)."""
     for asset in outlets:
         context["outlet_events"][asset].extra = {"partition": partition.key}
 
 
-class _WarehouseOperator(BaseOperator):
+class WarehouseOperator(BaseOperator):
     """Shared plumbing: the warehouse hook and lineage bookkeeping."""
 
     def __init__(self, *, warehouse_conn_id: str = "warehouse", **kwargs: Any) -> None:
@@ -66,7 +66,7 @@ class _WarehouseOperator(BaseOperator):
         return operator_lineage(*self._lineage)
 
 
-class LandingLoadOperator(_WarehouseOperator):
+class LandingLoadOperator(WarehouseOperator):
     """Load one day of a landing source (``payments`` or ``events``) into its fact table.
 
     :param source: a source of ``contract.SOURCES``.
@@ -136,11 +136,11 @@ class LandingLoadOperator(_WarehouseOperator):
             [storage_dataset(f"{folder}/{name}") for name in result.files],
             [self._table_dataset(hook, spec.target)],
         )
-        _mark_outlets(context, self.outlets, partition)
+        mark_outlets(context, self.outlets, partition)
         return {"partition": partition.key, "files": result.files, **c.__dict__}
 
 
-class FxRatesOperator(_WarehouseOperator):
+class FxRatesOperator(WarehouseOperator):
     """Fetch the day's FX rates (``GET {base}/rates?date=``) into ``core.fx_rates``."""
 
     template_fields: Sequence[str] = ("http_conn_id",)
@@ -186,7 +186,7 @@ class FxRatesOperator(_WarehouseOperator):
         return {"partition": partition.key, "rates": rates, "rejected": len(rejects)}
 
 
-class WarehouseSqlOperator(_WarehouseOperator):
+class WarehouseSqlOperator(WarehouseOperator):
     """Run a SQL file from ``include/sql`` for the run's partition, in one transaction.
 
     The file gets ``%(dt)s`` (the day, or the Monday of a ``grain="week"``
@@ -251,12 +251,12 @@ class WarehouseSqlOperator(_WarehouseOperator):
             [self._table_dataset(hook, t) for t in self.inputs],
             [self._table_dataset(hook, self.target)],
         )
-        _mark_outlets(context, self.outlets, partition)
+        mark_outlets(context, self.outlets, partition)
         self.log.info("%s %s: %d rows", self.target, partition.key, rows)
         return {"partition": partition.key, "rows": rows}
 
 
-class IncrementalSyncOperator(_WarehouseOperator):
+class IncrementalSyncOperator(WarehouseOperator):
     """Upsert the rows of one app-database table changed in the run's hour window.
 
     A run may name a longer window with ``params.partition`` and

@@ -61,9 +61,7 @@ def record_results(hook: WarehouseHook, dt: date, run_id: str, task_id: str, out
             cur.executemany(
                 "INSERT INTO ops.quality_results (dt, run_id, task_id, check_name, check_type, table_name, "
                 "column_name, passed, observed, expected, content) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (dt, run_id, task_id, check_name) DO UPDATE SET passed = excluded.passed, "
-                "observed = excluded.observed, checked_at = now()",
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",  # two checks of one name: an error
                 [
                     (dt, run_id, task_id, o.name, o.check_type, o.table, o.column, o.passed, o.observed, o.expected,
                      o.content)

@@ -22,7 +22,7 @@ from airflow.providers.common.sql.operators.sql import (
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from acme_pipelines.operators import SQL_ROOT, _mark_outlets, _WarehouseOperator
+from acme_pipelines.operators import SQL_ROOT, WarehouseOperator, mark_outlets
 from acme_pipelines.partitions import DAY, Partition, resolve_partition
 
 RESULTS_TABLE = "ops.quality_results"
@@ -129,7 +129,7 @@ class DayIntervalCheckOperator(_RecordedChecks, SQLIntervalCheckOperator):
         self.sql2 = f"SELECT {metrics} FROM {self.table} WHERE {_day_clause(self.date_column, before)}"
 
 
-class SqlAssertionsOperator(_WarehouseOperator):
+class SqlAssertionsOperator(WarehouseOperator):
     """Run a SQL file of checks for the run's day and record them; fail if any failed.
 
     The file gets ``%(dt)s`` and returns rows of (check_name, check_type,
@@ -167,7 +167,7 @@ class SqlAssertionsOperator(_WarehouseOperator):
         return {"partition": partition.key, "checks": len(outcomes)}
 
 
-class QualityGateOperator(_WarehouseOperator):
+class QualityGateOperator(WarehouseOperator):
     """Publish step of write-audit-publish: decide the day's gate from this run's results.
 
     Runs whatever its upstream checks did (``trigger_rule="all_done"``). All
@@ -197,7 +197,7 @@ class QualityGateOperator(_WarehouseOperator):
                 f"nothing downstream runs for this day. Details: SELECT * FROM {RESULTS_TABLE} "
                 f"WHERE dt = '{partition.key}' AND run_id = '{context['run_id']}' AND NOT passed"
             )
-        _mark_outlets(context, self.outlets, partition)
+        mark_outlets(context, self.outlets, partition)
         self.log.info("quality gate of %s: passed", partition.key)
         return {"partition": partition.key, "status": status}
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from acme_pipelines.operators import _WarehouseOperator
+from acme_pipelines.operators import WarehouseOperator
 from acme_pipelines.partitions import DAY, resolve_partition
 
 INPUTS = ("marts.daily_revenue", "core.fact_orders", "core.fact_order_items", "core.dim_product", "core.fx_rates")
 
 
-class DailyReportOperator(_WarehouseOperator):
+class DailyReportOperator(WarehouseOperator):
     """Render the day's report into ``{artifacts_root}/reports/dt=<day>/`` and post its summary to Slack.
 
     Files: ``report.html``, ``revenue_14d.png`` and ``report.csv``, written
