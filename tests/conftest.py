@@ -9,6 +9,7 @@ before anything imports airflow.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -25,6 +26,7 @@ import pytest
 
 from acme_localdev import env as localenv
 from acme_localdev.recorder import HttpRecorder
+from acme_localdev.runs import run_in_process
 
 ROOT = localenv.ROOT
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="acme-airflow-test-"))
@@ -248,6 +250,23 @@ def http_recorder() -> Iterator[HttpRecorder]:
         yield recorder
 
 
+@pytest.fixture
+def pagerduty_server(monkeypatch) -> Iterator[HttpRecorder]:
+    """A local HTTPS stand-in for the PagerDuty Events API v2, and the pagerduty_events connection pointing at it.
+
+    PagerDuty's client accepts only https:// base URLs: the recorder serves TLS with a throwaway
+    certificate that this test process trusts (SSL_CERT_FILE). Read the events from ``.requests``.
+    """
+    with HttpRecorder(tls=True) as recorder:
+        recorder.answer("/v2/enqueue", 202, '{"status": "success", "message": "Event processed", "dedup_key": "k"}')
+        monkeypatch.setenv("SSL_CERT_FILE", recorder.ca_file)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_PAGERDUTY_EVENTS",
+            json.dumps({"conn_type": "pagerduty_events", "host": recorder.url, "password": "R0UTINGKEY"}),
+        )
+        yield recorder
+
+
 # -- warehouse helpers -----------------------------------------------------------------
 
 
@@ -264,12 +283,7 @@ def warehouse(pg_database):
 
 def run_dag(dagbag, dag_id: str, expect: str = "success", **conf):
     """``dag.test()`` one run of ``dag_id`` with ``conf``; asserts its final state and returns the DagRun."""
-    from airflow.sdk.lineage import get_hook_lineage_collector
-
-    # A worker runs every task in a process of its own; dag.test() runs them all in this one, where the
-    # hook-lineage collector (a process-wide singleton) would pile up every earlier query's lineage.
-    get_hook_lineage_collector.cache_clear()
-    dag_run = dagbag.dags[dag_id].test(run_conf=conf)
+    dag_run = run_in_process(dagbag.dags[dag_id], conf)
     assert dag_run.state == expect, f"{dag_id} {conf}: {dag_run.state}"
     return dag_run
 

@@ -71,12 +71,32 @@ def test_dag_has_what_on_call_needs(dagbag, dag_id):
 
 
 @pytest.mark.parametrize("dag_id", sorted(ALL_DAG_IDS))
-def test_pagerduty_only_for_critical_dags(dagbag, dag_id):
+def test_pagerduty_only_for_critical_dags_once_per_run(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     critical = "critical" in dag.tags
+    run_level = dag.on_failure_callback or []
+    assert any(isinstance(cb, PagerdutyNotifier) for cb in run_level) == critical, "PagerDuty iff critical"
     for task in dag.tasks:
         pages = any(isinstance(cb, PagerdutyNotifier) for cb in task.on_failure_callback or [])
-        assert pages == critical, f"{dag_id}.{task.task_id}: PagerDuty iff the DAG is critical"
+        assert not pages, f"{dag_id}.{task.task_id}: a task does not page; its run does, once"
+
+
+@pytest.mark.parametrize("dag_id", sorted(ALL_DAG_IDS))
+def test_deadlines_are_the_settings(dagbag, dag_id):
+    """daily_etl by 04:00, daily_reports by 07:00, the hourly sync 30 minutes after its window; no others."""
+    from acme_pipelines.deadlines import DEADLINES, deadline_missed
+
+    dag = dagbag.dags[dag_id]
+    alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline] if dag.deadline else []
+    if dag_id not in DEADLINES:
+        assert not alerts
+        return
+    (alert,) = alerts
+    window = {"daily_etl": timedelta(days=1), "daily_reports": timedelta(days=1)}.get(dag_id, timedelta(hours=1))
+    assert alert.interval == window + DEADLINES[dag_id].after_window_end
+    assert alert.callback.path == f"{deadline_missed.__module__}.{deadline_missed.__qualname__}"
+    expected_by = {"daily_etl": "04:00", "daily_reports": "07:00", "hourly_incremental_sync": "30 minutes"}[dag_id]
+    assert expected_by in alert.callback.kwargs["deadline"]
 
 
 def test_ingestion_is_critical(dagbag):

@@ -15,7 +15,7 @@ import pytest
 from acme_sample_data.build import build
 from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
-from conftest import OPENLINEAGE_EVENTS, query, table_checksum
+from conftest import OPENLINEAGE_EVENTS, query, run_dag, table_checksum
 
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=2, scale=0.3, bad_share=0.004, seed=5)
 
@@ -48,8 +48,7 @@ def pipeline_env(monkeypatch, tmp_path, make_database, warehouse, http_recorder)
 
 
 def run(dagbag, dag_id: str, **conf) -> None:
-    dag_run = dagbag.dags[dag_id].test(run_conf=conf)
-    assert dag_run.state == "success", f"{dag_id} {conf}"
+    run_dag(dagbag, dag_id, **conf)
 
 
 def test_sync_then_etl_publish_every_row_and_rerun_identically(dagbag, pipeline_env, airflow_db):

@@ -3,11 +3,15 @@
 Tests and the demo point connections at it instead of the real service, so a
 notifier's real code path runs over real HTTP and the test reads what arrived.
 Responses can be scripted per path to exercise retries (e.g. 503, then 200).
+``tls=True`` serves HTTPS with a throwaway self-signed certificate for
+127.0.0.1 (``ca_file``), for clients that only accept https:// (PagerDuty's).
 """
 
 from __future__ import annotations
 
 import json
+import ssl
+import tempfile
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -29,10 +33,11 @@ class Request:
 class HttpRecorder:
     """Records requests on 127.0.0.1:``port`` (0 picks a free port); answers 200 "ok"."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, tls: bool = False) -> None:
         self.requests: list[Request] = []
         self.headers_for_status: dict[int, dict[str, str]] = {}  # extra response headers by status
         self._scripted: dict[str, deque[tuple[int, bytes]]] = defaultdict(deque)
+        self._defaults: dict[str, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
         recorder = self
 
@@ -43,7 +48,8 @@ class HttpRecorder:
                 with recorder._lock:
                     recorder.requests.append(Request(self.command, self.path, dict(self.headers), body))
                     queue = recorder._scripted.get(self.path.split("?")[0])
-                    status, payload = queue.popleft() if queue else (200, b"ok")
+                    default = recorder._defaults.get(self.path.split("?")[0], (200, b"ok"))
+                    status, payload = queue.popleft() if queue else default
                 self.send_response(status)
                 for name, value in recorder.headers_for_status.get(status, {}).items():
                     self.send_header(name, value)
@@ -59,6 +65,13 @@ class HttpRecorder:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ca_file: str | None = None
+        if tls:
+            self.ca_file = _self_signed_certificate()
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.ca_file)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="http-recorder", daemon=True)
 
     def script(self, path: str, *responses: tuple[int, bytes | str]) -> None:
@@ -67,6 +80,11 @@ class HttpRecorder:
             for status, body in responses:
                 self._scripted[path].append((status, body.encode() if isinstance(body, str) else body))
 
+    def answer(self, path: str, status: int, body: bytes | str) -> None:
+        """Answer every request to ``path`` (after any scripted ones) with this (status, body)."""
+        with self._lock:
+            self._defaults[path] = (status, body.encode() if isinstance(body, str) else body)
+
     def __enter__(self) -> HttpRecorder:
         self._thread.start()
         return self
@@ -74,3 +92,110 @@ class HttpRecorder:
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def _self_signed_certificate() -> str:
+    """A PEM file holding a one-day certificate for 127.0.0.1 and its key (it is its own CA)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    with tempfile.NamedTemporaryFile("wb", prefix="recorder-", suffix=".pem", delete=False) as out:
+        out.write(cert.public_bytes(serialization.Encoding.PEM))
+        out.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        return out.name
+
+
+@dataclass
+class Mail:
+    sender: str
+    recipients: list[str]
+    data: str
+
+    def text(self) -> str:
+        """Subject and every text part, decoded."""
+        import email
+
+        message = email.message_from_string(self.data)
+        parts = [str(message["Subject"])]
+        for part in message.walk():
+            if part.get_content_maintype() == "text":
+                parts.append(part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8"))
+        return "\n".join(parts)
+
+
+class SmtpRecorder:
+    """A minimal local SMTP server (plain, no auth) that records every message: the email stand-in."""
+
+    def __init__(self, port: int = 0) -> None:
+        import socketserver
+
+        self.messages: list[Mail] = []
+        recorder = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def reply(self, line: str) -> None:
+                self.wfile.write(f"{line}\r\n".encode())
+
+            def handle(self) -> None:
+                sender, recipients = "", []
+                self.reply("220 localhost recorder")
+                while line := self.rfile.readline():
+                    command = line.decode(errors="replace").strip()
+                    verb = command[:4].upper()
+                    if verb in ("EHLO", "HELO"):
+                        self.reply("250 localhost")
+                    elif verb == "MAIL":
+                        sender, recipients = command.split(":", 1)[1].strip().strip("<>"), []
+                        self.reply("250 OK")
+                    elif verb == "RCPT":
+                        recipients.append(command.split(":", 1)[1].strip().strip("<>"))
+                        self.reply("250 OK")
+                    elif verb == "DATA":
+                        self.reply("354 end with <CRLF>.<CRLF>")
+                        lines = []
+                        while (body := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
+                            lines.append(body.decode(errors="replace"))
+                        recorder.messages.append(Mail(sender, recipients, "".join(lines)))
+                        self.reply("250 OK queued")
+                    elif verb == "QUIT":
+                        self.reply("221 bye")
+                        return
+                    else:  # RSET, NOOP, ...
+                        self.reply("250 OK")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="smtp-recorder", daemon=True)
+
+    def __enter__(self) -> SmtpRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

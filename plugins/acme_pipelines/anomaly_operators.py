@@ -85,30 +85,31 @@ class AnomalyDetectionOperator(WarehouseOperator):
     def _alert(self, finding: Any) -> str:
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-        from acme_pipelines.alerting import PAGERDUTY_CONN_ID, pagerduty_enabled
+        from acme_pipelines.alerting import ALERT_ANCHORS, page, runbook_url
+        from acme_pipelines.metrics import emit_count
 
         icon = ":rotating_light:" if finding.severity == "critical" else ":warning:"
+        runbook = f"{runbook_url()}#{ALERT_ANCHORS['anomaly']}"
         text = (
             f"{icon} Anomaly ({finding.severity}): {finding.metric} {finding.direction} "
             f"{finding.observed:,.4g} vs {finding.expected:,.4g} expected (score {finding.score:+.1f}) "
             f"in [{finding.window_start:%Y-%m-%d %H:%M}, {finding.window_end:%H:%M}) UTC; "
-            f"same window on past weeks: {', '.join(f'{v:,.4g}' for v in finding.baseline)}"
+            f"same window on past weeks: {', '.join(f'{v:,.4g}' for v in finding.baseline)}\n"
+            f"runbook: {runbook}"
         )
         SlackWebhookHook(slack_webhook_conn_id=self.slack_conn_id).send(text=text)
-        via = "slack"
+        channels = ["slack"]
         if finding.severity == "critical":
-            if pagerduty_enabled(PAGERDUTY_CONN_ID):
-                from airflow.providers.pagerduty.hooks.pagerduty_events import PagerdutyEventsHook
-
-                PagerdutyEventsHook(pagerduty_events_conn_id=PAGERDUTY_CONN_ID).send_event(
-                    summary=text[:1000],
-                    severity="critical",
-                    source="anomaly_detection",
-                    dedup_key=f"anomaly/{finding.metric}/{finding.window_start:%Y-%m-%dT%H:%M}",
-                )
-                via = "slack,pagerduty"
+            if page(
+                summary=text.splitlines()[0][:1000],
+                dedup_key=f"anomaly/{finding.metric}/{finding.window_start:%Y-%m-%dT%H:%M}",
+                details={"text": text, "runbook": runbook},
+            ):
+                channels.append("pagerduty")
             else:
                 self.log.info("PagerDuty disabled here: critical anomaly posted to Slack only")
-                via = "slack,pagerduty-disabled"
+        for channel in channels:
+            emit_count("alerts_sent", 1, dag_id=self.dag_id, channel=channel, alert="anomaly")
+        via = ",".join(channels)
         self.log.info("alerted via %s: %s", via, text)
         return via

@@ -3,6 +3,7 @@
 ``pipeline_dag`` fixes what every DAG must have (owner, tags, docs, retries
 with exponential backoff, a timeout, failure alerts, the ``partition`` param)
 so that no DAG file can forget one; the governance tests check the result.
+Deadline Alerts come from ``deadlines.DEADLINES`` by DAG id.
 Cron schedules become data-interval timetables in UTC, which is what
 ``partitions.resolve_partition`` expects.
 """
@@ -16,7 +17,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
-from acme_pipelines.alerting import failure_notifiers
+from acme_pipelines.alerting import failure_notifiers, run_failure_notifiers
+from acme_pipelines.deadlines import deadline_alert
 from acme_pipelines.partitions import END_PARAM_NAME, PARAM_NAME
 from acme_pipelines.resources import Priority
 
@@ -34,7 +36,6 @@ MAX_RETRY_DELAY = timedelta(minutes=30)
 
 def default_args(
     *,
-    critical: bool,
     priority: Priority,
     execution_timeout: timedelta,
 ) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def default_args(
         "retry_exponential_backoff": RETRY_BACKOFF,
         "max_retry_delay": MAX_RETRY_DELAY,
         "execution_timeout": execution_timeout,
-        "on_failure_callback": failure_notifiers(critical=critical),
+        "on_failure_callback": failure_notifiers(),
         "priority_weight": int(priority),
         # absolute: the weight is the task's own, not summed over downstream tasks
         "weight_rule": "absolute",
@@ -85,6 +86,10 @@ def pipeline_dag(
     if not built:
         all_tags.append("not-built")
     dag_kwargs.setdefault("max_active_runs", 1)  # partitions publish in order: newer wins
+    if critical:
+        dag_kwargs.setdefault("on_failure_callback", run_failure_notifiers(critical=True))
+    if isinstance(schedule, str) and (deadline := deadline_alert(dag_id, schedule, critical=critical)):
+        dag_kwargs.setdefault("deadline", deadline)  # acme_pipelines.deadlines.DEADLINES
     return DAG(
         dag_id,
         schedule=timetable,
@@ -92,7 +97,7 @@ def pipeline_dag(
         catchup=False,
         doc_md=doc_md,
         tags=all_tags,
-        default_args=default_args(critical=critical, priority=priority, execution_timeout=execution_timeout),
+        default_args=default_args(priority=priority, execution_timeout=execution_timeout),
         params={
             PARAM_NAME: Param(
                 None,
