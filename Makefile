@@ -6,7 +6,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_localdev
 
-.PHONY: help venv test demo lint lock clean env bench bench-memory
+.PHONY: help venv test demo lint lock clean env bench bench-memory impact lineage-sql images
 
 help:
 	@echo "make demo   - generate sample data and run the pipelines end to end (local defaults)"
@@ -15,6 +15,10 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make bench  - time the payments load vs raw COPY, pandas, insert_rows on one generated file (N=2000000)"
 	@echo "make bench-memory - peak RSS of the payments load at 1M and 5M rows"
+	@echo "make impact TABLE=core.fact_payments [UPSTREAM=1] - what is downstream (upstream) of a table or file,"
+	@echo "               from the recorded OpenLineage events; writes data/artifacts/lineage/lineage.{html,png}"
+	@echo "make lineage-sql Q='SELECT ...' - SQL over the recorded OpenLineage events (views events, lineage_edges)"
+	@echo "make images - README images from the last demo (lineage page via headless Chromium, dashboard previews)"
 	@echo "make lock   - re-resolve requirements.txt into requirements.lock"
 	@echo "make clean  - remove .venv, .airflow and generated data"
 
@@ -43,6 +47,18 @@ bench: $(STAMP)
 
 bench-memory: $(STAMP)
 	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_bench --memory-scaling
+
+LINEAGE := AIRFLOW_HOME=$(CURDIR)/.airflow PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_lineage
+
+impact: $(STAMP)
+	@$(LINEAGE) impact $(or $(TABLE),core.fact_payments) $(if $(UPSTREAM),--upstream) \
+		--html data/artifacts/lineage/lineage.html --png data/artifacts/lineage/lineage.png
+
+lineage-sql: $(STAMP)
+	@$(LINEAGE) sql "$(or $(Q),SELECT job_name, direction, dataset_name, count(*) AS events FROM lineage_edges GROUP BY ALL ORDER BY ALL)"
+
+images: $(STAMP)
+	@$(RUN) images
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .

@@ -37,10 +37,17 @@ os.environ["AIRFLOW_HOME"] = str(_SESSION_HOME)
 os.environ["AIRFLOW__CORE__FERNET_KEY"] = localenv.fernet_key(_SESSION_HOME)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 # OpenLineage events of every run in this session go to one file (its config is read once per process).
-OPENLINEAGE_EVENTS = _SESSION_HOME / "openlineage.jsonl"
-os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = (
-    '{"type": "file", "log_file_path": "%s", "append": true}' % OPENLINEAGE_EVENTS  # noqa: UP031
+OPENLINEAGE_EVENTS = localenv.lineage_events(_SESSION_HOME)
+os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
+    {"type": "file", "log_file_path": str(OPENLINEAGE_EVENTS), "append": True}
 )
+# StatsD metrics of every run in this session go to this UDP socket (the stats client is configured
+# when airflow is first imported, so the port is fixed here, before that). See the statsd fixture.
+STATSD_SOCKET = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+STATSD_SOCKET.bind(("127.0.0.1", 0))
+STATSD_SOCKET.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+os.environ["AIRFLOW__METRICS__STATSD_HOST"] = "127.0.0.1"
+os.environ["AIRFLOW__METRICS__STATSD_PORT"] = str(STATSD_SOCKET.getsockname()[1])
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -242,6 +249,36 @@ def fakesnow_server() -> Iterator[dict]:
 
 
 # -- HTTP (Slack and APIs) -------------------------------------------------------------
+
+
+class StatsdListener:
+    """Reads the session's StatsD socket: ``drain()`` forgets what came before, ``lines()`` returns what came since."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def _read(self, timeout: float) -> list[str]:
+        lines = []
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                payload = self.sock.recv(65536)
+                lines.extend(line for line in payload.decode().splitlines() if line)
+        except (TimeoutError, BlockingIOError):
+            return lines
+
+    def drain(self) -> None:
+        self._read(0.05)
+
+    def lines(self) -> list[str]:
+        return self._read(0.5)
+
+
+@pytest.fixture
+def statsd() -> StatsdListener:
+    listener = StatsdListener(STATSD_SOCKET)
+    listener.drain()
+    return listener
 
 
 @pytest.fixture

@@ -423,3 +423,31 @@ def test_openlineage_events_name_inputs_and_outputs(world):
     assert names("feature_engineering.build_customer_features", "outputs") == {f"{db}.features.customer_features"}
     assert f"{db}.core.fact_events" in names("feature_engineering.build_customer_features", "inputs")
     assert names("feature_engineering.wait_for_quality", "inputs") == {f"{db}.ops.quality_gate"}
+
+
+def test_impact_of_fact_payments_reaches_marts_features_model_and_report(dagbag, world, capsys, tmp_path):
+    """``python -m acme_lineage impact`` on the events these runs recorded: what a bad payments load affects."""
+    from acme_lineage.cli import main
+    from conftest import OPENLINEAGE_EVENTS
+
+    db = world["warehouse"].rsplit("/", 1)[1]
+    run(dagbag, "ml_training", partition=LAST.isoformat())  # reruns: the same registry row and report files
+    run(dagbag, "daily_reports", partition=LAST.isoformat())
+    html, png = tmp_path / "lineage.html", tmp_path / "lineage.png"
+    events = ["--events", str(OPENLINEAGE_EVENTS)]
+    code = main(["impact", f"{db}.core.fact_payments", *events, "--html", str(html), "--png", str(png)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for downstream in ("marts.daily_revenue", "features.customer_features", "ml.model_registry"):
+        assert f"{db}.{downstream}" in out, f"{downstream} is downstream of core.fact_payments"
+    assert "/models/churn/churn-*/model.joblib" in out, "the model artifact, collapsed over its dated versions"
+    assert "/reports/dt=*/report.html" in out
+    assert "daily_reports.render_report" in out
+    assert f"{db}.core.fact_orders" not in out, "a table that only feeds the same jobs is not downstream"
+    assert html.read_text().count("<svg") == 1
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # upstream of the report: back to the landing files and the FX API
+    assert main(["impact", f"{db}.marts.daily_revenue", "--upstream", *events]) == 0
+    up = capsys.readouterr().out
+    assert "/payments/dt=*/part-*.csv" in up
+    assert "core.fx_rates" in up

@@ -147,28 +147,18 @@ def test_incidents_are_found_scored_and_alerted_once(dagbag, incident_env):
     assert any("orders spike 160 vs 40 expected" in p for p in posts)
 
 
-def test_critical_anomalies_page_pagerduty_once(dagbag, incident_env, monkeypatch):
-    """With a real routing key, each critical anomaly sends one PagerDuty event (and its continuation none).
-
-    The PagerDuty Events API cannot be reached from here and its client has no
-    configurable address, so this test replaces ``PagerdutyEventsHook.send_event``
-    with a recorder (the one stand-in in this file); the Slack side goes to the
-    local HTTP server as in the test above.
-    """
-    from airflow.providers.pagerduty.hooks.pagerduty_events import PagerdutyEventsHook
-
-    sent: list[dict] = []
-    monkeypatch.setattr(PagerdutyEventsHook, "send_event", lambda self, **event: sent.append(event) or "ok")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PAGERDUTY_EVENTS", json.dumps({"conn_type": "pagerduty_events", "password": "R0UTINGKEY"})
-    )
+def test_critical_anomalies_page_pagerduty_once(dagbag, incident_env, pagerduty_server):
+    """Each critical anomaly sends one event to the PagerDuty Events API (a local HTTPS server here),
+    its continuation and a rerun none."""
     run_dag(dagbag, "anomaly_detection", partition=f"{DAY}T19:30")  # the failure burst: critical
     run_dag(dagbag, "anomaly_detection", partition=f"{DAY}T20:00")  # 19:30-20:30: its continuation
     run_dag(dagbag, "anomaly_detection", partition=f"{DAY}T19:30")  # a rerun
-    assert [(e["severity"], e["dedup_key"]) for e in sent] == [
+    sent = [r.json() for r in pagerduty_server.requests if r.path == "/v2/enqueue"]
+    assert [(e["payload"]["severity"], e["dedup_key"]) for e in sent] == [
         ("critical", "anomaly/payment_failure_rate/2026-11-22T19:00")
     ]
-    assert "payment_failure_rate spike" in sent[0]["summary"]
+    assert "payment_failure_rate spike" in sent[0]["payload"]["summary"]
+    assert sent[0]["payload"]["custom_details"]["runbook"].endswith("docs/runbook.md#alert-anomaly")
     assert query(incident_env["warehouse"], "SELECT alerted_via FROM ops.anomalies WHERE alerted_at IS NOT NULL") == [
         ("slack,pagerduty",)
     ]

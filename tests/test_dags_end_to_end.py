@@ -117,11 +117,58 @@ def test_openlineage_events_name_the_files_and_tables(dagbag, pipeline_env, airf
     payments = complete["daily_etl.load_payments"]
     inputs = {(d["namespace"], d["name"]) for d in payments["inputs"]}
     landing = str(pipeline_env["landing"])
+    warehouse_db = pipeline_env["warehouse"].rsplit("/", 1)[1]
     assert inputs == {
         ("file", f"{landing}/payments/dt=2026-11-01/part-000.csv"),
         ("file", f"{landing}/payments/dt=2026-11-01/part-001.csv.gz"),
+        ("postgres://127.0.0.1:5432", f"{warehouse_db}.core.fx_rates"),  # amount_usd is computed from it
     }
     [output] = payments["outputs"]
     assert output["namespace"] == "postgres://127.0.0.1:5432"
     assert output["name"].endswith(".core.fact_payments")
+    # column-level schema facets: the table's columns from the warehouse, the files' from the contract
+    columns = {f["name"]: f["type"] for f in output["facets"]["schema"]["fields"]}
+    assert columns["amount_usd"] == "numeric"
+    assert {"payment_id", "order_id", "amount", "currency", "dt", "_run_id"} <= set(columns)
+    for file in (d for d in payments["inputs"] if d["namespace"] == "file"):
+        assert [f["name"] for f in file["facets"]["schema"]["fields"]] == [
+            "payment_id", "order_id", "amount", "currency", "method", "status", "paid_at"
+        ]  # fmt: skip
     assert complete["daily_etl.build_daily_revenue"]["outputs"][0]["name"].endswith(".marts.daily_revenue")
+
+
+def test_a_run_sends_the_documented_metrics_that_the_dashboards_query(dagbag, pipeline_env, statsd, airflow_db):
+    """A UDP listener receives daily_etl's custom metrics, tagged, with the audited counts; every
+    acme metric it receives is in the catalog, and the dashboards' queries of them map to what came."""
+    from acme_localdev.observability import dashboard_coverage, parse_statsd_line
+    from acme_pipelines.metrics import CATALOG
+
+    run(dagbag, "daily_etl", partition="2026-11-01")
+    lines = statsd.lines()
+    samples = [parse_statsd_line(line) for line in lines]
+    acme = [s for s in samples if s.name.startswith("airflow.acme.pipeline.")]
+    assert {s.name.removeprefix("airflow.acme.pipeline.") for s in acme} <= set(CATALOG), "only catalogued names"
+    payments = {
+        s.name.rsplit(".", 1)[1]: s
+        for s in acme
+        if s.tags == {"dag_id": "daily_etl", "task_id": "load_payments", "table": "core.fact_payments"}
+    }
+    assert set(payments) == {"rows_in", "rows_loaded", "rows_rejected", "rows_duplicate", "bytes", "seconds"}
+    [(rows_in, loaded, rejected, duplicate)] = query(
+        pipeline_env["warehouse"],
+        "SELECT rows_in, rows_loaded, rows_rejected, rows_duplicate FROM ops.load_audit "
+        "WHERE task_id = 'load_payments' AND partition = '2026-11-01' AND status = 'success'",
+    )
+    assert (payments["rows_in"].value, payments["rows_in"].type) == (str(rows_in), "c")
+    assert int(payments["rows_loaded"].value) == loaded
+    assert int(payments["rows_rejected"].value) == rejected
+    assert int(payments["rows_duplicate"].value) == duplicate
+    assert payments["seconds"].type == "ms"
+    # Airflow's own task metrics arrive too, tagged the same way
+    assert any(s.name == "airflow.ti.finish" and s.tags.get("dag_id") == "daily_etl" for s in samples)
+    coverage = dashboard_coverage(lines)
+    assert not {name for name in coverage.unmapped if name.startswith("airflow.acme.")}, "every acme metric is mapped"
+    fed = set(coverage.covered)
+    for name in ("rows_in", "rows_loaded", "rows_rejected", "rows_duplicate", "bytes"):
+        assert f"acme_pipeline_{name}_total" in fed, f"a dashboard metric fed by this run: {name}"
+    assert "acme_pipeline_load_seconds" in fed

@@ -4,12 +4,14 @@ python -m acme_localdev env     # print `export ...` lines for this checkout's A
 python -m acme_localdev init    # migrate the metadata DB and apply airflow_settings.yaml
 python -m acme_localdev test [pytest args]
 python -m acme_localdev demo [--days N --scale X]
+python -m acme_localdev images  # the README's lineage and dashboard images, from the last demo
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -76,7 +78,35 @@ def cmd_demo(args: list[str]) -> int:
     return demo.main(args)
 
 
-COMMANDS = {"env": cmd_env, "init": cmd_init, "test": cmd_test, "demo": cmd_demo}
+CHROMIUM = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
+
+
+def cmd_images(_: list[str]) -> int:
+    """Screenshot the demo's lineage page with headless Chromium; copy its dashboard previews to docs/images."""
+    artifacts, images = env.ROOT / "data" / "artifacts", env.ROOT / "docs" / "images"
+    page = artifacts / "lineage" / "lineage.html"
+    if not page.exists():
+        print(f"ERROR: {page.relative_to(env.ROOT)} is missing: run `make demo` first", file=sys.stderr)
+        return 1
+    browser = next((found for name in CHROMIUM if (found := shutil.which(name))), None)
+    if browser is None:
+        print("ERROR: no headless Chromium: apt-get install chromium (or chromium-headless-shell)", file=sys.stderr)
+        return 1
+    shot = images / "lineage_fact_payments.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1600,1000",
+         f"--screenshot={shot}", page.as_uri()],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    step(f"{shot.relative_to(env.ROOT)} <- {page.relative_to(env.ROOT)} ({browser})")
+    for preview in sorted((artifacts / "metrics").glob("*.png")):
+        target = images / f"dashboard_{preview.name}"
+        shutil.copyfile(preview, target)
+        step(f"{target.relative_to(env.ROOT)} <- {preview.relative_to(env.ROOT)}")
+    return 0
+
+
+COMMANDS = {"env": cmd_env, "init": cmd_init, "test": cmd_test, "demo": cmd_demo, "images": cmd_images}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 
 from acme_localdev import env
 from acme_localdev.cli import detail, init_airflow, step
-from acme_localdev.recorder import HttpRecorder
+from acme_localdev.recorder import HttpRecorder, StatsdCapture
 
 FX_PORT = 18080
 SLACK_PORT = 18081
@@ -218,6 +218,37 @@ def print_issue5_outputs() -> None:
     print_cache_keys()
 
 
+def print_observability(artifacts: Path, lineage_events: Path, capture: StatsdCapture) -> None:
+    """The lineage graph of core.fact_payments and a preview of the metrics dashboards, from this demo's runs."""
+    import contextlib
+    import io
+
+    from acme_lineage.cli import main as lineage
+
+    folder = artifacts / "lineage"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = lineage(
+            ["impact", "core.fact_payments", "--events", str(lineage_events),
+             "--html", str(folder / "lineage.html"), "--png", str(folder / "lineage.png")]
+        )  # fmt: skip
+    print("\nLineage (OpenLineage events of this demo) -- downstream of core.fact_payments:")
+    for line in out.getvalue().splitlines()[:40]:
+        print(f"    {line}")
+    if code != 0:
+        print(f"    (impact exited {code})")
+    print(f"StatsD: {capture.lines:,} metric lines captured in {capture.path.relative_to(env.ROOT)}")
+    try:
+        from acme_localdev.dashboard_preview import render_preview
+    except ImportError:
+        return
+    for dashboard in sorted((env.ROOT / "deploy" / "grafana" / "dashboards").glob("*.json")):
+        png = artifacts / "metrics" / f"{dashboard.stem}.png"
+        render_preview(dashboard, capture.path, png)
+        print(f"    dashboard preview: {png.relative_to(env.ROOT)}")
+
+
 def print_cache_keys(prefix: str = "acme:cache") -> None:
     import redis
 
@@ -333,6 +364,8 @@ def main(argv: list[str]) -> int:
     reset_warehouse(dsn("WAREHOUSE", "warehouse"))
     for output in ("artifacts", "cold"):  # the last demo's reports, models and archives
         shutil.rmtree(env.ROOT / "data" / output, ignore_errors=True)
+    lineage_events = env.lineage_events(Path(os.environ["AIRFLOW_HOME"]))
+    lineage_events.unlink(missing_ok=True)  # the lineage graph shows this demo's runs
     step(
         f"generated in {result.seconds:.1f}s: app DB "
         + ", ".join(f"{k} {v:,}" for k, v in result.app_rows.items())
@@ -358,7 +391,10 @@ def main(argv: list[str]) -> int:
             f"ERROR: cannot serve the local FX API ({FX_PORT}) and Slack stand-in ({SLACK_PORT}): {exc}. "
             f"Stop what listens there (ss -ltnp | grep -E ':{FX_PORT}|:{SLACK_PORT}')."
         ) from None
-    with fx_server, slack_server as slack:
+    artifacts = env.ROOT / "data" / "artifacts"
+    capture = StatsdCapture(artifacts / "metrics" / "statsd.log")
+    os.environ["AIRFLOW__METRICS__STATSD_PORT"] = str(capture.port)  # the DAG runs' metrics come here
+    with fx_server, slack_server as slack, capture:
         for dag_id, conf_list in plan(config):
             issue = status[dag_id]
             if issue is not None:
@@ -369,7 +405,8 @@ def main(argv: list[str]) -> int:
         alerts = len(slack.requests)
         reports = sum("Daily report" in r.body.decode(errors="replace") for r in slack.requests)
     print_summary(rows)
-    print_outputs(env.ROOT / "data" / "artifacts")
+    print_outputs(artifacts)
+    print_observability(artifacts, lineage_events, capture)
     print(f"\nSlack posts received by the local stand-in: {alerts} ({reports} daily report summaries, the rest alerts)")
     print(f"demo finished in {time.monotonic() - demo_started:.0f}s")
     failed = [r.dag_id for r in rows if r.state not in ("success", "not built")]

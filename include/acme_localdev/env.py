@@ -9,6 +9,7 @@ a per-checkout Fernet key, and the non-secret development values of
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -41,6 +42,13 @@ def fernet_key(airflow_home: Path) -> str:
     return path.read_text().strip()
 
 
+def lineage_events(airflow_home: Path) -> Path:
+    """The OpenLineage file transport's file (its folder is created: the transport does not)."""
+    folder = airflow_home / "openlineage"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "events.jsonl"
+
+
 def local_environment(airflow_home: Path | None = None, root: Path = ROOT) -> dict[str, str]:
     """The variables to add to ``os.environ`` (existing values are kept)."""
     home = (airflow_home or root / ".airflow").resolve()
@@ -54,6 +62,19 @@ def local_environment(airflow_home: Path | None = None, root: Path = ROOT) -> di
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__FERNET_KEY": fernet_key(home),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        # Metrics: StatsD with InfluxDB-style tags, as deployed (docs/metrics.md); nothing listens
+        # locally unless you start statsd-exporter, and UDP to a closed port costs nothing.
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+        "AIRFLOW__METRICS__STATSD_PORT": "8125",
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+        "AIRFLOW__METRICS__LEGACY_NAMES_ON": "False",
+        # Lineage: OpenLineage events to a file (python -m acme_lineage reads it); Marquez in compose.
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "acme_local",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(lineage_events(home)), "append": True}
+        ),
         "PYTHONPATH": os.pathsep.join([str(root / "plugins"), str(root / "include")]),
         **read_env_file(root / "local.env"),
     }

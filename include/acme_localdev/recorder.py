@@ -199,3 +199,54 @@ class SmtpRecorder:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class StatsdCapture:
+    """A UDP listener on 127.0.0.1 that appends every StatsD line it receives to ``path``, timestamped.
+
+    ``make demo`` points Airflow's StatsD client at it, so the metrics of the demo's runs can be read
+    (and previewed on the dashboards) without statsd-exporter or Prometheus.
+    """
+
+    def __init__(self, path: Any, port: int = 0) -> None:
+        import socket
+        from pathlib import Path
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lines = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="statsd-capture", daemon=True)
+
+    def _run(self) -> None:
+        import time
+
+        self.sock.settimeout(0.2)
+        with self.path.open("a") as out:
+            while not self._stop.is_set():
+                try:
+                    payload = self.sock.recv(65536)
+                except TimeoutError:
+                    continue
+                stamp = f"{time.time():.3f}"
+                for line in payload.decode(errors="replace").splitlines():
+                    if line:
+                        out.write(f"{stamp} {line}\n")
+                        self.lines += 1
+                out.flush()
+
+    def __enter__(self) -> StatsdCapture:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import time
+
+        time.sleep(0.3)  # the last datagrams of the last run
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()

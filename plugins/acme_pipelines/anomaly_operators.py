@@ -110,6 +110,8 @@ class AnomalyDetectionOperator(WarehouseOperator):
                 self.log.info("PagerDuty disabled here: critical anomaly posted to Slack only")
         for channel in channels:
             emit_count("alerts_sent", 1, dag_id=self.dag_id, channel=channel, alert="anomaly")
+        if finding.severity == "critical" and "pagerduty" not in channels:
+            channels.append("pagerduty-disabled")  # recorded in ops.anomalies.alerted_via
         via = ",".join(channels)
         self.log.info("alerted via %s: %s", via, text)
         return via

@@ -61,9 +61,9 @@ class WarehouseOperator(BaseOperator):
         return hook.namespace(), f"{hook.database()}.{table}"
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        from acme_pipelines.lineage import operator_lineage
+        from acme_pipelines.lineage import warehouse_lineage
 
-        return operator_lineage(*self._lineage)
+        return warehouse_lineage(self.warehouse, *self._lineage)
 
 
 class LandingLoadOperator(WarehouseOperator):
@@ -98,7 +98,7 @@ class LandingLoadOperator(WarehouseOperator):
         from airflow.sdk import ObjectStoragePath
 
         from acme_pipelines.contract import SOURCES
-        from acme_pipelines.landing_load import load_partition
+        from acme_pipelines.landing_load import HAS_AMOUNT_USD, load_partition
         from acme_pipelines.lineage import storage_dataset
         from acme_pipelines.metrics import emit_load_metrics
 
@@ -132,8 +132,9 @@ class LandingLoadOperator(WarehouseOperator):
             table=spec.target,
         )
         folder = f"{self.landing_root.rstrip('/')}/{spec.name}/dt={partition.key}"
+        rates = [self._table_dataset(hook, "core.fx_rates")] if spec.name in HAS_AMOUNT_USD else []
         self._lineage = (
-            [storage_dataset(f"{folder}/{name}") for name in result.files],
+            [storage_dataset(f"{folder}/{name}") for name in result.files] + rates,  # rates: amount_usd
             [self._table_dataset(hook, spec.target)],
         )
         mark_outlets(context, self.outlets, partition)

@@ -71,12 +71,12 @@ class _RecordedChecks:
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """common-sql's lineage (the checked table, with data-quality facets) plus the results table."""
-        from acme_pipelines.lineage import operator_lineage
+        from acme_pipelines.lineage import warehouse_lineage
         from acme_pipelines.warehouse import WarehouseHook
 
         lineage = super().get_openlineage_facets_on_complete(task_instance)  # type: ignore[misc]
         hook = WarehouseHook(self.conn_id)
-        extra = operator_lineage([], [(hook.namespace(), f"{hook.database()}.{RESULTS_TABLE}")])
+        extra = warehouse_lineage(hook, [], [(hook.namespace(), f"{hook.database()}.{RESULTS_TABLE}")])
         if lineage is None:
             return extra
         lineage.outputs = [*lineage.outputs, *extra.outputs]
@@ -231,8 +231,8 @@ class QualityGateSensor(BaseSensorOperator):
         return status is not None
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        from acme_pipelines.lineage import operator_lineage
+        from acme_pipelines.lineage import warehouse_lineage
         from acme_pipelines.warehouse import WarehouseHook
 
         hook = WarehouseHook(self.warehouse_conn_id)
-        return operator_lineage([(hook.namespace(), f"{hook.database()}.ops.quality_gate")], [])
+        return warehouse_lineage(hook, [(hook.namespace(), f"{hook.database()}.ops.quality_gate")], [])
