@@ -51,7 +51,7 @@ bench-memory: $(STAMP)
 LINEAGE := AIRFLOW_HOME=$(CURDIR)/.airflow PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_lineage
 
 impact: $(STAMP)
-	@$(LINEAGE) impact $(or $(TABLE),core.fact_payments) $(if $(UPSTREAM),--upstream) \
+	@$(LINEAGE) impact $(or $(TABLE),core.fact_payments) $(if $(UPSTREAM),--upstream) --related-only \
 		--html data/artifacts/lineage/lineage.html --png data/artifacts/lineage/lineage.png
 
 lineage-sql: $(STAMP)

@@ -502,3 +502,23 @@ def test_cycles_and_jobs_without_inputs_still_walk_and_draw(tmp_path: Path, caps
     code, _, _ = run(["impact", "ops.b", "--upstream", "--events", str(path), "--html", str(out)], capsys)
     assert code == 0
     assert out.read_text().count('<g class="node') == 7
+
+
+def test_a_sql_query_event_counts_as_its_task(tmp_path: Path) -> None:
+    """The hook-lineage collector reports each SQL query as a child job ``<dag>.<task>.query.<n>``
+    with a parent facet; its datasets belong to the task (one node, one run), not to a job of its own."""
+    when = datetime(2026, 11, 2, 3, tzinfo=UTC)
+    wh = "postgres://127.0.0.1:5432"
+    gate, results = _dataset(wh, "warehouse.ops.quality_gate"), _dataset(wh, "warehouse.ops.quality_results")
+    task = _event("COMPLETE", when, "data_quality_check.publish_gate", "run-1", [], [gate])
+    query = _event("COMPLETE", when, "data_quality_check.publish_gate.query.3", "run-q3", [results], [])
+    query["run"]["facets"]["parent"] = {
+        "job": {"namespace": "default", "name": "data_quality_check.publish_gate"},
+        "run": {"runId": "run-1"},
+    }  # fmt: skip
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in (task, query)) + "\n")
+    graph = LineageGraph.from_log(read_events([path]))
+    assert set(graph.jobs) == {"default/data_quality_check.publish_gate"}
+    reach = graph.reach(graph.match("ops.quality_results").datasets, "downstream")
+    assert names_of(graph, reach.hops) == {"warehouse.ops.quality_gate"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -133,6 +134,18 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         yield from enumerate(stream, start=1)
 
 
+_QUERY_JOB = re.compile(r"\.query\.\d+$")
+
+
+def _task_of_query(job: dict, run: dict) -> tuple[dict, dict]:
+    """A SQL query's own event (``<dag>.<task>.query.<n>``, from the hook-lineage collector) counts as
+    its task's: the job and run of its parent facet. Else the event's own job and run."""
+    parent = ((run.get("facets") or {}).get("parent") or {}) if _QUERY_JOB.search(job["name"]) else {}
+    if isinstance(parent.get("job"), dict) and isinstance(parent.get("run"), dict) and parent["job"].get("name"):
+        return parent["job"], parent["run"]
+    return job, run
+
+
 def read_events(paths: Iterable[Path] | None = None) -> EventLog:
     """Parse every line of every file; keep the COMPLETE events that name datasets."""
     files = resolve_paths(paths)
@@ -158,6 +171,7 @@ def read_events(paths: Iterable[Path] | None = None) -> EventLog:
             if not inputs and not outputs:
                 continue
             run = event.get("run") if isinstance(event.get("run"), dict) else {}
+            job, run = _task_of_query(job, run)
             log.runs.append(
                 JobRun(
                     job_namespace=str(job.get("namespace") or ""),
@@ -168,4 +182,25 @@ def read_events(paths: Iterable[Path] | None = None) -> EventLog:
                     outputs=outputs,
                 )
             )
+    log.runs = _merge_runs(log.runs)
     return log
+
+
+def _merge_runs(runs: list[JobRun]) -> list[JobRun]:
+    """One JobRun per (job, run): a task's own COMPLETE event and its queries' events are one run."""
+    merged: dict[tuple[str, str, str], JobRun] = {}
+    for number, run in enumerate(runs):
+        key = (run.job_namespace, run.job_name, run.run_id or f"#{number}")  # no run id: never merged
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = run
+            continue
+        merged[key] = JobRun(
+            job_namespace=run.job_namespace,
+            job_name=run.job_name,
+            run_id=run.run_id,
+            event_time=max((t for t in (seen.event_time, run.event_time) if t), default=None),
+            inputs=seen.inputs + tuple(d for d in run.inputs if d not in seen.inputs),
+            outputs=seen.outputs + tuple(d for d in run.outputs if d not in seen.outputs),
+        )
+    return list(merged.values())

@@ -19,6 +19,18 @@ from acme_lineage.layout import PAD_X, bezier
 KIND_COLOUR = {"table": "#475569", "file": "#15803d", "api": "#7e22ce", "other": "#a16207", "job": "#334155"}
 HOT = {"downstream": ("#b91c1c", "#fee2e2"), "upstream": ("#0369a1", "#e0f2fe")}
 TARGET_COLOURS = ("#c2410c", "#ffedd5")
+
+
+def box_style(state: str, kind: str, direction: str) -> tuple[str, str, float]:
+    """Stroke, fill and stroke width (SVG px) of a node box: the target, reached, or other; the PNG scales it."""
+    if state == TARGET:
+        return TARGET_COLOURS[0], TARGET_COLOURS[1], 3.0
+    if state == OTHER:
+        return "#cbd5e1", "#ffffff" if kind != "job" else "#f1f5f9", 1.2
+    hot_stroke, hot_fill = HOT[direction]
+    return hot_stroke, hot_fill, 2.0
+
+
 MAX_COLUMNS_SHOWN = 14
 
 CSS = """
@@ -50,7 +62,7 @@ footer { color: #6b7280; font-size: 12px; margin-top: 18px; }
 
 def _svg(diagram: Diagram) -> str:
     plan = diagram.layout
-    hot_stroke, hot_fill = HOT[diagram.direction]
+    hot_stroke = HOT[diagram.direction][0]
     out = [
         f'<svg viewBox="0 0 {plan.width:.0f} {plan.height:.0f}" style="max-width:{plan.width:.0f}px" '
         f'role="img" aria-label="{escape(diagram.title)}">',
@@ -77,12 +89,7 @@ def _svg(diagram: Diagram) -> str:
     for box_id, box in plan.boxes.items():
         state, kind = diagram.state[box_id], diagram.kind[box_id]
         left, top = box.x - box.w / 2, box.y - box.h / 2
-        if state == TARGET:
-            stroke, fill, width = TARGET_COLOURS[0], TARGET_COLOURS[1], 3.0
-        elif state == OTHER:
-            stroke, fill, width = "#cbd5e1", "#ffffff" if kind != "job" else "#f1f5f9", 1.2
-        else:
-            stroke, fill, width = hot_stroke, hot_fill, 2.0
+        stroke, fill, width = box_style(state, kind, diagram.direction)
         radius = box.h / 2 if kind == "job" else 5
         opacity = ' opacity="0.55"' if state == OTHER else ""
         out.append(f'<g class="node {kind} {state}"{opacity}><title>{escape(diagram.tooltip[box_id])}</title>')

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from acme_lineage.diagram import OTHER, TARGET, Diagram
+from acme_lineage.diagram import OTHER, Diagram
 from acme_lineage.layout import PAD_X, bezier, text_width
-from acme_lineage.render_html import HOT, KIND_COLOUR, TARGET_COLOURS
+from acme_lineage.render_html import HOT, KIND_COLOUR, TARGET_COLOURS, box_style
 
 HEADER_PX = 64.0
 
@@ -89,12 +89,8 @@ def write_png(
 
     for box_id, box in plan.boxes.items():
         state, kind = diagram.state[box_id], diagram.kind[box_id]
-        if state == TARGET:
-            stroke, fill, line = TARGET_COLOURS[0], TARGET_COLOURS[1], 2.4
-        elif state == OTHER:
-            stroke, fill, line = "#cbd5e1", "#ffffff" if kind != "job" else "#f1f5f9", 1.0
-        else:
-            stroke, fill, line = hot_stroke, hot_fill, 1.6
+        stroke, fill, width = box_style(state, kind, diagram.direction)
+        line = width * 0.8  # points at the PNG's scale
         alpha = 0.55 if state == OTHER else 1.0
         x0, y0 = xy(box.x - box.w / 2, box.y + box.h / 2)
         w, h = box.w * scale, box.h * scale

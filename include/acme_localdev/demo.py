@@ -231,7 +231,7 @@ def print_observability(artifacts: Path, lineage_events: Path, capture: StatsdCa
     with contextlib.redirect_stdout(out):
         code = lineage(
             ["impact", "core.fact_payments", "--events", str(lineage_events),
-             "--html", str(folder / "lineage.html"), "--png", str(folder / "lineage.png")]
+             "--related-only", "--html", str(folder / "lineage.html"), "--png", str(folder / "lineage.png")]
         )  # fmt: skip
     print("\nLineage (OpenLineage events of this demo) -- downstream of core.fact_payments:")
     for line in out.getvalue().splitlines()[:40]:

@@ -72,6 +72,10 @@ def local_environment(airflow_home: Path | None = None, root: Path = ROOT) -> di
         "AIRFLOW__METRICS__LEGACY_NAMES_ON": "False",
         # Lineage: OpenLineage events to a file (python -m acme_lineage reads it); Marquez in compose.
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "acme_local",
+        # dag.test() runs tasks in-process; the listener's default forked emitter cannot reach the
+        # connections through that in-process supervisor and each event waits out its 10 s timeout.
+        # A thread can. Deployed workers keep the default (fork).
+        "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
             {"type": "file", "log_file_path": str(lineage_events(home)), "append": True}
         ),

@@ -76,7 +76,7 @@ class AnomalyDetectionOperator(WarehouseOperator):
                     anomalies.mark_alerted(cur, anomaly_id, via)
                 conn.commit()
         emit_count("anomalies_found", len(found), dag_id=self.dag_id, task_id=self.task_id, table="ops.anomalies")
-        self._lineage = (
+        self._set_lineage(
             [self._table_dataset(hook, t) for t in INPUTS],
             [self._table_dataset(hook, "ops.anomalies")],
         )

@@ -64,7 +64,7 @@ class ArchivePartitionsOperator(WarehouseOperator):
                 self.log.info("[%d/%d] %s %s: %s, %d rows -> %s", number, len(days), table, day, outcome.action,
                               outcome.rows, outcome.path)  # fmt: skip
             emit_count("partitions_archived", len(days), dag_id=self.dag_id, task_id=self.task_id, table=table)
-        self._lineage = (
+        self._set_lineage(
             [self._table_dataset(hook, t) for t in self.tables],
             [storage_dataset(o.path) for o in outcomes] + [self._table_dataset(hook, "ops.archive_manifest")],
         )

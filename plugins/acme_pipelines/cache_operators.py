@@ -91,7 +91,7 @@ class CacheRefreshOperator(WarehouseOperator):
             window, published.version, published.keys, published.keys - len(SUMMARY_KEYS), self.ttl_seconds,
             published.previous, published.deleted_keys,
         )  # fmt: skip
-        self._lineage = (
+        self._set_lineage(
             [self._table_dataset(hook, t) for t in INPUTS],
             [(f"redis://{redis_hook.host}:{redis_hook.port}", self.key_prefix)],
         )

@@ -49,7 +49,7 @@ class WarehouseOperator(BaseOperator):
     def __init__(self, *, warehouse_conn_id: str = "warehouse", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.warehouse_conn_id = warehouse_conn_id
-        self._lineage: tuple[list[tuple[str, str]], list[tuple[str, str]]] = ([], [])
+        self._lineage: Any = None
 
     @property
     def warehouse(self) -> Any:
@@ -60,10 +60,21 @@ class WarehouseOperator(BaseOperator):
     def _table_dataset(self, hook: Any, table: str) -> tuple[str, str]:
         return hook.namespace(), f"{hook.database()}.{table}"
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+    def _set_lineage(self, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]) -> None:
+        """Record what this run read and wrote, with the tables' columns, for OpenLineage.
+
+        Built here, in ``execute``, where the task reaches its connections: the
+        listener calls ``get_openlineage_facets_on_complete`` in a forked process
+        with a 10 s budget, where connection lookups and queries can hang.
+        """
         from acme_pipelines.lineage import warehouse_lineage
 
-        return warehouse_lineage(self.warehouse, *self._lineage)
+        self._lineage = warehouse_lineage(self.warehouse, inputs, outputs)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        from acme_pipelines.lineage import operator_lineage
+
+        return self._lineage if self._lineage is not None else operator_lineage([], [])
 
 
 class LandingLoadOperator(WarehouseOperator):
@@ -133,7 +144,7 @@ class LandingLoadOperator(WarehouseOperator):
         )
         folder = f"{self.landing_root.rstrip('/')}/{spec.name}/dt={partition.key}"
         rates = [self._table_dataset(hook, "core.fx_rates")] if spec.name in HAS_AMOUNT_USD else []
-        self._lineage = (
+        self._set_lineage(
             [storage_dataset(f"{folder}/{name}") for name in result.files] + rates,  # rates: amount_usd
             [self._table_dataset(hook, spec.target)],
         )
@@ -182,7 +193,7 @@ class FxRatesOperator(WarehouseOperator):
             task_id=self.task_id,
             table="core.fx_rates",
         )
-        self._lineage = ([(base, "/rates")], [self._table_dataset(hook, "core.fx_rates")])
+        self._set_lineage([(base, "/rates")], [self._table_dataset(hook, "core.fx_rates")])
         self.log.info("FX %s: %s", partition.key, rates)
         return {"partition": partition.key, "rates": rates, "rejected": len(rejects)}
 
@@ -248,7 +259,7 @@ class WarehouseSqlOperator(WarehouseOperator):
                 )
                 rows = cur.fetchone()[0]
             conn.commit()
-        self._lineage = (
+        self._set_lineage(
             [self._table_dataset(hook, t) for t in self.inputs],
             [self._table_dataset(hook, self.target)],
         )
@@ -312,7 +323,7 @@ class IncrementalSyncOperator(WarehouseOperator):
             table=table.target,
         )
         app = BaseHook.get_connection(self.app_conn_id)
-        self._lineage = (
+        self._set_lineage(
             [(f"postgres://{app.host}:{app.port or 5432}", f"{app.schema}.public.{table.source}")],
             [self._table_dataset(hook, table.target)],
         )

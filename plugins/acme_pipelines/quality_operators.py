@@ -54,11 +54,15 @@ class _RecordedChecks:
         raise NotImplementedError
 
     def execute(self, context: Any) -> None:
+        from acme_pipelines.lineage import warehouse_lineage
         from acme_pipelines.quality import CheckOutcome, outcomes_from_sql_checks
+        from acme_pipelines.warehouse import WarehouseHook
 
         partition = resolve_partition(context, DAY)
         self._scope(partition)
         self.check_results = []
+        hook = WarehouseHook(self.conn_id)  # lineage is built here, not in the listener's fork (operators.py)
+        self._results_lineage = warehouse_lineage(hook, [], [(hook.namespace(), f"{hook.database()}.{RESULTS_TABLE}")])
         try:
             super().execute(context)  # type: ignore[misc]
         except Exception as exc:
@@ -71,12 +75,10 @@ class _RecordedChecks:
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """common-sql's lineage (the checked table, with data-quality facets) plus the results table."""
-        from acme_pipelines.lineage import warehouse_lineage
-        from acme_pipelines.warehouse import WarehouseHook
+        from acme_pipelines.lineage import operator_lineage
 
         lineage = super().get_openlineage_facets_on_complete(task_instance)  # type: ignore[misc]
-        hook = WarehouseHook(self.conn_id)
-        extra = warehouse_lineage(hook, [], [(hook.namespace(), f"{hook.database()}.{RESULTS_TABLE}")])
+        extra = getattr(self, "_results_lineage", None) or operator_lineage([], [])
         if lineage is None:
             return extra
         lineage.outputs = [*lineage.outputs, *extra.outputs]
@@ -157,7 +159,7 @@ class SqlAssertionsOperator(WarehouseOperator):
             for name, kind, table, passed, observed, expected, content in rows
         ]
         _record(self, self.warehouse_conn_id, context, partition, outcomes)
-        self._lineage = (
+        self._set_lineage(
             [self._table_dataset(hook, t) for t in self.inputs],
             [self._table_dataset(hook, RESULTS_TABLE)],
         )
@@ -187,7 +189,7 @@ class QualityGateOperator(WarehouseOperator):
         partition = resolve_partition(context, DAY)
         hook = self.warehouse
         status, failed = decide_gate(hook, partition.dt, context["run_id"])
-        self._lineage = (
+        self._set_lineage(
             [self._table_dataset(hook, RESULTS_TABLE)],
             [self._table_dataset(hook, "ops.quality_gate")],
         )
@@ -228,11 +230,14 @@ class QualityGateSensor(BaseSensorOperator):
                 f"Fix the data, rerun data_quality_check for the day, then rerun this DAG."
             )
         self.log.info("quality gate of %s: %s", partition.key, status or "not decided yet, waiting")
+        if status is not None:  # the last poke: lineage is built here, not in the listener's fork
+            from acme_pipelines.lineage import warehouse_lineage
+
+            hook = WarehouseHook(self.warehouse_conn_id)
+            self._lineage = warehouse_lineage(hook, [(hook.namespace(), f"{hook.database()}.ops.quality_gate")], [])
         return status is not None
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        from acme_pipelines.lineage import warehouse_lineage
-        from acme_pipelines.warehouse import WarehouseHook
+        from acme_pipelines.lineage import operator_lineage
 
-        hook = WarehouseHook(self.warehouse_conn_id)
-        return warehouse_lineage(hook, [(hook.namespace(), f"{hook.database()}.ops.quality_gate")], [])
+        return getattr(self, "_lineage", None) or operator_lineage([], [])

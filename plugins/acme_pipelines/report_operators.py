@@ -63,7 +63,7 @@ class DailyReportOperator(WarehouseOperator):
         text = reports.slack_text(report, link)
         SlackWebhookHook(slack_webhook_conn_id=self.slack_conn_id).send(text=text)
         self.log.info("report %s written to %s; posted to Slack: %s", partition.key, folder, text)
-        self._lineage = (
+        self._set_lineage(
             [self._table_dataset(hook, t) for t in INPUTS],
             [storage_dataset(str(folder / name)) for name in files],
         )
