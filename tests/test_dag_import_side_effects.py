@@ -92,3 +92,23 @@ subprocess.run(["true"])
     kinds = {effect.split(":")[0] for effect in found["side_effects"]}
     assert kinds == {"network", "process", "file read"}
     assert any(m.startswith("pandas") for m in found["new_modules"])
+
+
+def test_airflow_does_not_import_the_shared_package_as_plugin_modules():
+    """Airflow's plugin loader imports every .py under plugins/ by its bare file name (``snowflake_warehouse``,
+    ``cache``, ...), executing it a second time and shadowing any real package of that name (a
+    ``snowflake.py`` broke ``import snowflake.connector``). plugins/.airflowignore keeps it out."""
+    probe = (
+        "import json, sys\n"
+        "from airflow import plugins_manager\n"
+        "plugins_manager.ensure_plugins_loaded()\n"
+        "names = sorted(m for m in sys.modules if m.split('.')[0] in set(sys.argv[1:]))\n"
+        "print(json.dumps({'bare': names, 'errors': plugins_manager.get_import_errors()}))\n"
+    )
+    stems = [p.stem for p in (ROOT / "plugins" / "acme_pipelines").glob("*.py") if p.stem != "__init__"]
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *stems], capture_output=True, text=True, env=os.environ, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {"bare": [], "errors": {}}, found

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from acme_pipelines.snowflake import IdentifierError, SnowflakeWarehouseHook, identifier, publish_arrow
+from acme_pipelines.snowflake_warehouse import IdentifierError, SnowflakeWarehouseHook, identifier, publish_arrow
 
 SCHEMA = pa.schema(
     [
