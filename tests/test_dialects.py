@@ -1,0 +1,82 @@
+"""The warehouse DDL in both dialects from one file (issue #7, in progress): the Snowflake DDL that
+SQLGlot derives from include/sql/warehouse/schema.sql runs on the fakesnow server and gives every
+PostgreSQL table the same columns, in the same order, with the same kinds of types."""
+
+from __future__ import annotations
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from acme_pipelines.dialects import warehouse_ddl
+from conftest import query
+
+SCHEMAS = ("core", "marts", "ops", "features", "ml")
+KIND = {  # information_schema type names of both databases -> one family
+    "bigint": "number", "integer": "number", "number": "number", "numeric": "number", "decimal": "number",
+    "text": "text", "character": "text", "character varying": "text", "varchar": "text",
+    "timestamp with time zone": "timestamp", "timestamp_tz": "timestamp", "timestamp": "timestamp",
+    "date": "date", "boolean": "boolean", "jsonb": "semi", "variant": "semi", "double precision": "float",
+    "float": "float", "double": "float", "array": "semi", "real": "float",  # Snowflake arrays are semi-structured
+}  # fmt: skip
+
+
+def family(type_name: str) -> str:
+    name = type_name.lower().split("(")[0].strip()
+    return KIND.get(name, name)
+
+
+@pytest.fixture(scope="module")
+def snowflake_columns(fakesnow_server) -> dict[str, list[tuple[str, str]]]:
+    import snowflake.connector
+
+    conn = snowflake.connector.connect(**fakesnow_server)
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE DATABASE IF NOT EXISTS WAREHOUSE_DDL")
+        cur.execute("USE DATABASE WAREHOUSE_DDL")
+        for statement in warehouse_ddl("snowflake"):
+            cur.execute(statement)
+        cur.execute(
+            "SELECT lower(table_schema) || '.' || lower(table_name), lower(column_name), data_type "
+            "FROM WAREHOUSE_DDL.information_schema.columns ORDER BY 1, ordinal_position"
+        )
+        found: dict[str, list[tuple[str, str]]] = {}
+        for table, column, data_type in cur.fetchall():
+            found.setdefault(table, []).append((column, data_type))
+        return found
+    finally:
+        conn.close()
+
+
+def test_snowflake_tables_have_the_postgres_columns(warehouse, snowflake_columns):
+    rows = query(
+        warehouse.dsn,
+        "SELECT c.table_schema || '.' || c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
+        "JOIN information_schema.tables t USING (table_schema, table_name) "
+        "WHERE c.table_schema = ANY(%s) AND t.table_type = 'BASE TABLE' ORDER BY 1, c.ordinal_position",
+        (list(SCHEMAS),),
+    )
+    postgres: dict[str, list[tuple[str, str]]] = {}
+    for table, column, data_type in rows:
+        postgres.setdefault(table, []).append((column, data_type))
+    assert len(postgres) >= 17
+    for table, columns in postgres.items():
+        assert table in snowflake_columns, f"{table} missing in Snowflake"
+        theirs = snowflake_columns[table]
+        assert [c for c, _ in theirs] == [c for c, _ in columns], table
+        assert [family(t) for _, t in theirs] == [family(t) for _, t in columns], (table, theirs, columns)
+
+
+def test_snowflake_ddl_has_nothing_snowflake_rejects():
+    for statement in warehouse_ddl("snowflake"):
+        tree = sqlglot.parse_one(statement, read="snowflake")
+        assert not list(tree.find_all(exp.CheckColumnConstraint)), statement
+        types = {t.this for t in tree.find_all(exp.DataType)}
+        assert not types & {exp.DataType.Type.JSONB, exp.DataType.Type.BIGSERIAL}, statement
+        assert tree.args.get("kind") != "INDEX"
+
+
+def test_an_unknown_dialect_is_refused():
+    with pytest.raises(ValueError, match="unknown warehouse dialect"):
+        warehouse_ddl("oracle")
