@@ -90,10 +90,17 @@ def test_a_task_failing_after_its_retry_alerts_once_with_what_on_call_needs(
 def test_without_alert_emails_no_mail_is_attempted(dagbag, alert_env, one_fast_retry, monkeypatch):
     one_fast_retry("cache_refresh")
     monkeypatch.delenv("AIRFLOW_VAR_ALERT_EMAILS", raising=False)
-    # an SMTP connection to a closed port: any attempt to mail would fail the callback loudly in the log
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_ALERTS", json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": 1}))
-    run_dag(dagbag, "cache_refresh", expect="failed", partition="2026-11-01T00:30")
+    with SmtpRecorder() as smtp:  # a working SMTP connection: only the missing variable keeps mail away
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_ALERTS",
+            json.dumps(
+                {"conn_type": "smtp", "host": "127.0.0.1", "port": smtp.port,
+                 "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@example.com"}}
+            ),
+        )  # fmt: skip
+        run_dag(dagbag, "cache_refresh", expect="failed", partition="2026-11-01T00:30")
     assert len(_slack_texts(alert_env)) == 1
+    assert smtp.messages == []
 
 
 def test_a_critical_run_pages_pagerduty_once_however_many_tasks_fail(

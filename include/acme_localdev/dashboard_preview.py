@@ -340,12 +340,12 @@ def _is_variable(value: str) -> bool:
 
 
 class _Evaluator:
-    """Recursive descent over ``observability._tokens``; values are floats (scalars) or Vectors."""
+    """Recursive descent over ``observability.promql_tokens``; values are floats (scalars) or Vectors."""
 
     def __init__(self, expr: str, capture: Capture) -> None:
         self.expr = expr
         self.capture = capture
-        self.tokens = obs._tokens(expr)
+        self.tokens = obs.promql_tokens(expr)
         self.i = 0
 
     # token helpers

@@ -239,10 +239,8 @@ def print_observability(artifacts: Path, lineage_events: Path, capture: StatsdCa
     if code != 0:
         print(f"    (impact exited {code})")
     print(f"StatsD: {capture.lines:,} metric lines captured in {capture.path.relative_to(env.ROOT)}")
-    try:
-        from acme_localdev.dashboard_preview import render_preview
-    except ImportError:
-        return
+    from acme_localdev.dashboard_preview import render_preview
+
     for dashboard in sorted((env.ROOT / "deploy" / "grafana" / "dashboards").glob("*.json")):
         png = artifacts / "metrics" / f"{dashboard.stem}.png"
         render_preview(dashboard, capture.path, png)

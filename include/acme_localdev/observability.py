@@ -320,7 +320,7 @@ _TOKEN = re.compile(
 )
 
 
-def _tokens(expr: str) -> list[tuple[str, str]]:
+def promql_tokens(expr: str) -> list[tuple[str, str]]:
     out, pos = [], 0
     while pos < len(expr):
         m = _TOKEN.match(expr, pos)
@@ -384,7 +384,7 @@ def promql_refs(expr: str) -> PromQLRefs:
     matcher operator are labels, the contents of ``[...]`` are durations, and the
     parenthesised lists after by/without/on/ignoring/group_left/group_right are labels.
     """
-    tokens = _tokens(expr)
+    tokens = promql_tokens(expr)
     selectors: list[tuple[str, frozenset[str]]] = []
     grouping: set[str] = set()
     i = 0

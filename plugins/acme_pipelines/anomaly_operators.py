@@ -77,8 +77,8 @@ class AnomalyDetectionOperator(WarehouseOperator):
                 conn.commit()
         emit_count("anomalies_found", len(found), dag_id=self.dag_id, task_id=self.task_id, table="ops.anomalies")
         self._set_lineage(
-            [self._table_dataset(hook, t) for t in INPUTS],
-            [self._table_dataset(hook, "ops.anomalies")],
+            [hook.dataset(t) for t in INPUTS],
+            [hook.dataset("ops.anomalies")],
         )
         return {"window": f"{start:%Y-%m-%dT%H:%M}/{end:%Y-%m-%dT%H:%M}", "found": len(found), "alerted": len(alerts)}
 

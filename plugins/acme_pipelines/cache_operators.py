@@ -92,7 +92,7 @@ class CacheRefreshOperator(WarehouseOperator):
             published.previous, published.deleted_keys,
         )  # fmt: skip
         self._set_lineage(
-            [self._table_dataset(hook, t) for t in INPUTS],
+            [hook.dataset(t) for t in INPUTS],
             [(f"redis://{redis_hook.host}:{redis_hook.port}", self.key_prefix)],
         )
         return {"window": str(window), "version": published.version, "keys": published.keys}

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "warehouse" / "schema.sql"
+from acme_pipelines.warehouse import SCHEMA_SQL
+
 DIALECTS = ("postgres", "snowflake")
 
 

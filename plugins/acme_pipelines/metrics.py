@@ -83,7 +83,7 @@ def emit_count(measure: str, value: int, **tags: str) -> None:
     """One more ``acme.pipeline.<measure>`` counter, tagged as the catalog says."""
     from airflow.sdk.observability import stats
 
-    expected = CATALOG[measure].tags if measure in CATALOG else ()
-    if set(tags) != set(expected):
-        raise ValueError(f"metric {measure!r} takes tags {expected}, got {tuple(tags)}")
-    stats.incr(statsd_name(measure), value, tags=_tags(**tags))
+    name = statsd_name(measure)  # refuses a measure that is not in the catalog
+    if set(tags) != set(CATALOG[measure].tags):
+        raise ValueError(f"metric {measure!r} takes tags {CATALOG[measure].tags}, got {tuple(tags)}")
+    stats.incr(name, value, tags=_tags(**tags))

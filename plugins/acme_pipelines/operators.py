@@ -57,9 +57,6 @@ class WarehouseOperator(BaseOperator):
 
         return WarehouseHook(self.warehouse_conn_id)
 
-    def _table_dataset(self, hook: Any, table: str) -> tuple[str, str]:
-        return hook.namespace(), f"{hook.database()}.{table}"
-
     def _set_lineage(self, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]) -> None:
         """Record what this run read and wrote, with the tables' columns, for OpenLineage.
 
@@ -143,10 +140,10 @@ class LandingLoadOperator(WarehouseOperator):
             table=spec.target,
         )
         folder = f"{self.landing_root.rstrip('/')}/{spec.name}/dt={partition.key}"
-        rates = [self._table_dataset(hook, "core.fx_rates")] if spec.name in HAS_AMOUNT_USD else []
+        rates = [hook.dataset("core.fx_rates")] if spec.name in HAS_AMOUNT_USD else []
         self._set_lineage(
             [storage_dataset(f"{folder}/{name}") for name in result.files] + rates,  # rates: amount_usd
-            [self._table_dataset(hook, spec.target)],
+            [hook.dataset(spec.target)],
         )
         mark_outlets(context, self.outlets, partition)
         return {"partition": partition.key, "files": result.files, **c.__dict__}
@@ -193,7 +190,7 @@ class FxRatesOperator(WarehouseOperator):
             task_id=self.task_id,
             table="core.fx_rates",
         )
-        self._set_lineage([(base, "/rates")], [self._table_dataset(hook, "core.fx_rates")])
+        self._set_lineage([(base, "/rates")], [hook.dataset("core.fx_rates")])
         self.log.info("FX %s: %s", partition.key, rates)
         return {"partition": partition.key, "rates": rates, "rejected": len(rejects)}
 
@@ -260,8 +257,8 @@ class WarehouseSqlOperator(WarehouseOperator):
                 rows = cur.fetchone()[0]
             conn.commit()
         self._set_lineage(
-            [self._table_dataset(hook, t) for t in self.inputs],
-            [self._table_dataset(hook, self.target)],
+            [hook.dataset(t) for t in self.inputs],
+            [hook.dataset(self.target)],
         )
         mark_outlets(context, self.outlets, partition)
         self.log.info("%s %s: %d rows", self.target, partition.key, rows)
@@ -325,7 +322,7 @@ class IncrementalSyncOperator(WarehouseOperator):
         app = BaseHook.get_connection(self.app_conn_id)
         self._set_lineage(
             [(f"postgres://{app.host}:{app.port or 5432}", f"{app.schema}.public.{table.source}")],
-            [self._table_dataset(hook, table.target)],
+            [hook.dataset(table.target)],
         )
         self.log.info(
             "%s %s: %d in, %d loaded, %d rejected in %.1fs (%.0f rows/s)",

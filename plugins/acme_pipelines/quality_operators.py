@@ -62,7 +62,7 @@ class _RecordedChecks:
         self._scope(partition)
         self.check_results = []
         hook = WarehouseHook(self.conn_id)  # lineage is built here, not in the listener's fork (operators.py)
-        self._results_lineage = warehouse_lineage(hook, [], [(hook.namespace(), f"{hook.database()}.{RESULTS_TABLE}")])
+        self._results_lineage = warehouse_lineage(hook, [], [hook.dataset(RESULTS_TABLE)])
         try:
             super().execute(context)  # type: ignore[misc]
         except Exception as exc:
@@ -160,8 +160,8 @@ class SqlAssertionsOperator(WarehouseOperator):
         ]
         _record(self, self.warehouse_conn_id, context, partition, outcomes)
         self._set_lineage(
-            [self._table_dataset(hook, t) for t in self.inputs],
-            [self._table_dataset(hook, RESULTS_TABLE)],
+            [hook.dataset(t) for t in self.inputs],
+            [hook.dataset(RESULTS_TABLE)],
         )
         failed = [f"{o.name} (observed {o.observed}; expected {o.expected})" for o in outcomes if not o.passed]
         if failed:
@@ -190,8 +190,8 @@ class QualityGateOperator(WarehouseOperator):
         hook = self.warehouse
         status, failed = decide_gate(hook, partition.dt, context["run_id"])
         self._set_lineage(
-            [self._table_dataset(hook, RESULTS_TABLE)],
-            [self._table_dataset(hook, "ops.quality_gate")],
+            [hook.dataset(RESULTS_TABLE)],
+            [hook.dataset("ops.quality_gate")],
         )
         if status != PASSED:
             raise AirflowFailException(
@@ -234,7 +234,7 @@ class QualityGateSensor(BaseSensorOperator):
             from acme_pipelines.lineage import warehouse_lineage
 
             hook = WarehouseHook(self.warehouse_conn_id)
-            self._lineage = warehouse_lineage(hook, [(hook.namespace(), f"{hook.database()}.ops.quality_gate")], [])
+            self._lineage = warehouse_lineage(hook, [hook.dataset("ops.quality_gate")], [])
         return status is not None
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -110,22 +111,28 @@ class WarehouseHook(BaseHook):
         finally:
             conn.close()
 
-    def namespace(self) -> str:
-        """OpenLineage namespace of this warehouse: ``postgres://host:port``."""
+    @cached_property
+    def _location(self) -> tuple[str | None, int, str]:
+        """(host, port, database) of the warehouse, from the DSN or one lookup of the Airflow connection."""
         if self.dsn:
             from urllib.parse import urlsplit
 
             parts = urlsplit(self.dsn)
-            return f"postgres://{parts.hostname}:{parts.port or 5432}"
+            return parts.hostname, parts.port or 5432, parts.path.lstrip("/")
         conn = self.get_connection(self.warehouse_conn_id)
-        return f"postgres://{conn.host}:{conn.port or 5432}"
+        return conn.host, conn.port or 5432, conn.schema or "warehouse"
+
+    def namespace(self) -> str:
+        """OpenLineage namespace of this warehouse: ``postgres://host:port``."""
+        host, port, _ = self._location
+        return f"postgres://{host}:{port}"
 
     def database(self) -> str:
-        if self.dsn:
-            from urllib.parse import urlsplit
+        return self._location[2]
 
-            return urlsplit(self.dsn).path.lstrip("/")
-        return self.get_connection(self.warehouse_conn_id).schema or "warehouse"
+    def dataset(self, table: str) -> tuple[str, str]:
+        """The OpenLineage dataset of one of its tables: (``postgres://host:port``, ``<database>.<table>``)."""
+        return self.namespace(), f"{self.database()}.{table}"
 
     # -- schema ---------------------------------------------------------------------------
     def ensure_schema(self, conn: Any) -> None:
