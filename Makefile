@@ -6,7 +6,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_localdev
 
-.PHONY: help venv test demo lint lock clean env bench bench-memory impact lineage-sql images
+.PHONY: help venv test demo lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare
 
 help:
 	@echo "make demo   - generate sample data and run the pipelines end to end (local defaults)"
@@ -19,6 +19,8 @@ help:
 	@echo "               from the recorded OpenLineage events; writes data/artifacts/lineage/lineage.{html,png}"
 	@echo "make lineage-sql Q='SELECT ...' - SQL over the recorded OpenLineage events (views events, lineage_edges)"
 	@echo "make images - README images from the last demo (lineage page via headless Chromium, dashboard previews)"
+	@echo "make snowflake-compare [DAYS=3] - the sync and daily_etl into PostgreSQL and into Snowflake (fakesnow"
+	@echo "               server), same DAG code; prints each table's row counts side by side and whether they match"
 	@echo "make lock   - re-resolve requirements.txt into requirements.lock"
 	@echo "make clean  - remove .venv, .airflow and generated data"
 
@@ -59,6 +61,9 @@ lineage-sql: $(STAMP)
 
 images: $(STAMP)
 	@$(RUN) images
+
+snowflake-compare: $(STAMP)
+	@$(RUN) snowflake-compare --days $(or $(DAYS),3)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .

@@ -5,6 +5,7 @@ python -m acme_localdev init    # migrate the metadata DB and apply airflow_sett
 python -m acme_localdev test [pytest args]
 python -m acme_localdev demo [--days N --scale X]
 python -m acme_localdev images  # the README's lineage and dashboard images, from the last demo
+python -m acme_localdev snowflake-compare [--days N]  # the ETL into PostgreSQL and fakesnow, side by side
 """
 
 from __future__ import annotations
@@ -106,7 +107,23 @@ def cmd_images(_: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"env": cmd_env, "init": cmd_init, "test": cmd_test, "demo": cmd_demo, "images": cmd_images}
+def cmd_snowflake_compare(args: list[str]) -> int:
+    from acme_localdev import warehouse_compare
+
+    require(POSTGRES)
+    env.activate()
+    os.environ.setdefault("ACME_TASK_RETRIES", "0")
+    return warehouse_compare.main(args)
+
+
+COMMANDS = {
+    "env": cmd_env,
+    "init": cmd_init,
+    "test": cmd_test,
+    "demo": cmd_demo,
+    "images": cmd_images,
+    "snowflake-compare": cmd_snowflake_compare,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,12 +52,13 @@ def postgres_window_batches(
     start: datetime,
     end: datetime,
     batch_rows: int = 50_000,
+    schema: pa.Schema | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Rows of ``table`` with ``start <= updated_at < end`` (the indexed column), in key-independent order."""
     query = sql.SQL("SELECT {} FROM {} WHERE updated_at >= %s AND updated_at < %s").format(
         sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(*table.split("."))
     )
-    yield from postgres_query_batches(conn, query, (start, end), batch_rows)
+    yield from postgres_query_batches(conn, query, (start, end), batch_rows, schema)
 
 
 def sqlite_query_batches(

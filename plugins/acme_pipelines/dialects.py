@@ -8,8 +8,10 @@ dropped (Snowflake has none; the loaders check the rules), indexes are dropped
 (Snowflake has none; large tables cluster by ``dt`` instead), and ``staging`` is
 not created (the Snowflake writer stages in the target's schema).
 
-Issue #7 (in progress): the DDL is derived and tested against fakesnow; the
-loaders do not apply it yet.
+The SQL files the operators run (``include/sql/**``) are PostgreSQL too;
+``statements(text, "snowflake")`` transpiles them, keeping the ``%(name)s``
+parameters the drivers bind. What a loader does differently on Snowflake
+(staging, ranking, publishing) is in ``snowflake_loads``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def warehouse_ddl(dialect: str, source: Path = SCHEMA_SQL) -> list[str]:
             continue
         if statement.args.get("kind") == "SCHEMA" and statement.this.sql().lower() == "staging":
             continue
-        out.append(_for_snowflake(statement).sql(dialect="snowflake"))
+        out.append(_for_snowflake(statement).sql(dialect="snowflake", comments=False))
     return out
 
 
@@ -60,3 +62,26 @@ def _for_snowflake(statement: object) -> object:
         return node
 
     return statement.transform(rewrite)  # type: ignore[attr-defined]
+
+
+def statements(text: str, dialect: str) -> list[str]:
+    """The statements of a PostgreSQL SQL text in ``dialect``, comments dropped, ``%(name)s`` parameters kept."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown warehouse dialect {dialect!r}; one of {DIALECTS}")
+    import sqlglot
+    from sqlglot import exp
+
+    def keep_parameter(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder) and node.name:
+            return exp.Var(this=f"%({node.name})s")
+        return node
+
+    parsed = [s for s in sqlglot.parse(text, read="postgres") if s is not None]
+    return [s.transform(keep_parameter).sql(dialect=dialect, comments=False) for s in parsed]
+
+
+def condition(text: str, dialect: str) -> str:
+    """One PostgreSQL boolean expression (a contract check such as ``country !~ '^[A-Z]{2}$'``) in ``dialect``."""
+    import sqlglot
+
+    return sqlglot.transpile(text, read="postgres", write=dialect)[0]

@@ -50,18 +50,21 @@ def publish_rates(
         counts.reject(reason)
     with hook.connection() as conn:
         hook.ensure_schema(conn)
-        with conn.cursor() as cur:
+        with conn.cursor() as cur:  # the same SQL on PostgreSQL and Snowflake
+            hook.begin(cur)
             cur.execute("DELETE FROM core.fx_rates WHERE dt = %s", (day,))
             cur.executemany(
-                "INSERT INTO core.fx_rates (dt, currency, per_usd, _run_id, _loaded_at) VALUES (%s, %s, %s, %s, now())",
+                "INSERT INTO core.fx_rates (dt, currency, per_usd, _run_id, _loaded_at) "
+                "VALUES (%s, %s, %s, %s, CURRENT_TIMESTAMP)",
                 [(day, code, rate, audit.run_id) for code, rate in sorted(rates.items())],
             )
             hook.clear_rejects(cur, audit)
-            cur.executemany(
-                "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                [(audit.run_id, audit.source, audit.partition, *r) for r in rejects],
-            )
+            if rejects:
+                cur.executemany(
+                    "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    [(audit.run_id, audit.source, audit.partition, *r) for r in rejects],
+                )
             hook.record_audit(cur, audit, counts, "success", None)
         conn.commit()
     return counts

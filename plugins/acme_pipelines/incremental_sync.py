@@ -69,7 +69,14 @@ def sync_table(
     *,
     max_reject_ratio: float,
 ) -> tuple[LoadCounts, int]:
-    """Sync ``table`` rows with ``start <= updated_at < end``; returns counts and bytes moved."""
+    """Sync ``table`` rows with ``start <= updated_at < end``; returns counts and bytes moved.
+
+    On a Snowflake warehouse the rows go through ``snowflake_loads.sync_table`` instead of a COPY pipe.
+    """
+    if hook.dialect == "snowflake":
+        from acme_pipelines.snowflake_loads import sync_table as on_snowflake
+
+        return on_snowflake(source_conn_factory, hook, table, start, end, audit, max_reject_ratio=max_reject_ratio)
     stage = f"staging.sync_{table.source}"
     cols = sql.SQL(", ").join(map(sql.Identifier, table.names))
     source_conn = source_conn_factory()

@@ -38,7 +38,7 @@ from acme_pipelines.contract import SourceSpec
 from acme_pipelines.readers import DEFAULT_BATCH_ROWS, RawBatch, data_files, read_batches
 from acme_pipelines.usd import amount_usd, rates_e8
 from acme_pipelines.validation import validate
-from acme_pipelines.warehouse import AuditEntry, EncodedCsv, LoadCounts, WarehouseHook, encode_csv, qualified
+from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook, encode_csv, qualified
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,17 @@ def load_partition(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     fail_after_staging: bool = False,
 ) -> LoadResult:
-    """Load ``spec``'s files of ``day`` from ``landing_root`` (a Path or ObjectStoragePath)."""
+    """Load ``spec``'s files of ``day`` from ``landing_root`` (a Path or ObjectStoragePath).
+
+    On a Snowflake warehouse the same load runs through ``snowflake_loads.load_partition``.
+    """
+    if hook.dialect == "snowflake":
+        from acme_pipelines.snowflake_loads import load_partition as on_snowflake
+
+        return on_snowflake(
+            hook, spec, landing_root, day, audit, max_reject_ratio=max_reject_ratio, batch_rows=batch_rows,
+            fail_after_staging=fail_after_staging,
+        )  # fmt: skip
     started = time.monotonic()
     folder = landing_root / spec.name / f"dt={day.isoformat()}"
     files = data_files(folder, spec)
@@ -88,9 +98,9 @@ def load_partition(
     with hook.connection() as conn:
         hook.ensure_schema(conn)
         bytes_read = sum(_size(path) for path in files)
-        rates = _rates(conn, day) if spec.name in HAS_AMOUNT_USD else None
+        rates = day_rates(conn, day) if spec.name in HAS_AMOUNT_USD else None
         loaded_at = datetime.now(UTC).isoformat()
-        direct = _Plan(True, day, audit.run_id, loaded_at, rates)
+        direct = Plan(True, day, audit.run_id, loaded_at, rates)
         counts = _load_direct(
             conn, hook, spec, files, rejects, audit, direct, max_reject_ratio, batch_rows, fail_after_staging
         )
@@ -102,8 +112,8 @@ def load_partition(
         missing_fx: set[str] = set()
         with conn.cursor() as cur:
             _create_stages(cur, spec, stage, rejects)
-            staged = _Plan(False, day, audit.run_id, loaded_at, rates)
-            for number, prepared in enumerate(_prepared_batches(spec, files, batch_rows, staged), 1):
+            staged = Plan(False, day, audit.run_id, loaded_at, rates)
+            for number, prepared in enumerate(prepared_batches(spec, files, batch_rows, staged), 1):
                 _add(counts, prepared)
                 missing_fx |= prepared.missing_fx
                 if prepared.rejects:
@@ -182,7 +192,7 @@ def _drop_stages(cur: Any, *relations: str) -> None:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """What every batch of one load is prepared for: staging (all checks in SQL) or the fact table itself."""
 
     direct: bool
@@ -194,16 +204,22 @@ class _Plan:
 
 @dataclass
 class _Prepared:
-    """One batch, validated and encoded, ready to COPY (built on the reader thread)."""
+    """One batch, validated (and, for COPY, encoded), built on the reader thread.
+
+    ``rejects`` and ``good`` are CSV for the PostgreSQL COPY (``_prepare``) or
+    Arrow tables for the Snowflake writer (``prepare_tables``).
+    """
 
     rows_in: int
-    rejects: EncodedCsv | None
-    good: EncodedCsv | None
+    rejects: Any
+    good: Any
     reasons: dict[str, int]
     missing_fx: set[str]
 
 
-def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, plan: _Plan) -> _Prepared:
+def prepare_tables(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, plan: Plan) -> _Prepared:
+    """Validate one batch: rejects as an Arrow table (locator, reason, raw_record), valid rows as an Arrow
+    table of contract columns as text (plus ``amount_usd`` and the plan's extra columns)."""
     reasons: dict[str, int] = {}
     missing_fx: set[str] = set()
     parts = []
@@ -255,12 +271,22 @@ def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, pl
                     "locator": pc.filter(locators, valid),
                     "raw_record": batch.raw_records(valid),
                 }
-            good = encode_csv(pa.table({**columns, **extra}))
-    rejects = encode_csv(pa.concat_tables(parts)) if parts else None
+            good = pa.table({**columns, **extra})
+    rejects = pa.concat_tables(parts) if parts else None
     return _Prepared(batch.num_rows + len(batch.malformed), rejects, good, reasons, missing_fx)
 
 
-def _prepared_batches(spec: SourceSpec, files: list[Any], batch_rows: int, plan: _Plan) -> Iterator[_Prepared]:
+def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, plan: Plan) -> _Prepared:
+    """``prepare_tables``, encoded as CSV for COPY (on the reader thread, off the COPY's path)."""
+    prepared = prepare_tables(spec, batch, file_no, file_name, plan)
+    prepared.rejects = encode_csv(prepared.rejects) if prepared.rejects is not None else None
+    prepared.good = encode_csv(prepared.good) if prepared.good is not None else None
+    return prepared
+
+
+def prepared_batches(
+    spec: SourceSpec, files: list[Any], batch_rows: int, plan: Plan, prepare: Any = _prepare
+) -> Iterator[_Prepared]:
     """Read, validate and encode on a background thread, one batch ahead of the COPY.
 
     Arrow releases the GIL while it parses and computes, so reading the next
@@ -275,7 +301,7 @@ def _prepared_batches(spec: SourceSpec, files: list[Any], batch_rows: int, plan:
         try:
             for file_no, path in enumerate(files):
                 for batch in read_batches(path, spec, batch_rows):
-                    item = _prepare(spec, batch, file_no, str(path), plan)
+                    item = prepare(spec, batch, file_no, str(path), plan)
                     while not stop.is_set():
                         try:
                             handoff.put(item, timeout=0.5)
@@ -309,9 +335,10 @@ def _add(counts: LoadCounts, prepared: _Prepared) -> None:
         counts.reject(reason, n)
 
 
-def _rates(conn: Any, day: date) -> dict[str, int]:
+def day_rates(conn: Any, day: date) -> dict[str, int]:
+    """The day's FX rates as ``usd.rates_e8`` wants them (portable SQL: PostgreSQL and Snowflake)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT currency, (per_usd * 100000000)::bigint FROM core.fx_rates WHERE dt = %s", (day,))
+        cur.execute("SELECT currency, CAST(per_usd * 100000000 AS BIGINT) FROM core.fx_rates WHERE dt = %s", (day,))
         return rates_e8(cur.fetchall())
 
 
@@ -326,7 +353,7 @@ def _load_direct(
     files: list[Any],
     rejects: str,
     audit: AuditEntry,
-    plan: _Plan,
+    plan: Plan,
     max_reject_ratio: float,
     batch_rows: int,
     fail_after_staging: bool,
@@ -350,7 +377,7 @@ def _load_direct(
                 ).format(qualified(rejects))
             )
             cur.execute(sql.SQL("DELETE FROM {} WHERE dt = %s").format(qualified(target)), (plan.day,))
-            for prepared in _prepared_batches(spec, files, batch_rows, plan):
+            for prepared in prepared_batches(spec, files, batch_rows, plan):
                 if prepared.missing_fx:
                     raise _NotDirectError(f"no FX rate for {sorted(prepared.missing_fx)}")
                 _add(counts, prepared)

@@ -40,20 +40,24 @@ def landing_file_columns(name: str) -> Columns | None:
 
 def warehouse_schemas(hook: Any, datasets: Iterable[DatasetRef]) -> dict[DatasetRef, Columns]:
     """Columns of the datasets that are tables of ``hook``'s database (one information_schema query)."""
-    namespace, database = hook.namespace(), hook.database()
+    namespace, database = hook.namespace(), hook.database_name()
     wanted = {name: (ns, name) for ns, name in datasets if ns == namespace and name.startswith(f"{database}.")}
     if not wanted:
         return {}
-    tables = [name.removeprefix(f"{database}.") for name in wanted]
+    tables = [name.removeprefix(f"{database}.").lower() for name in wanted]
+    by_table = {name.removeprefix(f"{database}.").lower(): ref for name, ref in wanted.items()}
     found: dict[DatasetRef, list[tuple[str, str]]] = {}
-    with hook.connection() as conn, conn.cursor() as cur:
+    with hook.connection() as conn:  # portable SQL: PostgreSQL and Snowflake (which upper-cases names)
+        cur = conn.cursor()
         cur.execute(
-            "SELECT table_schema || '.' || table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema || '.' || table_name = ANY(%s) ORDER BY table_schema, table_name, ordinal_position",
-            (tables,),
+            "SELECT lower(table_schema) || '.' || lower(table_name), lower(column_name), lower(data_type) "
+            "FROM information_schema.columns WHERE lower(table_schema) || '.' || lower(table_name) IN ("
+            + ", ".join(["%s"] * len(tables))
+            + ") ORDER BY table_schema, table_name, ordinal_position",
+            tuple(tables),
         )
         for table, column, data_type in cur.fetchall():
-            found.setdefault(wanted[f"{database}.{table}"], []).append((column, data_type))
+            found.setdefault(by_table[table], []).append((column, data_type))
     return found
 
 

@@ -53,9 +53,10 @@ class WarehouseOperator(BaseOperator):
 
     @property
     def warehouse(self) -> Any:
-        from acme_pipelines.warehouse import WarehouseHook
+        """PostgreSQL or Snowflake, by the type of the connection (``warehouse.warehouse_hook``)."""
+        from acme_pipelines.warehouse import warehouse_hook
 
-        return WarehouseHook(self.warehouse_conn_id)
+        return warehouse_hook(self.warehouse_conn_id)
 
     def _set_lineage(self, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]) -> None:
         """Record what this run read and wrote, with the tables' columns, for OpenLineage.
@@ -230,32 +231,18 @@ class WarehouseSqlOperator(WarehouseOperator):
         self.precondition = precondition
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-        from psycopg2 import sql
-
-        from acme_pipelines.warehouse import qualified
+        from acme_pipelines.warehouse import rebuild_partition
 
         partition = resolve_partition(context, GRAINS[self.grain])
-        params = {"dt": partition.dt, "run_id": context["run_id"]}
         hook = self.warehouse
-        with hook.connection() as conn:
-            hook.ensure_schema(conn)
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.target}/{partition.key}",))
-                if self.precondition:
-                    cur.execute((SQL_ROOT / self.precondition).read_text(), params)
-                    ok, message = cur.fetchone()
-                    if not ok:
-                        raise AirflowFailException(f"{self.target} {partition.key}: {message}")
-                cur.execute((SQL_ROOT / self.sql_file).read_text(), params)
-                cur.execute(
-                    sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(
-                        qualified(self.target), sql.Identifier(self.partition_column)
-                    ),
-                    (partition.dt,),
-                )
-                rows = cur.fetchone()[0]
-            conn.commit()
+        rows = rebuild_partition(
+            hook,
+            (SQL_ROOT / self.sql_file).read_text(),
+            {"dt": partition.dt, "run_id": context["run_id"]},
+            self.target,
+            self.partition_column,
+            (SQL_ROOT / self.precondition).read_text() if self.precondition else None,
+        )
         self._set_lineage(
             [hook.dataset(t) for t in self.inputs],
             [hook.dataset(self.target)],

@@ -8,8 +8,10 @@ staged rows) or ``MERGE``s on a key. Readers see the old state or the new one.
 A failure before ``COMMIT`` leaves the target as it was; the temporary stage and
 table vanish with the session.
 
-Issue #7 (Snowflake as the warehouse) is in progress: this module is the writer
-and is tested against fakesnow; the DAG operators do not route to it yet.
+The loaders (``snowflake_loads``) build on the same pieces: ``ParquetSpool``
+writes Arrow batches to Parquet files, ``stage_files`` lands them in a transient
+table. ``warehouse.warehouse_hook`` returns this hook when the ``warehouse``
+connection is of type ``snowflake``.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ import logging
 import re
 import tempfile
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
+
+from acme_pipelines.warehouse import WarehouseHook
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +52,161 @@ def identifier(name: str, *, parts: int | tuple[int, ...] = (1, 2, 3)) -> str:
 
 
 class SnowflakeWarehouseHook(SnowflakeHook):
-    """The provider's SnowflakeHook (account, warehouse, role, database, key-pair auth from the
-    connection), plus the connection extra ``protocol``: the provider does not pass it, and an
-    HTTP endpoint (fakesnow in tests, a proxy) needs ``protocol=http``."""
+    """The warehouse on Snowflake: the provider's SnowflakeHook (account, warehouse, role, database and
+    key-pair auth from the connection) with the interface the loaders use on ``WarehouseHook``.
+
+    It also passes the connection extra ``protocol``, which the provider drops: an HTTP
+    endpoint (fakesnow in tests, a proxy) needs ``protocol=http``.
+    """
+
+    dialect = "snowflake"
+    _schema_applied: ClassVar[set[str]] = set()  # warehouses whose DDL ran in this process
 
     def _get_conn_params(self) -> dict[str, Any]:
         params = super()._get_conn_params()
-        protocol = self.get_connection(self.get_conn_id()).extra_dejson.get("protocol")
+        protocol = self._extra.get("protocol")
         if protocol:
             params["protocol"] = protocol
         return params
+
+    @cached_property
+    def _extra(self) -> dict[str, Any]:
+        return self.get_connection(self.get_conn_id()).extra_dejson
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A connection in autocommit mode: the loaders open their transactions with ``begin``."""
+        conn = self.get_conn()
+        try:
+            yield conn
+        finally:
+            conn.close()  # an open transaction is rolled back with the session
+
+    @staticmethod
+    def begin(cur: Any) -> None:
+        cur.execute("BEGIN")
+
+    # row accounting: the same portable SQL as on PostgreSQL
+    record_audit = staticmethod(WarehouseHook.record_audit)
+    clear_rejects = staticmethod(WarehouseHook.clear_rejects)
+
+    def ensure_schema(self, conn: Any) -> None:
+        """The warehouse tables, derived from the PostgreSQL DDL (``dialects``); once per process."""
+        from acme_pipelines.dialects import warehouse_ddl
+
+        params = self._get_conn_params()
+        key = "/".join(str(params.get(k)) for k in ("account", "host", "port", "database"))
+        if key in self._schema_applied:
+            return
+        cur = conn.cursor()
+        for statement in warehouse_ddl("snowflake"):
+            if match := re.match(r"CREATE TABLE IF NOT EXISTS (\w+)\.", statement):
+                # an AUTOINCREMENT column's sequence belongs to the current schema (fakesnow resolves it there)
+                cur.execute(f"USE SCHEMA {identifier(match[1], parts=1)}")
+            cur.execute(statement)
+        self._schema_applied.add(key)
+
+    def namespace(self) -> str:
+        """OpenLineage namespace of this warehouse: ``snowflake://<account>``."""
+        return f"snowflake://{self._extra.get('account') or 'unknown'}"
+
+    def database_name(self) -> str:
+        return str(self._extra.get("database") or "")
+
+    def dataset(self, table: str) -> tuple[str, str]:
+        """The OpenLineage dataset of one of its tables: (``snowflake://account``, ``<database>.<table>``)."""
+        return self.namespace(), f"{self.database_name()}.{table}"
+
+
+def snowflake_type(kind: pa.DataType) -> str:
+    """The Snowflake column type that holds an Arrow type exactly."""
+    if pa.types.is_integer(kind):
+        return "NUMBER(19,0)"
+    if pa.types.is_decimal(kind):
+        return f"NUMBER({kind.precision},{kind.scale})"
+    if pa.types.is_floating(kind):
+        return "FLOAT"
+    if pa.types.is_boolean(kind):
+        return "BOOLEAN"
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMP_TZ" if kind.tz else "TIMESTAMP_NTZ"
+    if pa.types.is_date(kind):
+        return "DATE"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "VARCHAR"
+    raise TypeError(f"no Snowflake column type for Arrow {kind}")
+
+
+class ParquetSpool:
+    """Arrow batches of one schema into Parquet files of at most ``rows_per_file`` rows (memory: one batch)."""
+
+    def __init__(self, folder: Path, name: str, schema: pa.Schema, rows_per_file: int = 500_000) -> None:
+        self.folder, self.name, self.schema, self.rows_per_file = folder, name, schema, rows_per_file
+        self.files: list[Path] = []
+        self.rows = 0
+        self._writer: Any = None
+        self._rows_in_file = 0
+
+    def write(self, data: pa.RecordBatch | pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        if data.num_rows == 0:
+            return
+        table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+        if self._writer is None or self._rows_in_file >= self.rows_per_file:
+            self.close()
+            self.files.append(self.folder / f"{self.name}-{len(self.files):05d}.parquet")
+            self._writer = pq.ParquetWriter(self.files[-1], self.schema)
+            self._rows_in_file = 0
+        self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+        self._rows_in_file += table.num_rows
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def stage_table_name(target: str, suffix: str) -> str:
+    """A generated transient table beside ``target`` (same database and schema): never user input."""
+    table = identifier(target)
+    return ".".join([*table.split(".")[:-1], f'"ACME_STAGE_{uuid.uuid4().hex[:12].upper()}_{suffix}"'])
+
+
+def stage_files(
+    cur: Any, files: Sequence[Path], staging: str, *, schema: pa.Schema | None = None, like: str | None = None
+) -> int:
+    """Create the transient table ``staging`` (columns of ``schema``, or LIKE the table ``like``),
+    PUT ``files`` to a temporary stage and COPY them in; returns the rows loaded.
+
+    A transient table, not a temporary one: fakesnow cannot COPY INTO a temporary table.
+    The caller drops it (``drop_tables``); a killed worker leaves an ``ACME_STAGE_*`` table.
+    """
+    if like is not None:
+        cur.execute(f"CREATE TRANSIENT TABLE {staging} LIKE {identifier(like)}")
+    elif schema is not None:
+        columns = ", ".join(f"{identifier(f.name, parts=1)} {snowflake_type(f.type)}" for f in schema)
+        cur.execute(f"CREATE TRANSIENT TABLE {staging} ({columns})")
+    else:
+        raise ValueError("stage_files needs schema= or like=")
+    if not files:
+        return 0
+    # in the staging table's schema: a session need not have a current schema
+    stage = ".".join([*staging.split(".")[:-1], f'"ACME_STAGE_{uuid.uuid4().hex[:12].upper()}"'])
+    cur.execute(f"CREATE TEMPORARY STAGE {stage}")
+    for path in files:
+        cur.execute(f"PUT 'file://{path}' @{stage} AUTO_COMPRESS=FALSE OVERWRITE=TRUE")
+    cur.execute(
+        f"COPY INTO {staging} FROM @{stage} FILE_FORMAT=(TYPE=PARQUET) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE PURGE=TRUE"
+    )
+    # one row per file: file, status, rows_parsed, rows_loaded, ...
+    return sum(int(row[3] or 0) for row in cur.fetchall() if str(row[1]).upper() == "LOADED")
+
+
+def drop_tables(cur: Any, *tables: str) -> None:
+    for table in tables:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 @dataclass(frozen=True)
@@ -85,26 +236,24 @@ def publish_arrow(
     if (replace is None) == (merge_on is None):
         raise ValueError("give exactly one of replace=(column, value) or merge_on=[columns]")
     table = identifier(target)
-    stage_name = f"ACME_STAGE_{uuid.uuid4().hex[:12].upper()}"
-    # a transient table in the target's schema (generated name, not user input), dropped at the end:
-    # fakesnow cannot COPY INTO a temporary one; a killed worker leaves an ACME_STAGE_*_ROWS table behind
-    staging = ".".join([*table.split(".")[:-1], f'"{stage_name}_ROWS"'])
+    staging = stage_table_name(target, "ROWS")
     cur = conn.cursor()
     with tempfile.TemporaryDirectory(prefix="acme-snowflake-") as folder:
-        files, columns = _write_parquet(batches, Path(folder), rows_per_file)
-        cur.execute(f"CREATE TEMPORARY STAGE {stage_name}")
-        cur.execute(f"CREATE TRANSIENT TABLE {staging} LIKE {table}")
-        for path in files:
-            cur.execute(f"PUT 'file://{path}' @{stage_name} AUTO_COMPRESS=FALSE OVERWRITE=TRUE")
+        spool: ParquetSpool | None = None
+        for batch in batches:
+            if spool is None:
+                spool = ParquetSpool(Path(folder), "part", batch.schema, rows_per_file)
+            spool.write(batch)
+        if spool is not None:
+            spool.close()
+        files = spool.files if spool else []
+        columns = list(spool.schema.names) if spool else []
+        try:
+            staged = stage_files(cur, files, staging, like=target)
+        except BaseException:
+            drop_tables(cur, staging)
+            raise
     try:
-        staged = 0
-        if files:
-            cur.execute(
-                f"COPY INTO {staging} FROM @{stage_name} FILE_FORMAT=(TYPE=PARQUET) "
-                "MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE PURGE=TRUE"
-            )
-            # one row per file: file, status, rows_parsed, rows_loaded, ...
-            staged = sum(int(row[3] or 0) for row in cur.fetchall() if str(row[1]).upper() == "LOADED")
         quoted = [identifier(c, parts=1) for c in columns]
         names = ", ".join(quoted)
         deleted = written = 0
@@ -114,15 +263,16 @@ def publish_arrow(
             try:
                 cur.execute(f"DELETE FROM {table} WHERE {identifier(column, parts=1)} = %s", (value,))
                 deleted = cur.rowcount or 0
-                cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}")
-                written = cur.rowcount or 0
+                if quoted:
+                    cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}")
+                    written = cur.rowcount or 0
                 if fail_before_commit:
                     raise RuntimeError("injected failure before commit")
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        else:  # one MERGE statement is atomic by itself (and fakesnow cannot run it inside BEGIN)
+        elif quoted:  # one MERGE statement is atomic by itself (and fakesnow cannot run it inside BEGIN)
             if fail_before_commit:
                 raise RuntimeError("injected failure before commit")
             keys = [identifier(k, parts=1) for k in merge_on or ()]
@@ -136,7 +286,7 @@ def publish_arrow(
             )
             written = cur.rowcount or 0
     finally:
-        cur.execute(f"DROP TABLE IF EXISTS {staging}")
+        drop_tables(cur, staging)
     log.info(
         "%s: %d rows staged from %d Parquet file(s), %d deleted, %d written",
         target,
@@ -146,32 +296,3 @@ def publish_arrow(
         written,
     )
     return PublishResult(staged, deleted, written, len(files))
-
-
-def _write_parquet(
-    batches: Iterable[pa.RecordBatch | pa.Table], folder: Path, rows_per_file: int
-) -> tuple[list[Path], list[str]]:
-    """Stream the batches into Parquet files of at most ``rows_per_file`` rows; returns files and columns."""
-    import pyarrow.parquet as pq
-
-    files: list[Path] = []
-    columns: list[str] = []
-    writer: Any = None
-    rows_in_file = 0
-    try:
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            if writer is None or rows_in_file >= rows_per_file:
-                if writer is not None:
-                    writer.close()
-                files.append(folder / f"part-{len(files):05d}.parquet")
-                writer = pq.ParquetWriter(files[-1], batch.schema)
-                columns = list(batch.schema.names)
-                rows_in_file = 0
-            writer.write(batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch]))
-            rows_in_file += batch.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
-    return files, columns

@@ -87,6 +87,7 @@ class WarehouseHook(BaseHook):
     default_conn_name = "warehouse"
     conn_type = "postgres"
     hook_name = "Warehouse"
+    dialect = "postgres"
 
     def __init__(self, warehouse_conn_id: str = default_conn_name, dsn: str | None = None) -> None:
         super().__init__()
@@ -127,12 +128,16 @@ class WarehouseHook(BaseHook):
         host, port, _ = self._location
         return f"postgres://{host}:{port}"
 
-    def database(self) -> str:
+    def database_name(self) -> str:
         return self._location[2]
 
     def dataset(self, table: str) -> tuple[str, str]:
         """The OpenLineage dataset of one of its tables: (``postgres://host:port``, ``<database>.<table>``)."""
-        return self.namespace(), f"{self.database()}.{table}"
+        return self.namespace(), f"{self.database_name()}.{table}"
+
+    @staticmethod
+    def begin(cur: Any) -> None:
+        """psycopg2 opens a transaction with the first statement; nothing to do (Snowflake needs BEGIN)."""
 
     # -- schema ---------------------------------------------------------------------------
     def ensure_schema(self, conn: Any) -> None:
@@ -192,6 +197,56 @@ class WarehouseHook(BaseHook):
                 error,
             ),
         )
+
+
+def warehouse_hook(conn_id: str = "warehouse") -> Any:
+    """The hook for the warehouse connection ``conn_id``: ``SnowflakeWarehouseHook`` when the connection is of
+    type ``snowflake``, else ``WarehouseHook`` (PostgreSQL). The DAGs never know which."""
+    if BaseHook.get_connection(conn_id).conn_type == "snowflake":
+        from acme_pipelines.snowflake_warehouse import SnowflakeWarehouseHook
+
+        return SnowflakeWarehouseHook(snowflake_conn_id=conn_id)
+    return WarehouseHook(conn_id)
+
+
+def rebuild_partition(
+    hook: Any,
+    sql_text: str,
+    params: dict[str, Any],
+    target: str,
+    partition_column: str,
+    precondition_text: str | None = None,
+) -> int:
+    """Run a partition's SQL file (delete + insert of ``params["dt"]``) in one transaction; its row count.
+
+    ``precondition_text`` returns one row (ok, message): not ok fails the task and changes nothing.
+    On Snowflake the PostgreSQL file is transpiled (``snowflake_loads.rebuild_partition``).
+    """
+    if hook.dialect == "snowflake":
+        from acme_pipelines.snowflake_loads import rebuild_partition as on_snowflake
+
+        return on_snowflake(hook, sql_text, params, target, partition_column, precondition_text)
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with hook.connection() as conn:
+        hook.ensure_schema(conn)
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{target}/{params['dt']}",))
+            if precondition_text:
+                cur.execute(precondition_text, params)
+                ok, message = cur.fetchone()
+                if not ok:
+                    raise AirflowFailException(f"{target} {params['dt']}: {message}")
+            cur.execute(sql_text, params)
+            cur.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(
+                    qualified(target), sql.Identifier(partition_column)
+                ),
+                (params["dt"],),
+            )
+            rows = cur.fetchone()[0]
+        conn.commit()
+    return rows
 
 
 def pg_connect(dsn_or_conn_id: str) -> Any:

@@ -1,0 +1,271 @@
+"""`make snowflake-compare`: the same ETL into PostgreSQL and into Snowflake (the fakesnow server), side by side.
+
+Generates a few days of sample data, runs ``hourly_incremental_sync`` (one
+catch-up window) and ``daily_etl`` (each day) through ``dag.test`` twice, with
+the same DAG code: once with the ``warehouse`` connection of type postgres,
+once of type snowflake pointing at a local fakesnow server. It then prints,
+per published table, the row count on each side and whether the rows are the
+same (a digest of every business column, ``_run_id``/``_loaded_at`` aside).
+Exit status 1 if any table differs or a run failed.
+
+``published_rows`` and ``compare`` are also what the Snowflake tests assert with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+# Published tables (contract §3) and what is compared of the row accounting.
+PUBLISHED = (
+    "core.dim_customer",
+    "core.dim_product",
+    "core.fact_orders",
+    "core.fact_order_items",
+    "core.fx_rates",
+    "core.fact_payments",
+    "core.fact_events",
+    "marts.daily_revenue",
+)
+LOAD_ONLY = ("_run_id", "_loaded_at")  # differ by run and by clock, not by data
+ACCOUNTING = {
+    "ops.load_audit": (
+        "source, target, partition, rows_in, rows_loaded, rows_rejected, rows_duplicate, status FROM ops.load_audit"
+    ),
+    # raw_record aside: a sync reject's JSON text is formatted by each database
+    "ops.rejected_rows": "source, partition, locator, reason FROM ops.rejected_rows",
+}
+
+
+LOG = Path(__file__).resolve().parents[2] / ".airflow" / "demo-logs" / "snowflake-compare.log"
+
+
+def normalise(value: Any) -> Any:
+    """One representation per value, whichever database returned it."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, str):
+        text = value.strip()  # char(n) padding
+        if text.startswith("{") and text.endswith("}"):
+            try:  # a JSON object (PostgreSQL jsonb arrives as dict, Snowflake VARIANT as text)
+                return json.dumps(json.loads(text), sort_keys=True)
+            except ValueError:
+                return text
+        return text
+    return value
+
+
+def business_columns(pg_conn: Any, table: str) -> list[str]:
+    """A published table's columns (from PostgreSQL's catalogue, the schema's source), load bookkeeping aside."""
+    schema, name = table.split(".")
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+            "ORDER BY ordinal_position",
+            (schema, name),
+        )
+        return [c for (c,) in cur.fetchall() if c not in LOAD_ONLY]
+
+
+@dataclass(frozen=True)
+class TableDigest:
+    rows: int
+    digest: str
+    distinct_rows: int
+
+
+def published_rows(conn: Any, select: str) -> TableDigest:
+    """Count and order-independent digest of ``SELECT <select>`` (column list and FROM) on either database."""
+    cur = conn.cursor()
+    cur.execute(f"SELECT {select}")
+    rows = sorted(repr(tuple(normalise(v) for v in row)) for row in cur.fetchall())
+    return TableDigest(len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16], len(set(rows)))
+
+
+def compare(pg_conn: Any, snowflake_conn: Any) -> list[tuple[str, TableDigest, TableDigest]]:
+    """(table, PostgreSQL digest, Snowflake digest) for every published table and the row accounting."""
+    selects = {t: f"{', '.join(business_columns(pg_conn, t))} FROM {t}" for t in PUBLISHED} | ACCOUNTING
+    return [(t, published_rows(pg_conn, s), published_rows(snowflake_conn, s)) for t, s in selects.items()]
+
+
+def print_comparison(result: list[tuple[str, TableDigest, TableDigest]]) -> bool:
+    """The side-by-side table; True when every table has the same rows on both sides."""
+    width = max(len(t) for t, _, _ in result)
+    print(f"  {'table':<{width}}  {'PostgreSQL':>10}  {'Snowflake':>10}  same rows")
+    print(f"  {'-' * width}  {'-' * 10}  {'-' * 10}  ---------")
+    same = True
+    for table, pg, snow in result:
+        equal = pg.digest == snow.digest
+        same &= equal
+        print(f"  {table:<{width}}  {pg.rows:>10,}  {snow.rows:>10,}  {'yes' if equal else 'NO'} ({pg.digest})")
+    return same
+
+
+@contextmanager
+def fakesnow_connection(kwargs: dict, database: str) -> Iterator[str]:
+    """Point the ``warehouse`` connection at the fakesnow server (``kwargs`` from ``fakesnow.server()``)."""
+    import snowflake.connector
+
+    conn = snowflake.connector.connect(**kwargs)
+    conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    conn.close()
+    extra = {
+        "account": kwargs["account"],
+        "database": database,
+        "host": kwargs["host"],
+        "port": kwargs["port"],
+        "protocol": kwargs["protocol"],
+    }
+    yield json.dumps({"conn_type": "snowflake", "login": "fake", "password": "snow", "extra": extra})
+
+
+def postgres_connection(dsn: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(dsn)
+    return json.dumps(
+        {"conn_type": "postgres", "host": parts.hostname, "port": parts.port or 5432,
+         "login": parts.username or "postgres", "schema": parts.path.lstrip("/")}
+    )  # fmt: skip
+
+
+@contextmanager
+def output_to(log_path: Path) -> Iterator[Callable[[str], None]]:
+    """Send everything this process prints (Airflow's task logs too) to ``log_path``; yields a function that
+    prints progress lines to the terminal instead."""
+    import sys
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log_path.open("a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield lambda line: os.write(saved[0], f"    {line}\n".encode())
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def run_etl(dags: dict, days: list[date], first_sync: str, last_sync: str, say: Callable[[str], None]) -> bool:
+    """The sync's catch-up window, then daily_etl for each day; True if every run succeeded."""
+    from acme_localdev.runs import run_in_process
+
+    confs = [("hourly_incremental_sync", {"partition": first_sync, "partition_end": last_sync})]
+    confs += [("daily_etl", {"partition": day.isoformat()}) for day in days]
+    ok = True
+    for dag_id, conf in confs:
+        started = time.monotonic()
+        state = str(run_in_process(dags[dag_id], conf).state)
+        ok &= state == "success"
+        say(f"{dag_id} {conf['partition']}: {state} in {time.monotonic() - started:.1f}s")
+    return ok
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="make snowflake-compare", description=__doc__.splitlines()[0])
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 11, 1))
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=0.3)
+    args = parser.parse_args(argv)
+    # this tool's runs stay out of the demo's lineage file
+    os.environ["AIRFLOW__OPENLINEAGE__DISABLED"] = "true"
+
+    import fakesnow
+    import psycopg2
+
+    from acme_localdev.cli import init_airflow, step
+    from acme_localdev.demo import dsn
+    from acme_localdev.recorder import HttpRecorder
+    from acme_sample_data.app_db import recreate_database
+    from acme_sample_data.build import build, with_database
+    from acme_sample_data.fx import FxServer
+    from acme_sample_data.generator import GeneratorConfig
+
+    started = time.monotonic()
+    LOG.unlink(missing_ok=True)
+    step("[1/4] preparing the project-local Airflow (.airflow/)")
+    init_airflow()
+    config = GeneratorConfig(start=args.start, days=args.days, scale=args.scale, bad_share=0.004)
+    days = config.day_list()
+    app_dsn, pg_dsn = dsn("APP_DB", "app").rsplit("/", 1)[0], dsn("WAREHOUSE", "warehouse").rsplit("/", 1)[0]
+    app_dsn, pg_dsn = f"{app_dsn}/compare_app", f"{pg_dsn}/compare_warehouse"
+    step(f"[2/4] generating {args.days} days from {args.start} (scale {args.scale}) into compare_app and files")
+    landing = Path(tempfile.mkdtemp(prefix="acme-compare-")) / "landing"
+    build(config, landing, app_dsn)
+    recreate_database(with_database(pg_dsn, "postgres"), "compare_warehouse")
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from acme_localdev import env
+
+    dags = {
+        d: DagBag(dag_folder=env.ROOT / "dags" / f"{d}.py").dags[d] for d in ("hourly_incremental_sync", "daily_etl")
+    }
+    first_sync = f"{date(args.start.year - 1, 1, 1)}T00:00"
+    # orders change for up to 30 hours after they are placed (as in the demo's plan)
+    last_sync = f"{days[-1] + timedelta(days=3)}T00:00"
+    timings: dict[str, float] = {}
+    with FxServer(days) as fx, HttpRecorder() as slack, fakesnow.server() as snow:
+        os.environ.update(
+            {
+                "AIRFLOW_CONN_APP_DB": postgres_connection(app_dsn),
+                "AIRFLOW_CONN_FX_API": json.dumps({"conn_type": "http", "host": fx.url}),
+                "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(
+                    {"conn_type": "slackwebhook", "host": f"{slack.url}/services", "password": "T/B/X"}
+                ),
+                "AIRFLOW_VAR_LANDING_ROOT": f"file://{landing}",
+                "AIRFLOW_VAR_MAX_REJECT_RATIO": "0.05",
+            }
+        )
+        ok = True
+        with fakesnow_connection(snow, "WAREHOUSE") as snowflake_conn:
+            for n, (name, connection) in enumerate(
+                (("PostgreSQL", postgres_connection(pg_dsn)), ("Snowflake (fakesnow)", snowflake_conn)), 3
+            ):
+                step(f"[{n}/4] the same DAGs into {name}  (log: {LOG.relative_to(env.ROOT)})")
+                os.environ["AIRFLOW_CONN_WAREHOUSE"] = connection
+                t0 = time.monotonic()
+                with output_to(LOG) as say:
+                    ok &= run_etl(dags, days, first_sync, last_sync, say)
+                timings[name] = time.monotonic() - t0
+        import snowflake.connector
+
+        print(f"\nPublished rows, PostgreSQL ({pg_dsn}) vs Snowflake (fakesnow server, database WAREHOUSE):")
+        pg_conn = psycopg2.connect(pg_dsn)
+        with output_to(LOG):  # the connector's and the server's log lines
+            snow_conn = snowflake.connector.connect(**snow, database="WAREHOUSE")
+        try:
+            with output_to(LOG):
+                result = compare(pg_conn, snow_conn)
+            same = print_comparison(result)
+        finally:
+            pg_conn.close()
+            snow_conn.close()
+    print("\nDAG run time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+    print(f"snowflake-compare finished in {time.monotonic() - started:.0f}s: "
+          + ("every table has the same rows" if same and ok else "DIFFERENCES or failed runs, see above"))  # fmt: skip
+    return 0 if same and ok else 1
