@@ -130,3 +130,47 @@ def test_a_failure_before_commit_leaves_the_table_as_it_was_and_the_retry_succee
 def test_publish_needs_exactly_one_mode(snow):
     with pytest.raises(ValueError, match="exactly one"):
         publish_arrow(snow, "WAREHOUSE.CORE.FACT_PAYMENTS", [], replace=("dt", 1), merge_on=["payment_id"])
+
+
+def test_connection_settings_and_key_pair_auth_come_from_the_airflow_connection(fakesnow_server, monkeypatch):
+    """Warehouse, role and database from the connection; a PEM private key (encrypted with the password)
+    becomes the connector's key-pair auth, and the session reaches the server with it."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    )
+    extra = {
+        "account": fakesnow_server["account"], "host": fakesnow_server["host"], "port": fakesnow_server["port"],
+        "protocol": fakesnow_server["protocol"], "database": "KEYPAIR_DB", "warehouse": "LOAD_WH", "role": "LOADER",
+        "private_key_content": base64.b64encode(pem).decode(),
+    }  # fmt: skip
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SNOWFLAKE_KP",
+        json.dumps({"conn_type": "snowflake", "login": "svc_loader", "password": "passphrase", "extra": extra}),
+    )
+    hook = SnowflakeWarehouseHook(snowflake_conn_id="snowflake_kp")
+    params = hook._get_conn_params()
+    assert (params["database"], params["warehouse"], params["role"], params["protocol"]) == (
+        "KEYPAIR_DB", "LOAD_WH", "LOADER", "http",
+    )  # fmt: skip
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    assert params["private_key"] == der
+    assert "password" not in params  # the password was the key's passphrase, not a login secret
+    assert hook.dataset("core.fact_payments") == (
+        f"snowflake://{fakesnow_server['account']}",
+        "KEYPAIR_DB.core.fact_payments",
+    )
+    conn = hook.get_conn()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    finally:
+        conn.close()

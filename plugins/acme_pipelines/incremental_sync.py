@@ -18,7 +18,7 @@ from typing import IO, Any
 from psycopg2 import sql
 
 from acme_pipelines.contract import SyncTable
-from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook, qualified
+from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook, qualified, refusal_error, refuse
 
 
 class _CountingWriter:
@@ -162,11 +162,10 @@ def _publish(
     rejected = sum(by_reason.values())
     counts = LoadCounts(rows_in, rows_in - rejected, rejected, 0, by_reason)
     counts.check()
-    if counts.reject_ratio > max_reject_ratio:
-        error = f"{counts.rows_rejected} of {counts.rows_in} rows rejected (> {max_reject_ratio:.2%})"
+    if error := refuse(counts, max_reject_ratio):
         hook.record_audit(cur, audit, counts, "failed", error)
         cur.connection.commit()
-        raise RuntimeError(f"{table.source} {audit.partition}: {error}; nothing was published")
+        raise refusal_error(f"{table.source} {audit.partition}", error, counts, max_reject_ratio)
     key = sql.SQL(", ").join(map(sql.Identifier, table.key))
     updates = sql.SQL(", ").join(
         sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n))

@@ -38,13 +38,18 @@ from acme_pipelines.contract import SourceSpec
 from acme_pipelines.readers import DEFAULT_BATCH_ROWS, RawBatch, data_files, read_batches
 from acme_pipelines.usd import amount_usd, rates_e8
 from acme_pipelines.validation import validate
-from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook, encode_csv, qualified
+from acme_pipelines.warehouse import (
+    AuditEntry,
+    LoadCounts,
+    LoadFailedError,
+    WarehouseHook,
+    encode_csv,
+    qualified,
+    refusal_error,
+    refuse,
+)
 
 log = logging.getLogger(__name__)
-
-
-class LoadFailedError(RuntimeError):
-    """The load was refused (too many rejects, missing inputs); nothing was published."""
 
 
 @dataclass
@@ -132,19 +137,13 @@ def load_partition(
             counts.check()
             classified_at = time.monotonic()
             log.info("%s %s: ranked duplicates in %.1fs", spec.name, day, classified_at - staged_at)
-            too_many = counts.reject_ratio > max_reject_ratio
-            if too_many or missing_fx:
-                error = (
-                    f"{counts.rows_rejected} of {counts.rows_in} rows rejected "
-                    f"({counts.reject_ratio:.2%} > max_reject_ratio {max_reject_ratio:.2%})"
-                    if too_many
-                    else f"no FX rate for {', '.join(sorted(missing_fx))} on {day}: load core.fx_rates first"
-                )
+            error = refuse(counts, max_reject_ratio, missing_fx, day)
+            if error:
                 _record_rejects(cur, spec, ranked, rejects, audit, replace=False)
                 # rows_loaded counts the rows that passed; status "failed" says none was published
                 hook.record_audit(cur, audit, counts, "failed", error)
                 conn.commit()
-                raise LoadFailedError(f"{spec.name} {day}: {error}; nothing was published")
+                raise refusal_error(f"{spec.name} {day}", error, counts, max_reject_ratio)
             _publish(cur, spec, ranked, rejects, audit, day)
             hook.record_audit(cur, audit, counts, "success", None)
         conn.commit()  # the publish, the rejects and the audit row become visible together

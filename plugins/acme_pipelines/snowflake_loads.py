@@ -35,7 +35,7 @@ from acme_pipelines.snowflake_warehouse import (
     stage_files,
     stage_table_name,
 )
-from acme_pipelines.warehouse import AuditEntry, LoadCounts
+from acme_pipelines.warehouse import AuditEntry, LoadCounts, LoadFailedError, refusal_error, refuse
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,6 @@ def load_partition(
     keys ranked in SQL, the day replaced in one transaction."""
     from acme_pipelines.landing_load import (
         HAS_AMOUNT_USD,
-        LoadFailedError,
         LoadResult,
         Plan,
         data_files,
@@ -150,19 +149,13 @@ def load_partition(
                 f"UNION ALL SELECT %(run_id)s, %(source)s, %(partition)s, locator, '{_duplicate_reason(spec)}', "
                 f"raw_record FROM {ranked} WHERE kind = 3"
             )
-            too_many = counts.reject_ratio > max_reject_ratio
-            if too_many or missing_fx:
-                error = (
-                    f"{counts.rows_rejected} of {counts.rows_in} rows rejected "
-                    f"({counts.reject_ratio:.2%} > max_reject_ratio {max_reject_ratio:.2%})"
-                    if too_many
-                    else f"no FX rate for {', '.join(sorted(missing_fx))} on {day}: load core.fx_rates first"
-                )
+            error = refuse(counts, max_reject_ratio, missing_fx, day)
+            if error:
                 hook.begin(cur)
                 cur.execute(record, params)
                 hook.record_audit(cur, audit, counts, "failed", error)
                 cur.execute("COMMIT")
-                raise LoadFailedError(f"{spec.name} {day}: {error}; nothing was published")
+                raise refusal_error(f"{spec.name} {day}", error, counts, max_reject_ratio)
             key = identifier(spec.key, parts=1)
             names = [identifier(c.name, parts=1) for c in spec.columns]
             values = [
@@ -305,11 +298,10 @@ def _publish_sync(
     rejected = sum(by_reason.values())
     counts = LoadCounts(rows_in, rows_in - rejected, rejected, 0, by_reason)
     counts.check()
-    if counts.reject_ratio > max_reject_ratio:
-        error = f"{counts.rows_rejected} of {counts.rows_in} rows rejected (> {max_reject_ratio:.2%})"
+    if error := refuse(counts, max_reject_ratio):
         hook.record_audit(cur, audit, counts, "failed", error)
         cur.execute("COMMIT")
-        raise RuntimeError(f"{table.source} {audit.partition}: {error}; nothing was published")
+        raise refusal_error(f"{table.source} {audit.partition}", error, counts, max_reject_ratio)
     same_key = " AND ".join(f"t.{k} = c.{k}" for k in keys)
     # upsert as delete + insert: older rows of the staged keys go, newer ones stay and win
     cur.execute(

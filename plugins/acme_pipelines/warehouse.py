@@ -51,6 +51,33 @@ class LoadCounts:
         return self.rows_rejected / self.rows_in if self.rows_in else 0.0
 
 
+class LoadFailedError(RuntimeError):
+    """The load was refused (too many rejects, missing inputs); nothing was published."""
+
+
+class TooManyRejectsError(LoadFailedError):
+    """Contract §2: the rejected share is over ``max_reject_ratio``. The rejects are recorded and nothing is
+    published; the same input fails again, so the operators fail the task without retries."""
+
+
+def refuse(counts: LoadCounts, max_reject_ratio: float, missing_fx: set[str] | None = None, day: Any = None) -> str:
+    """Why a counted load must not publish ("" when it may): too many rejects, or currencies without a rate."""
+    if counts.reject_ratio > max_reject_ratio:
+        return (
+            f"{counts.rows_rejected} of {counts.rows_in} rows rejected "
+            f"({counts.reject_ratio:.2%} > max_reject_ratio {max_reject_ratio:.2%})"
+        )
+    if missing_fx:
+        return f"no FX rate for {', '.join(sorted(missing_fx))} on {day}: load core.fx_rates first"
+    return ""
+
+
+def refusal_error(what: str, error: str, counts: LoadCounts, max_reject_ratio: float) -> LoadFailedError:
+    """The exception for a refused load (``refuse``): TooManyRejectsError when that is the reason."""
+    kind = TooManyRejectsError if counts.reject_ratio > max_reject_ratio else LoadFailedError
+    return kind(f"{what}: {error}; nothing was published")
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     dag_id: str

@@ -1,0 +1,198 @@
+"""Issue #7: the same DAGs publish to Snowflake (the fakesnow server over HTTP) when the ``warehouse``
+connection is of type snowflake, and the rows are those PostgreSQL gets from the same inputs.
+
+The module's fixture generates one app database and one landing zone, then runs
+``hourly_incremental_sync`` and ``daily_etl`` through ``dag.test`` twice with no DAG
+code changed: into a fresh PostgreSQL database, then into a fresh fakesnow database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from acme_localdev.recorder import HttpRecorder
+from acme_localdev.warehouse_compare import (
+    PUBLISHED,
+    TableDigest,
+    business_columns,
+    compare,
+    fakesnow_connection,
+    postgres_connection,
+    published_rows,
+)
+from acme_sample_data.build import build
+from acme_sample_data.fx import FxServer
+from acme_sample_data.generator import GeneratorConfig
+from conftest import run_dag, scratch_databases
+
+CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=2, scale=0.3, bad_share=0.01, seed=11)
+DAYS = [d.isoformat() for d in CONFIG.day_list()]
+CATCH_UP = {"partition": "2025-01-01T00:00", "partition_end": "2026-11-05T00:00"}
+
+
+@dataclass
+class Warehouses:
+    pg_dsn: str
+    snowflake: dict  # connect() kwargs of the fakesnow database
+    dagbag: Any
+    monkeypatch: pytest.MonkeyPatch
+    comparison: list[tuple[str, TableDigest, TableDigest]]
+
+    def snow(self) -> Any:
+        import snowflake.connector
+
+        return snowflake.connector.connect(**self.snowflake)
+
+    def snowflake_state(self) -> dict[str, TableDigest]:
+        """Digests of every published table (and the rejects) on Snowflake, columns as PostgreSQL names them."""
+        import psycopg2
+
+        pg, snow = psycopg2.connect(self.pg_dsn), self.snow()
+        try:
+            selects = {t: f"{', '.join(business_columns(pg, t))} FROM {t}" for t in PUBLISHED}
+            selects["ops.rejected_rows"] = "source, partition, locator, reason FROM ops.rejected_rows"
+            return {t: published_rows(snow, s) for t, s in selects.items()}
+        finally:
+            pg.close()
+            snow.close()
+
+    def snowflake_query(self, statement: str, params: tuple = ()) -> list[tuple]:
+        conn = self.snow()
+        try:
+            cur = conn.cursor()
+            cur.execute(statement, params)
+            return cur.fetchall()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
+    import psycopg2
+    import snowflake.connector
+
+    database = f"ACME_{uuid.uuid4().hex[:8].upper()}"
+    with (
+        scratch_databases() as make,
+        pytest.MonkeyPatch.context() as mp,
+        HttpRecorder() as slack,
+        FxServer(CONFIG.day_list()) as fx,
+        fakesnow_connection(fakesnow_server, database) as snowflake_json,
+    ):
+        app_dsn, pg_dsn = make(), make()
+        landing = tmp_path_factory.mktemp("snowflake-dags") / "landing"
+        build(CONFIG, landing, app_dsn)
+        mp.setenv("AIRFLOW_CONN_APP_DB", postgres_connection(app_dsn))
+        mp.setenv("AIRFLOW_CONN_FX_API", json.dumps({"conn_type": "http", "host": fx.url}))
+        mp.setenv(
+            "AIRFLOW_CONN_SLACK_ALERTS",
+            json.dumps({"conn_type": "slackwebhook", "host": f"{slack.url}/services", "password": "T/B/X"}),
+        )
+        mp.setenv("AIRFLOW_VAR_LANDING_ROOT", f"file://{landing}")
+        mp.setenv("AIRFLOW_VAR_MAX_REJECT_RATIO", "0.05")
+        for connection in (postgres_connection(pg_dsn), snowflake_json):
+            mp.setenv("AIRFLOW_CONN_WAREHOUSE", connection)
+            run_dag(dagbag, "hourly_incremental_sync", **CATCH_UP)
+            for day in DAYS:
+                run_dag(dagbag, "daily_etl", partition=day)
+        snow_kwargs = {**fakesnow_server, "database": database}
+        pg, snow = psycopg2.connect(pg_dsn), snowflake.connector.connect(**snow_kwargs)
+        try:
+            comparison = compare(pg, snow)
+        finally:
+            pg.close()
+            snow.close()
+        yield Warehouses(pg_dsn, snow_kwargs, dagbag, mp, comparison)
+
+
+def test_snowflake_gets_the_same_rows_as_postgres(warehouses):
+    by_table = {table: (pg, snow) for table, pg, snow in warehouses.comparison}
+    assert set(by_table) == {*PUBLISHED, "ops.load_audit", "ops.rejected_rows"}
+    for table, (pg, snow) in by_table.items():
+        assert (table, snow.rows, snow.digest) == (table, pg.rows, pg.digest)
+        assert pg.rows > 0, f"{table} is empty: the comparison would prove nothing"
+    # the inputs exercise the contract: rejects, exact duplicates and every landing day
+    [(rejected, duplicate)] = warehouses.snowflake_query(
+        "SELECT SUM(rows_rejected), SUM(rows_duplicate) FROM ops.load_audit WHERE source LIKE 'landing:%'"
+    )
+    assert rejected > 0
+    assert duplicate > 0
+    assert by_table["marts.daily_revenue"][1].rows == len(DAYS)
+
+
+def test_reruns_on_snowflake_change_nothing(warehouses):
+    before = warehouses.snowflake_state()
+    run_dag(warehouses.dagbag, "daily_etl", partition=DAYS[0])
+    # an overlapping window, then the same window again
+    for _ in range(2):
+        run_dag(
+            warehouses.dagbag, "hourly_incremental_sync", partition="2026-11-01T00:00", partition_end="2026-11-03T00:00"
+        )
+    after = warehouses.snowflake_state()
+    assert after == before
+    for table, digest in after.items():
+        if table != "ops.rejected_rows":
+            assert digest.distinct_rows == digest.rows, f"{table} has duplicate rows"
+    [(keys, rows)] = warehouses.snowflake_query("SELECT COUNT(DISTINCT payment_id), COUNT(*) FROM core.fact_payments")
+    assert keys == rows
+
+
+def test_a_load_over_the_reject_ratio_publishes_nothing_on_snowflake(warehouses):
+    before = warehouses.snowflake_state()
+    warehouses.monkeypatch.setenv("AIRFLOW_VAR_MAX_REJECT_RATIO", "0.0001")
+    try:
+        dag_run = run_dag(warehouses.dagbag, "daily_etl", expect="failed", partition=DAYS[1])
+    finally:
+        warehouses.monkeypatch.setenv("AIRFLOW_VAR_MAX_REJECT_RATIO", "0.05")
+    # refused for good: failed on its first try, not up for retry (a retry reads the same files)
+    tries = {ti.task_id: (ti.state, ti.try_number) for ti in dag_run.get_task_instances()}
+    assert tries["load_payments"] == ("failed", 1) or tries["load_events"] == ("failed", 1), tries
+    after = warehouses.snowflake_state()
+    assert {t: after[t] for t in PUBLISHED} == {t: before[t] for t in PUBLISHED}
+    failed = warehouses.snowflake_query(
+        "SELECT source, error FROM ops.load_audit WHERE run_id = %s AND status = 'failed'", (dag_run.run_id,)
+    )
+    assert failed
+    assert all("max_reject_ratio" in error for _, error in failed)
+
+
+def test_a_load_that_fails_after_staging_leaves_the_table_and_no_staging_behind(warehouses):
+    from airflow.sdk import ObjectStoragePath
+
+    from acme_pipelines.contract import SOURCES
+    from acme_pipelines.landing_load import load_partition
+    from acme_pipelines.warehouse import AuditEntry, warehouse_hook
+
+    hook = warehouse_hook("warehouse")
+    assert hook.dialect == "snowflake"
+    spec = SOURCES["payments"]
+    root = ObjectStoragePath(os.environ["AIRFLOW_VAR_LANDING_ROOT"])
+    day = date.fromisoformat(DAYS[0])
+
+    def load(fail: bool):
+        audit = AuditEntry("test", "load", f"manual__{uuid.uuid4().hex}", "landing:payments", spec.target, DAYS[0],
+                           datetime.now(UTC))  # fmt: skip
+        return load_partition(hook, spec, root, day, audit, max_reject_ratio=0.05, batch_rows=100,
+                              fail_after_staging=fail)  # fmt: skip
+
+    before = warehouses.snowflake_state()["core.fact_payments"]
+    with pytest.raises(RuntimeError, match="injected failure after staging"):
+        load(fail=True)
+    assert warehouses.snowflake_state()["core.fact_payments"] == before
+    leftovers = warehouses.snowflake_query(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name LIKE 'ACME_STAGE%'"
+    )
+    assert leftovers == []
+    result = load(fail=False)  # the retry
+    [(published_that_day,)] = warehouses.snowflake_query(
+        "SELECT COUNT(*) FROM core.fact_payments WHERE dt = %s", (DAYS[0],)
+    )
+    assert result.counts.rows_loaded == published_that_day > 0
+    assert warehouses.snowflake_state()["core.fact_payments"] == before
