@@ -6,11 +6,14 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_localdev
 
-.PHONY: help venv test demo lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare
+.PHONY: help venv test demo lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare up down audit
 
 help:
 	@echo "make demo   - generate sample data and run the pipelines end to end (local defaults)"
 	@echo "make test   - run the test suite against the local PostgreSQL and Redis"
+	@echo "make up     - start Airflow (api-server, scheduler, dag-processor, triggerer) on .airflow/, UI on :8080"
+	@echo "make down   - stop what make up started"
+	@echo "make audit  - pip-audit of requirements.lock against PyPI's advisory data (docs/operations.md)"
 	@echo "make env    - print the exports for this checkout's Airflow: eval \"\$$(make -s env)\""
 	@echo "make lint   - ruff"
 	@echo "make bench  - time the payments load vs raw COPY, pandas, insert_rows on one generated file (N=2000000)"
@@ -61,6 +64,12 @@ lineage-sql: $(STAMP)
 
 images: $(STAMP)
 	@$(RUN) images
+
+up: $(STAMP)
+	@$(RUN) up $(if $(PORT),--port $(PORT))
+
+down: $(STAMP)
+	@$(RUN) down
 
 snowflake-compare: $(STAMP)
 	@$(RUN) snowflake-compare --days $(or $(DAYS),3)

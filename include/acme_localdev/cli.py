@@ -5,6 +5,7 @@ python -m acme_localdev init    # migrate the metadata DB and apply airflow_sett
 python -m acme_localdev test [pytest args]
 python -m acme_localdev demo [--days N --scale X]
 python -m acme_localdev images  # the README's lineage and dashboard images, from the last demo
+python -m acme_localdev up [--port 8080] / down  # Airflow's services on .airflow/, no Docker
 python -m acme_localdev snowflake-compare [--days N]  # the ETL into PostgreSQL and fakesnow, side by side
 """
 
@@ -116,6 +117,19 @@ def cmd_snowflake_compare(args: list[str]) -> int:
     return warehouse_compare.main(args)
 
 
+def cmd_up(args: list[str]) -> int:
+    from acme_localdev import stack
+
+    require(POSTGRES, REDIS)
+    return stack.main(["up", *args])
+
+
+def cmd_down(args: list[str]) -> int:
+    from acme_localdev import stack
+
+    return stack.main(["down", *args])
+
+
 COMMANDS = {
     "env": cmd_env,
     "init": cmd_init,
@@ -123,6 +137,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "images": cmd_images,
     "snowflake-compare": cmd_snowflake_compare,
+    "up": cmd_up,
+    "down": cmd_down,
 }
 
 

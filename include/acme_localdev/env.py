@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,16 +31,28 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def fernet_key(airflow_home: Path) -> str:
-    """This checkout's Fernet key, created once and kept out of git (.airflow/ is ignored)."""
-    path = airflow_home / "fernet.key"
+def local_secret(airflow_home: Path, name: str, make: Callable[[], str] | None = None) -> str:
+    """A secret of this checkout, created once in AIRFLOW_HOME (mode 600) and kept out of git (.airflow/ is
+    ignored): ``make()`` creates it, a random URL-safe token by default."""
+    path = airflow_home / name
     if not path.exists():
-        from cryptography.fernet import Fernet
+        import secrets
 
         airflow_home.mkdir(parents=True, exist_ok=True)
-        path.write_text(Fernet.generate_key().decode())
+        path.write_text((make or (lambda: secrets.token_urlsafe(32)))())
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def fernet_key(airflow_home: Path) -> str:
+    """This checkout's Fernet key (encrypts connection passwords and variables in the metadata DB)."""
+
+    def make() -> str:
+        from cryptography.fernet import Fernet
+
+        return Fernet.generate_key().decode()
+
+    return local_secret(airflow_home, "fernet.key", make)
 
 
 def lineage_events(airflow_home: Path) -> Path:

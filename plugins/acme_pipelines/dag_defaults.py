@@ -29,6 +29,9 @@ START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
 # ACME_TASK_RETRIES lets a local tool fail fast (make demo sets 0); deployments keep 3.
 RETRIES = int(os.environ.get("ACME_TASK_RETRIES", "3"))
+# A deployment schedules a built DAG as soon as it is seen; `make up` sets this so that a local
+# scheduler runs only what its user unpauses or triggers.
+PAUSED_AT_CREATION = os.environ.get("ACME_DAGS_PAUSED_AT_CREATION", "false").lower() == "true"
 RETRY_DELAY = timedelta(minutes=1)
 RETRY_BACKOFF = 2.0  # 1, 2, 4 minutes ...
 MAX_RETRY_DELAY = timedelta(minutes=30)
@@ -114,6 +117,6 @@ def pipeline_dag(
                 "process [partition, partition_end) in one run, e.g. a catch-up.",
             ),
         },
-        is_paused_upon_creation=not built,
+        is_paused_upon_creation=PAUSED_AT_CREATION or not built,
         **dag_kwargs,
     )
