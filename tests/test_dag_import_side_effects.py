@@ -33,9 +33,6 @@ HEAVY = (
     "fakesnow",
     "moto",
 )
-# Ceiling for parsing all DAG files together: the scheduler re-parses them every
-# few seconds. Measured ~0.5 s here, so 2 s is a margin, not a benchmark.
-PARSE_BUDGET_SECONDS = 2.0
 
 
 def audited_parse(dag_folder) -> dict:
@@ -65,10 +62,6 @@ def test_parsing_the_dags_has_no_side_effects(project_parse):
 def test_no_heavy_imports_at_dag_top_level(project_parse):
     heavy = [m for m in project_parse["new_modules"] if m.startswith(HEAVY)]
     assert heavy == []
-
-
-def test_parse_time_within_budget(project_parse):
-    assert project_parse["parse_seconds"] < PARSE_BUDGET_SECONDS
 
 
 def test_probe_catches_a_rogue_dag_file(tmp_path):
