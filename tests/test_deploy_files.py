@@ -288,3 +288,99 @@ def test_secret_patterns_catch_examples() -> None:
     assert samples.keys() == SECRET_PATTERNS.keys()
     for kind, sample in samples.items():
         assert SECRET_PATTERNS[kind].search(sample), kind
+
+
+# --- the Airflow stack: Celery, auth, secrets (issue #8) -------------------------------------------
+
+HELM_VALUES = ROOT / "deploy" / "helm" / "values.yaml"
+AIRFLOW_COMPONENTS = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+    "airflow-worker": "celery worker",
+}
+SECRET_SETTINGS = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
+
+
+def airflow_env(service: str) -> dict[str, str]:
+    return {k: str(v) for k, v in services()[service]["environment"].items()}
+
+
+def test_compose_runs_every_airflow_component_on_celery_with_health_checks() -> None:
+    for name, command in AIRFLOW_COMPONENTS.items():
+        service = services()[name]
+        assert service["command"] == command, name
+        assert "test" in service.get("healthcheck", {}), f"{name} has no health check"
+        environment = airflow_env(name)
+        assert environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        broker = environment["AIRFLOW__CELERY__BROKER_URL"]
+        assert broker.startswith("redis://redis:"), broker  # the compose service
+        assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://"), name
+    assert services()["redis"]["healthcheck"]["test"]
+
+
+def test_compose_secrets_are_required_from_env_never_defaulted() -> None:
+    """A fernet key, JWT and API secret must come from .env: compose refuses to start without them."""
+    for name in AIRFLOW_COMPONENTS:
+        environment = airflow_env(name)
+        for setting in SECRET_SETTINGS:
+            value = environment[setting]
+            assert ":?" in value, (name, setting, value)
+            assert ":-" not in value, (name, setting, value)
+            referenced = COMPOSE_REQUIRED_REF.findall(value)
+            assert referenced, (name, setting, value)
+            assert set(referenced) <= env_example_names(), (name, setting, value)
+
+
+def test_compose_auth_manager_has_one_user_per_role() -> None:
+    environment = airflow_env("airflow-apiserver")
+    assert environment["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
+    assert environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
+    users = environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(":-", 1)[1].rstrip("}")
+    assert sorted(pair.split(":")[1] for pair in users.split(",")) == ["admin", "op", "user", "viewer"]
+
+
+@cache
+def helm_values() -> dict[str, Any]:
+    data = yaml.safe_load(HELM_VALUES.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_helm_values_pin_the_project_image_at_the_airflow_version() -> None:
+    values = helm_values()
+    [airflow_version] = AIRFLOW_PIN.findall((ROOT / "requirements.txt").read_text())
+    assert values["airflowVersion"] == airflow_version
+    image = values["images"]["airflow"]
+    assert image["tag"].startswith(airflow_version), image
+    assert image["tag"] == values["defaultAirflowTag"]
+    [(_, base)] = [(k, a) for k, a in dockerfile_instructions() if k == "FROM"]
+    assert split_image(base)[1].startswith(airflow_version)
+
+
+def test_helm_values_take_secrets_by_reference_only() -> None:
+    values = helm_values()
+    for key in ("fernetKeySecretName", "apiSecretKeySecretName", "jwtSecretName"):
+        assert values[key], key
+    assert values["data"]["metadataSecretName"]
+    assert "fernetKey" not in values
+    assert "metadataConnection" not in values["data"]
+    assert "secretRef" in values["extraEnvFrom"]
+
+
+def test_helm_values_match_the_compose_stack() -> None:
+    values, environment = helm_values(), airflow_env("airflow-scheduler")
+    assert values["executor"] == environment["AIRFLOW__CORE__EXECUTOR"]
+    assert values["workers"]["keda"]["enabled"] is True
+    assert values["workers"]["keda"]["maxReplicaCount"] > values["workers"]["keda"]["minReplicaCount"] >= 1
+    config = values["config"]
+    for section, options in config.items():
+        for option, value in options.items():
+            name = f"AIRFLOW__{section.upper()}__{option.upper()}"
+            if name in environment and "${" not in environment[name] and section != "openlineage":
+                assert str(value) == environment[name], name
+    compose_users = environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(":-", 1)[1].rstrip("}")
+    assert config["core"]["simple_auth_manager_users"] == compose_users
+    for option in ("statsd_on", "statsd_influxdb_enabled", "legacy_names_on", "statsd_prefix"):
+        assert str(config["metrics"][option]) == environment[f"AIRFLOW__METRICS__{option.upper()}"], option
