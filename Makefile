@@ -71,6 +71,10 @@ up: $(STAMP)
 down: $(STAMP)
 	@$(RUN) down
 
+# PyPI's advisory data for every pinned package; triaged exceptions in deploy/pip-audit-ignore.txt
+audit: $(STAMP)
+	@$(RUN) audit
+
 snowflake-compare: $(STAMP)
 	@$(RUN) snowflake-compare --days $(or $(DAYS),3)
 

@@ -130,6 +130,12 @@ def cmd_down(args: list[str]) -> int:
     return stack.main(["down", *args])
 
 
+def cmd_audit(args: list[str]) -> int:
+    from acme_localdev import audit
+
+    return audit.main(args)
+
+
 COMMANDS = {
     "env": cmd_env,
     "init": cmd_init,
@@ -139,6 +145,7 @@ COMMANDS = {
     "snowflake-compare": cmd_snowflake_compare,
     "up": cmd_up,
     "down": cmd_down,
+    "audit": cmd_audit,
 }
 
 
