@@ -318,6 +318,23 @@ def warehouse(pg_database):
     return hook
 
 
+def pipeline_environment(app_dsn: str, warehouse: str, fx_url: str, slack_url: str, landing: Path) -> dict[str, str]:
+    """The connections and variables the ingestion DAGs read (as AIRFLOW_CONN_*/AIRFLOW_VAR_*), pointing at a
+    test's app database, warehouse connection (JSON), FX API, Slack recorder and landing folder."""
+    from acme_localdev.warehouse_compare import postgres_connection
+
+    return {
+        "AIRFLOW_CONN_APP_DB": postgres_connection(app_dsn),
+        "AIRFLOW_CONN_WAREHOUSE": warehouse,
+        "AIRFLOW_CONN_FX_API": json.dumps({"conn_type": "http", "host": fx_url}),
+        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(
+            {"conn_type": "slackwebhook", "host": f"{slack_url}/services", "password": "T/B/X"}
+        ),
+        "AIRFLOW_VAR_LANDING_ROOT": f"file://{landing}",
+        "AIRFLOW_VAR_MAX_REJECT_RATIO": "0.05",
+    }
+
+
 def run_dag(dagbag, dag_id: str, expect: str = "success", **conf):
     """``dag.test()`` one run of ``dag_id`` with ``conf``; asserts its final state and returns the DagRun."""
     dag_run = run_in_process(dagbag.dags[dag_id], conf)

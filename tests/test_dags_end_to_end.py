@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from urllib.parse import urlsplit
 
 import pytest
 
+from acme_localdev.warehouse_compare import postgres_connection as pg_conn_json
 from acme_sample_data.build import build
 from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
-from conftest import OPENLINEAGE_EVENTS, query, run_dag, table_checksum
+from conftest import OPENLINEAGE_EVENTS, pipeline_environment, query, run_dag, table_checksum
 
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=2, scale=0.3, bad_share=0.004, seed=5)
-
-
-def pg_conn_json(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    return json.dumps(
-        {"conn_type": "postgres", "host": parts.hostname, "port": parts.port, "login": "postgres",
-         "schema": parts.path.lstrip("/")}
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -35,15 +27,10 @@ def pipeline_env(monkeypatch, tmp_path, make_database, warehouse, http_recorder)
     result = build(CONFIG, tmp_path / "landing", app_dsn)
     manifest = json.loads(result.manifest_path.read_text())["days"]
     with FxServer(CONFIG.day_list()) as fx:
-        monkeypatch.setenv("AIRFLOW_CONN_APP_DB", pg_conn_json(app_dsn))
-        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_conn_json(warehouse.dsn))
-        monkeypatch.setenv("AIRFLOW_CONN_FX_API", json.dumps({"conn_type": "http", "host": fx.url}))
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_SLACK_ALERTS",
-            json.dumps({"conn_type": "slackwebhook", "host": f"{http_recorder.url}/services", "password": "T/B/X"}),
-        )
-        monkeypatch.setenv("AIRFLOW_VAR_LANDING_ROOT", f"file://{tmp_path / 'landing'}")
-        monkeypatch.setenv("AIRFLOW_VAR_MAX_REJECT_RATIO", "0.05")
+        for name, value in pipeline_environment(
+            app_dsn, pg_conn_json(warehouse.dsn), fx.url, http_recorder.url, tmp_path / "landing"
+        ).items():
+            monkeypatch.setenv(name, value)
         yield {"manifest": manifest, "landing": tmp_path / "landing", "warehouse": warehouse.dsn, "app": app_dsn}
 
 

@@ -36,7 +36,7 @@ from acme_localdev.warehouse_compare import postgres_connection
 from acme_sample_data.build import build
 from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
-from conftest import ROOT, free_port, query, scratch_databases
+from conftest import ROOT, free_port, pipeline_environment, query, scratch_databases
 
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=1, scale=0.2, bad_share=0.004, seed=21)
 DAG_IDS = sorted(p.stem for p in (ROOT / "dags").glob("*.py"))
@@ -94,13 +94,7 @@ def stack(tmp_path_factory):
             "ACME_TASK_RETRIES": "0",
             "ACME_FX_PORT": str(free_port()),
             "ACME_SLACK_PORT": str(free_port()),
-            "AIRFLOW_CONN_APP_DB": postgres_connection(app),
-            "AIRFLOW_CONN_WAREHOUSE": postgres_connection(warehouse),
-            "AIRFLOW_CONN_FX_API": json.dumps({"conn_type": "http", "host": fx.url}),
-            "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(
-                {"conn_type": "slackwebhook", "host": f"{slack.url}/services", "password": "T/B/X"}
-            ),
-            "AIRFLOW_VAR_LANDING_ROOT": f"file://{landing}",
+            **pipeline_environment(app, postgres_connection(warehouse), fx.url, slack.url, landing),
         }
         home.mkdir(parents=True)
         command = [sys.executable, "-m", "acme_localdev.stack"]

@@ -8,7 +8,6 @@ code changed: into a fresh PostgreSQL database, then into a fresh fakesnow datab
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from acme_localdev.warehouse_compare import (
 from acme_sample_data.build import build
 from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
-from conftest import run_dag, scratch_databases
+from conftest import pipeline_environment, run_dag, scratch_databases
 
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=2, scale=0.3, bad_share=0.01, seed=11)
 DAYS = [d.isoformat() for d in CONFIG.day_list()]
@@ -89,14 +88,8 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
         app_dsn, pg_dsn = make(), make()
         landing = tmp_path_factory.mktemp("snowflake-dags") / "landing"
         build(CONFIG, landing, app_dsn)
-        mp.setenv("AIRFLOW_CONN_APP_DB", postgres_connection(app_dsn))
-        mp.setenv("AIRFLOW_CONN_FX_API", json.dumps({"conn_type": "http", "host": fx.url}))
-        mp.setenv(
-            "AIRFLOW_CONN_SLACK_ALERTS",
-            json.dumps({"conn_type": "slackwebhook", "host": f"{slack.url}/services", "password": "T/B/X"}),
-        )
-        mp.setenv("AIRFLOW_VAR_LANDING_ROOT", f"file://{landing}")
-        mp.setenv("AIRFLOW_VAR_MAX_REJECT_RATIO", "0.05")
+        for name, value in pipeline_environment(app_dsn, snowflake_json, fx.url, slack.url, landing).items():
+            mp.setenv(name, value)
         for connection in (postgres_connection(pg_dsn), snowflake_json):
             mp.setenv("AIRFLOW_CONN_WAREHOUSE", connection)
             run_dag(dagbag, "hourly_incremental_sync", **CATCH_UP)
