@@ -27,6 +27,7 @@ import pytest
 from acme_localdev import env as localenv
 from acme_localdev.recorder import HttpRecorder
 from acme_localdev.runs import run_in_process
+from acme_localdev.warehouse_compare import pipeline_environment  # noqa: F401 (the tests' import point)
 
 ROOT = localenv.ROOT
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="acme-airflow-test-"))
@@ -316,23 +317,6 @@ def warehouse(pg_database):
     with hook.connection() as conn:
         hook.ensure_schema(conn)
     return hook
-
-
-def pipeline_environment(app_dsn: str, warehouse: str, fx_url: str, slack_url: str, landing: Path) -> dict[str, str]:
-    """The connections and variables the ingestion DAGs read (as AIRFLOW_CONN_*/AIRFLOW_VAR_*), pointing at a
-    test's app database, warehouse connection (JSON), FX API, Slack recorder and landing folder."""
-    from acme_localdev.warehouse_compare import postgres_connection
-
-    return {
-        "AIRFLOW_CONN_APP_DB": postgres_connection(app_dsn),
-        "AIRFLOW_CONN_WAREHOUSE": warehouse,
-        "AIRFLOW_CONN_FX_API": json.dumps({"conn_type": "http", "host": fx_url}),
-        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(
-            {"conn_type": "slackwebhook", "host": f"{slack_url}/services", "password": "T/B/X"}
-        ),
-        "AIRFLOW_VAR_LANDING_ROOT": f"file://{landing}",
-        "AIRFLOW_VAR_MAX_REJECT_RATIO": "0.05",
-    }
 
 
 def run_dag(dagbag, dag_id: str, expect: str = "success", **conf):

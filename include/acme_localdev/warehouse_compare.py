@@ -105,16 +105,16 @@ def compare(pg_conn: Any, snowflake_conn: Any) -> list[tuple[str, TableDigest, T
     return [(t, published_rows(pg_conn, s), published_rows(snowflake_conn, s)) for t, s in selects.items()]
 
 
-def print_comparison(result: list[tuple[str, TableDigest, TableDigest]]) -> bool:
+def print_comparison(result: list[tuple[str, TableDigest, TableDigest]], write: Callable[[str], Any] = print) -> bool:
     """The side-by-side table; True when every table has the same rows on both sides."""
     width = max(len(t) for t, _, _ in result)
-    print(f"  {'table':<{width}}  {'PostgreSQL':>10}  {'Snowflake':>10}  same rows")
-    print(f"  {'-' * width}  {'-' * 10}  {'-' * 10}  ---------")
+    write(f"  {'table':<{width}}  {'PostgreSQL':>10}  {'Snowflake':>10}  same rows")
+    write(f"  {'-' * width}  {'-' * 10}  {'-' * 10}  ---------")
     same = True
     for table, pg, snow in result:
         equal = pg.digest == snow.digest
         same &= equal
-        print(f"  {table:<{width}}  {pg.rows:>10,}  {snow.rows:>10,}  {'yes' if equal else 'NO'} ({pg.digest})")
+        write(f"  {table:<{width}}  {pg.rows:>10,}  {snow.rows:>10,}  {'yes' if equal else 'NO'} ({pg.digest})")
     return same
 
 
@@ -159,8 +159,12 @@ def output_to(log_path: Path) -> Iterator[Callable[[str], None]]:
     with log_path.open("a") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+
+        def say(line: str) -> None:
+            os.write(saved[0], f"{line}\n".encode())
+
         try:
-            yield lambda line: os.write(saved[0], f"    {line}\n".encode())
+            yield say
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -168,6 +172,21 @@ def output_to(log_path: Path) -> Iterator[Callable[[str], None]]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+def pipeline_environment(app_dsn: str, warehouse: str, fx_url: str, slack_url: str, landing: Path) -> dict[str, str]:
+    """The connections and variables the ingestion DAGs read (as AIRFLOW_CONN_*/AIRFLOW_VAR_*), pointing at an
+    app database, a warehouse connection (JSON), an FX API, a Slack recorder and a landing folder."""
+    return {
+        "AIRFLOW_CONN_APP_DB": postgres_connection(app_dsn),
+        "AIRFLOW_CONN_WAREHOUSE": warehouse,
+        "AIRFLOW_CONN_FX_API": json.dumps({"conn_type": "http", "host": fx_url}),
+        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(
+            {"conn_type": "slackwebhook", "host": f"{slack_url}/services", "password": "T/B/X"}
+        ),
+        "AIRFLOW_VAR_LANDING_ROOT": f"file://{landing}",
+        "AIRFLOW_VAR_MAX_REJECT_RATIO": "0.05",
+    }
 
 
 def run_etl(dags: dict, days: list[date], first_sync: str, last_sync: str, say: Callable[[str], None]) -> bool:
@@ -229,39 +248,27 @@ def main(argv: list[str]) -> int:
     # orders change for up to 30 hours after they are placed (as in the demo's plan)
     last_sync = f"{days[-1] + timedelta(days=3)}T00:00"
     timings: dict[str, float] = {}
-    with FxServer(days) as fx, HttpRecorder() as slack, fakesnow.server() as snow:
-        os.environ.update(
-            {
-                "AIRFLOW_CONN_APP_DB": postgres_connection(app_dsn),
-                "AIRFLOW_CONN_FX_API": json.dumps({"conn_type": "http", "host": fx.url}),
-                "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(
-                    {"conn_type": "slackwebhook", "host": f"{slack.url}/services", "password": "T/B/X"}
-                ),
-                "AIRFLOW_VAR_LANDING_ROOT": f"file://{landing}",
-                "AIRFLOW_VAR_MAX_REJECT_RATIO": "0.05",
-            }
-        )
+    # from here on this process's own output (the servers' request logs, the tasks' logs) goes to LOG;
+    # `say` prints to the terminal
+    with output_to(LOG) as say, FxServer(days) as fx, HttpRecorder() as slack, fakesnow.server() as snow:
+        os.environ.update(pipeline_environment(app_dsn, "", fx.url, slack.url, landing))
         ok = True
         with fakesnow_connection(snow, "WAREHOUSE") as snowflake_conn:
             for n, (name, connection) in enumerate(
                 (("PostgreSQL", postgres_connection(pg_dsn)), ("Snowflake (fakesnow)", snowflake_conn)), 3
             ):
-                step(f"[{n}/4] the same DAGs into {name}  (log: {LOG.relative_to(env.ROOT)})")
+                say(f"==> [{n}/4] the same DAGs into {name}  (log: {LOG.relative_to(env.ROOT)})")
                 os.environ["AIRFLOW_CONN_WAREHOUSE"] = connection
                 t0 = time.monotonic()
-                with output_to(LOG) as say:
-                    ok &= run_etl(dags, days, first_sync, last_sync, say)
+                ok &= run_etl(dags, days, first_sync, last_sync, lambda line: say(f"    {line}"))
                 timings[name] = time.monotonic() - t0
         import snowflake.connector
 
-        print(f"\nPublished rows, PostgreSQL ({pg_dsn}) vs Snowflake (fakesnow server, database WAREHOUSE):")
+        say(f"\nPublished rows, PostgreSQL ({pg_dsn}) vs Snowflake (fakesnow server, database WAREHOUSE):")
         pg_conn = psycopg2.connect(pg_dsn)
-        with output_to(LOG):  # the connector's and the server's log lines
-            snow_conn = snowflake.connector.connect(**snow, database="WAREHOUSE")
+        snow_conn = snowflake.connector.connect(**snow, database="WAREHOUSE")
         try:
-            with output_to(LOG):
-                result = compare(pg_conn, snow_conn)
-            same = print_comparison(result)
+            same = print_comparison(compare(pg_conn, snow_conn), say)
         finally:
             pg_conn.close()
             snow_conn.close()
