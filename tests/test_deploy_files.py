@@ -364,8 +364,9 @@ def test_helm_values_take_secrets_by_reference_only() -> None:
     for key in ("fernetKeySecretName", "apiSecretKeySecretName", "jwtSecretName"):
         assert values[key], key
     assert values["data"]["metadataSecretName"]
-    assert "fernetKey" not in values
-    assert "metadataConnection" not in values["data"]
+    inline = {"fernetKey", "jwtSecret", "apiSecretKey", "webserverSecretKey"} & set(values)
+    assert inline == set(), f"secret values inline in the Helm values: {inline}"
+    assert {"metadataConnection", "resultBackendConnection", "brokerUrl"} & set(values["data"]) == set()
     assert "secretRef" in values["extraEnvFrom"]
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from acme_localdev.recorder import HttpRecorder
-from acme_localdev.stack import USERS
+from acme_localdev.stack import USERS, process_alive
 from acme_localdev.warehouse_compare import postgres_connection
 from acme_sample_data.build import build
 from acme_sample_data.fx import FxServer
@@ -105,9 +105,12 @@ def stack(tmp_path_factory):
             manifest = json.loads(result.manifest_path.read_text())["days"]
             yield Stack(f"http://127.0.0.1:{port}", home, warehouse, manifest)
         finally:
+            pids = {f.stem: int(f.read_text()) for f in (home / "run").glob("*.pid")}
             stopped = subprocess.run([*command, "down"], env=environment, capture_output=True, text=True, timeout=120)
             assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-            assert not list((home / "run").glob("*.pid")), "make down left services running"
+            assert len(pids) == 5, pids  # api-server, scheduler, dag-processor, triggerer, stand-ins
+            still = {name: pid for name, pid in pids.items() if process_alive(pid)}
+            assert still == {}, "make down left services running"
 
 
 def test_the_rest_api_refuses_calls_without_a_token_and_honours_roles(stack):

@@ -146,7 +146,12 @@ def test_a_load_over_the_reject_ratio_publishes_nothing_on_snowflake(warehouses)
         warehouses.monkeypatch.setenv("AIRFLOW_VAR_MAX_REJECT_RATIO", "0.05")
     # refused for good: failed on its first try, not up for retry (a retry reads the same files)
     tries = {ti.task_id: (ti.state, ti.try_number) for ti in dag_run.get_task_instances()}
-    assert tries["load_payments"] == ("failed", 1) or tries["load_events"] == ("failed", 1), tries
+    refused = {source for (source,) in warehouses.snowflake_query(
+        "SELECT source FROM ops.load_audit WHERE run_id = %s AND status = 'failed'", (dag_run.run_id,)
+    )}  # fmt: skip
+    assert refused == {"landing:payments", "landing:events"}  # both days' files have rejects over 0.01%
+    for source in refused:
+        assert tries[f"load_{source.split(':')[1]}"] == ("failed", 1), tries
     after = warehouses.snowflake_state()
     assert {t: after[t] for t in PUBLISHED} == {t: before[t] for t in PUBLISHED}
     failed = warehouses.snowflake_query(
@@ -156,11 +161,11 @@ def test_a_load_over_the_reject_ratio_publishes_nothing_on_snowflake(warehouses)
     assert all("max_reject_ratio" in error for _, error in failed)
 
 
-def test_a_load_that_fails_after_staging_leaves_the_table_and_no_staging_behind(warehouses):
+def test_a_load_that_fails_after_staging_or_before_commit_changes_nothing_and_leaves_no_staging(warehouses):
     from airflow.sdk import ObjectStoragePath
 
     from acme_pipelines.contract import SOURCES
-    from acme_pipelines.landing_load import load_partition
+    from acme_pipelines.snowflake_loads import load_partition
     from acme_pipelines.warehouse import AuditEntry, warehouse_hook
 
     hook = warehouse_hook("warehouse")
@@ -169,21 +174,28 @@ def test_a_load_that_fails_after_staging_leaves_the_table_and_no_staging_behind(
     root = ObjectStoragePath(os.environ["AIRFLOW_VAR_LANDING_ROOT"])
     day = date.fromisoformat(DAYS[0])
 
-    def load(fail: bool):
+    def load(fail: str = ""):
         audit = AuditEntry("test", "load", f"manual__{uuid.uuid4().hex}", "landing:payments", spec.target, DAYS[0],
                            datetime.now(UTC))  # fmt: skip
         return load_partition(hook, spec, root, day, audit, max_reject_ratio=0.05, batch_rows=100,
-                              fail_after_staging=fail)  # fmt: skip
+                              fail_after_staging=fail == "after_staging",
+                              fail_before_commit=fail == "before_commit")  # fmt: skip
 
-    before = warehouses.snowflake_state()["core.fact_payments"]
+    state = warehouses.snowflake_state()
+    before, rejects_before = state["core.fact_payments"], state["ops.rejected_rows"]
     with pytest.raises(RuntimeError, match="injected failure after staging"):
-        load(fail=True)
+        load(fail="after_staging")
     assert warehouses.snowflake_state()["core.fact_payments"] == before
+    # inside the publish transaction, after the day and its rejects were deleted and the new rows inserted
+    with pytest.raises(RuntimeError, match="injected failure before commit"):
+        load(fail="before_commit")
+    state = warehouses.snowflake_state()
+    assert (state["core.fact_payments"], state["ops.rejected_rows"]) == (before, rejects_before)
     leftovers = warehouses.snowflake_query(
         "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name LIKE 'ACME_STAGE%'"
     )
     assert leftovers == []
-    result = load(fail=False)  # the retry
+    result = load()  # the retry
     [(published_that_day,)] = warehouses.snowflake_query(
         "SELECT COUNT(*) FROM core.fact_payments WHERE dt = %s", (DAYS[0],)
     )

@@ -174,3 +174,12 @@ def test_connection_settings_and_key_pair_auth_come_from_the_airflow_connection(
         assert cur.fetchone() == (1,)
     finally:
         conn.close()
+
+
+def test_an_empty_input_never_empties_a_partition(snow):
+    day = date(2026, 11, 1)
+    publish_arrow(snow, "WAREHOUSE.CORE.FACT_PAYMENTS", [batch(range(1, 4), day)], replace=("dt", day))
+    before = rows(snow)
+    with pytest.raises(ValueError, match="nothing to publish"):
+        publish_arrow(snow, "WAREHOUSE.CORE.FACT_PAYMENTS", [], replace=("dt", day))
+    assert rows(snow) == before

@@ -28,6 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 from acme_localdev import env
@@ -90,15 +91,30 @@ def run_dir(home: Path) -> Path:
     return home / "run"
 
 
+def process_alive(pid: int) -> bool:
+    """A live process of this stack: it exists, is not a zombie, and runs airflow or the stand-ins
+    (after a reboot a stale pid file may name somebody else's process)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    zombie = any(line.startswith("State:") and "Z" in line.split()[1] for line in status.splitlines())
+    return not zombie and (b"airflow" in command or b"acme_localdev.stack" in command)
+
+
 def running(home: Path) -> dict[str, int]:
-    """Services whose pid file names a live process."""
+    """Services whose pid file names a live process of this stack; stale pid files are removed."""
     alive = {}
     for pid_file in sorted(run_dir(home).glob("*.pid")):
-        pid = int(pid_file.read_text())
         try:
-            os.kill(pid, 0)
+            pid = int(pid_file.read_text())
+        except ValueError:
+            pid_file.unlink()
+            continue
+        if process_alive(pid):
             alive[pid_file.stem] = pid
-        except ProcessLookupError:
+        else:
             pid_file.unlink()
     return alive
 
@@ -113,14 +129,14 @@ def health(port: int) -> dict[str, str]:
     return {name: str((body.get(name) or {}).get("status")) for name in COMPONENTS}
 
 
-def parsed_dags() -> tuple[int, dict[str, str]]:
-    """(DAGs the dag-processor has serialized and not marked stale, import errors by file) from the metadata DB."""
+def parsed_dags(since: datetime) -> tuple[int, dict[str, str]]:
+    """(DAGs the dag-processor has parsed since ``since``, import errors by file) from the metadata DB."""
     from airflow.models import DagModel
     from airflow.models.errors import ParseImportError
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        count = session.query(DagModel).filter(DagModel.is_stale.is_(False)).count()
+        count = session.query(DagModel).filter(DagModel.is_stale.is_(False), DagModel.last_parsed_time >= since).count()
         errors = {e.filename: e.stacktrace for e in session.query(ParseImportError)}
     return count, errors
 
@@ -130,9 +146,13 @@ def up(port: int = 8080, host: str = "127.0.0.1", timeout: float = 240.0) -> int
 
     home = Path(os.environ["AIRFLOW_HOME"])
     os.environ.update(stack_environment(home, port))
+    names = list(services(port, host))
     if alive := running(home):
-        step(f"already running: {', '.join(alive)} (make down first)")
-        return 0
+        if set(alive) == set(names):
+            step(f"already running: {', '.join(alive)} (make down to stop)")
+            return 0
+        step(f"partly running ({', '.join(alive)}): stopping those first")
+        down()
     step("[1/3] metadata DB and airflow_settings.yaml")
     init_airflow()
     if paused := pause_all_once(home):
@@ -140,37 +160,42 @@ def up(port: int = 8080, host: str = "127.0.0.1", timeout: float = 240.0) -> int
     logs = home / "logs" / "services"
     logs.mkdir(parents=True, exist_ok=True)
     run_dir(home).mkdir(parents=True, exist_ok=True)
-    step(f"[2/3] starting {', '.join(services(port, host))} (logs: {logs}/)")
+    step(f"[2/3] starting {', '.join(names)} (logs: {logs}/)")
+    started_at = datetime.now(UTC)
+    children: dict[str, subprocess.Popen] = {}
     for name, command in services(port, host).items():
         with (logs / f"{name}.log").open("a") as log:
-            child = subprocess.Popen(
+            children[name] = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ
             )
-        (run_dir(home) / f"{name}.pid").write_text(str(child.pid))
-    step(f"[3/3] waiting for http://127.0.0.1:{port}/api/v2/monitor/health")
+        (run_dir(home) / f"{name}.pid").write_text(str(children[name].pid))
+
+    def failed(why: str) -> int:
+        print(f"ERROR: {why}; see {logs}/<name>.log", file=sys.stderr)
+        down()
+        return 1
+
+    step(f"[3/3] waiting for http://127.0.0.1:{port}/api/v2/monitor/health and the DAGs")
     started, last = time.monotonic(), {}
-    while time.monotonic() - started < timeout:
+    expected = len(list(Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).glob("*.py")))
+    while True:
+        if dead := [name for name, child in children.items() if child.poll() is not None]:
+            return failed(f"{', '.join(dead)} exited")
         now = health(port)
         if now != last:
             detail(", ".join(f"{k} {v}" for k, v in now.items()) or "api-server not answering yet")
             last = now
         if now and all(v == "healthy" for v in now.values()):
-            break
-        dead = [name for name in services(port, host) if name not in running(home)]
-        if dead:
-            print(f"ERROR: {', '.join(dead)} exited; see {logs}/<name>.log", file=sys.stderr)
-            down()
-            return 1
+            count, errors = parsed_dags(since=started_at)
+            if errors:
+                for path, error in errors.items():
+                    print(f"ERROR: {path} does not import:\n{error}", file=sys.stderr)
+                return failed(f"{len(errors)} DAG file(s) do not import")
+            if count >= expected:
+                break
+        if time.monotonic() - started > timeout:
+            return failed(f"not ready after {timeout:.0f}s: {last}, {parsed_dags(since=started_at)[0]} DAGs parsed")
         time.sleep(2)
-    else:
-        print(f"ERROR: not healthy after {timeout:.0f}s: {last}; see {logs}", file=sys.stderr)
-        return 1
-    expected = len(list(Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).glob("*.py")))
-    while (parsed := parsed_dags())[0] < expected and not parsed[1] and time.monotonic() - started < timeout:
-        time.sleep(2)
-    count, errors = parsed_dags()
-    for path, error in errors.items():
-        print(f"ERROR: {path} does not import:\n{error}", file=sys.stderr)
     detail(f"{count} DAGs parsed from {expected} files in {os.environ['AIRFLOW__CORE__DAGS_FOLDER']}")
     step(f"Airflow is up at http://{host}:{port} in {time.monotonic() - started:.0f}s")
     detail(f"users (role): {', '.join(f'{u} ({r})' for u, r in USERS.items())}")
@@ -188,17 +213,19 @@ def down(grace: float = 20.0) -> int:
         step("nothing running")
         return 0
     for pid in alive.values():
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while running(home) and time.monotonic() < deadline:
         time.sleep(0.5)
     for name, pid in running(home).items():
         step(f"{name} ignored SIGTERM for {grace:.0f}s: killing it")
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-    for pid_file in run_dir(home).glob("*.pid"):
-        pid_file.unlink()
+    time.sleep(0.5)
+    if left := running(home):  # their pid files stay, so the next make down tries again
+        print(f"ERROR: still running: {left}", file=sys.stderr)
+        return 1
     step(f"stopped: {', '.join(alive)}")
     return 0
 

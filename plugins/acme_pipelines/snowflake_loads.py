@@ -8,8 +8,9 @@ transaction holding the rejects, the rows and the audit row: DELETE of what is
 replaced, then INSERT (fakesnow cannot MERGE inside a transaction, and MERGE
 alone would not keep the rejects and the audit row in the same commit).
 
-A failure before COMMIT publishes nothing; the staging tables are dropped in
-``finally`` (a killed worker leaves ``ACME_STAGE_*`` tables, never published rows).
+A failure inside a publish is rolled back (``transaction``) before the staging
+tables are dropped in ``finally``: on Snowflake a DROP would commit an open
+transaction. A killed worker leaves ``ACME_STAGE_*`` tables, never published rows.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from acme_pipelines.snowflake_warehouse import (
     SnowflakeWarehouseHook,
     drop_tables,
     identifier,
+    literal,
     stage_files,
     stage_table_name,
+    transaction,
 )
 from acme_pipelines.warehouse import AuditEntry, LoadCounts, LoadFailedError, refusal_error, refuse
 
@@ -89,6 +92,7 @@ def load_partition(
     max_reject_ratio: float,
     batch_rows: int,
     fail_after_staging: bool = False,
+    fail_before_commit: bool = False,
 ) -> Any:
     """``landing_load.load_partition`` on Snowflake: validated rows and rejects staged as Parquet, repeated
     keys ranked in SQL, the day replaced in one transaction."""
@@ -146,15 +150,14 @@ def load_partition(
             record = (
                 "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
                 f"SELECT %(run_id)s, %(source)s, %(partition)s, locator, reason, raw_record FROM {rejects} "
-                f"UNION ALL SELECT %(run_id)s, %(source)s, %(partition)s, locator, '{_duplicate_reason(spec)}', "
+                f"UNION ALL SELECT %(run_id)s, %(source)s, %(partition)s, locator, {literal(_duplicate_reason(spec))}, "
                 f"raw_record FROM {ranked} WHERE kind = 3"
             )
             error = refuse(counts, max_reject_ratio, missing_fx, day)
             if error:
-                hook.begin(cur)
-                cur.execute(record, params)
-                hook.record_audit(cur, audit, counts, "failed", error)
-                cur.execute("COMMIT")
+                with transaction(cur):
+                    cur.execute(record, params)
+                    hook.record_audit(cur, audit, counts, "failed", error)
                 raise refusal_error(f"{spec.name} {day}", error, counts, max_reject_ratio)
             key = identifier(spec.key, parts=1)
             names = [identifier(c.name, parts=1) for c in spec.columns]
@@ -165,23 +168,27 @@ def load_partition(
             if with_usd:
                 names.append('"AMOUNT_USD"')
                 values.append('r."AMOUNT_USD"')
-            hook.begin(cur)
-            cur.execute("DELETE FROM ops.rejected_rows WHERE source = %(source)s AND partition = %(partition)s", params)
-            cur.execute(record, params)
-            # the day is replaced; a key published by an older day moves to this one, a newer day keeps its own
-            cur.execute(
-                f"DELETE FROM {target} WHERE dt = %(dt)s OR (dt < %(dt)s AND {key} IN "
-                f"(SELECT {key} FROM {ranked} WHERE kind = 1))",
-                params,
-            )
-            cur.execute(
-                f"INSERT INTO {target} ({', '.join(names)}, dt, _run_id, _loaded_at) "
-                f"SELECT {', '.join(values)}, %(dt)s, %(run_id)s, CURRENT_TIMESTAMP() FROM {ranked} r "
-                f"WHERE r.kind = 1 AND r.{key} NOT IN (SELECT {key} FROM {target})",
-                params,
-            )
-            hook.record_audit(cur, audit, counts, "success", None)
-            cur.execute("COMMIT")  # the rows, the rejects and the audit row become visible together
+            # the rows, the rejects and the audit row become visible together, or (ROLLBACK) not at all
+            with transaction(cur):
+                cur.execute(
+                    "DELETE FROM ops.rejected_rows WHERE source = %(source)s AND partition = %(partition)s", params
+                )
+                cur.execute(record, params)
+                # the day is replaced; a key published by an older day moves to this one, a newer day keeps its own
+                cur.execute(
+                    f"DELETE FROM {target} WHERE dt = %(dt)s OR (dt < %(dt)s AND {key} IN "
+                    f"(SELECT {key} FROM {ranked} WHERE kind = 1))",
+                    params,
+                )
+                cur.execute(
+                    f"INSERT INTO {target} ({', '.join(names)}, dt, _run_id, _loaded_at) "
+                    f"SELECT {', '.join(values)}, %(dt)s, %(run_id)s, CURRENT_TIMESTAMP() FROM {ranked} r "
+                    f"WHERE r.kind = 1 AND r.{key} NOT IN (SELECT {key} FROM {target})",
+                    params,
+                )
+                hook.record_audit(cur, audit, counts, "success", None)
+                if fail_before_commit:  # fault injection for the atomicity tests: rolled back
+                    raise RuntimeError("injected failure before commit")
         finally:
             drop_tables(cur, stage, rejects, ranked)
     seconds = time.monotonic() - started
@@ -282,40 +289,47 @@ def _publish_sync(
 ) -> LoadCounts:
     keys = [identifier(k, parts=1) for k in table.key]
     names = [identifier(n, parts=1) for n in table.names]
-    locator = " || ',' || ".join(f"'{k}=' || CAST({q} AS VARCHAR)" for k, q in zip(table.key, keys, strict=True))
-    raw = "TO_JSON(OBJECT_CONSTRUCT(" + ", ".join(f"'{n}', {q}" for n, q in zip(table.names, names, strict=True)) + "))"
+    locator = " || ',' || ".join(
+        f"{literal(f'{k}=')} || CAST({q} AS VARCHAR)" for k, q in zip(table.key, keys, strict=True)
+    )
+    raw = (
+        "TO_JSON(OBJECT_CONSTRUCT_KEEP_NULL("
+        + ", ".join(f"{literal(n)}, {q}" for n, q in zip(table.names, names, strict=True))
+        + "))"
+    )
     params = {"run_id": audit.run_id, "source": audit.source, "partition": audit.partition}
-    hook.begin(cur)
-    cur.execute("DELETE FROM ops.rejected_rows WHERE source = %(source)s AND partition = %(partition)s", params)
-    cur.execute(
-        "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
-        f"SELECT %(run_id)s, %(source)s, %(partition)s, 'app_db:{table.source}/' || {locator}, reason, {raw} "
-        f"FROM {checked} WHERE reason IS NOT NULL",
-        params,
-    )
-    cur.execute(f"SELECT reason, COUNT(*) FROM {checked} WHERE reason IS NOT NULL GROUP BY reason")
-    by_reason = {str(r): int(n) for r, n in cur.fetchall()}
-    rejected = sum(by_reason.values())
-    counts = LoadCounts(rows_in, rows_in - rejected, rejected, 0, by_reason)
-    counts.check()
-    if error := refuse(counts, max_reject_ratio):
-        hook.record_audit(cur, audit, counts, "failed", error)
-        cur.execute("COMMIT")
+    with transaction(cur):
+        cur.execute("DELETE FROM ops.rejected_rows WHERE source = %(source)s AND partition = %(partition)s", params)
+        cur.execute(
+            "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
+            f"SELECT %(run_id)s, %(source)s, %(partition)s, {literal(f'app_db:{table.source}/')} || {locator}, "
+            f"reason, {raw} FROM {checked} WHERE reason IS NOT NULL",
+            params,
+        )
+        cur.execute(f"SELECT reason, COUNT(*) FROM {checked} WHERE reason IS NOT NULL GROUP BY reason")
+        by_reason = {str(r): int(n) for r, n in cur.fetchall()}
+        rejected = sum(by_reason.values())
+        counts = LoadCounts(rows_in, rows_in - rejected, rejected, 0, by_reason)
+        counts.check()
+        error = refuse(counts, max_reject_ratio)
+        if error:  # the rejects and a failed audit row are committed; nothing is published
+            hook.record_audit(cur, audit, counts, "failed", error)
+        else:
+            same_key = " AND ".join(f"t.{k} = c.{k}" for k in keys)
+            # upsert as delete + insert: older rows of the staged keys go, newer ones stay and win
+            cur.execute(
+                f"DELETE FROM {target} t USING {checked} c WHERE c.reason IS NULL AND {same_key} "
+                'AND t."UPDATED_AT" <= c."UPDATED_AT"'
+            )
+            cur.execute(
+                f"INSERT INTO {target} ({', '.join(names)}, _run_id, _loaded_at) "
+                f"SELECT {', '.join(f'c.{n}' for n in names)}, %(run_id)s, CURRENT_TIMESTAMP() FROM {checked} c "
+                f"WHERE c.reason IS NULL AND NOT EXISTS (SELECT 1 FROM {target} t WHERE {same_key})",
+                params,
+            )
+            hook.record_audit(cur, audit, counts, "success", None)
+    if error:
         raise refusal_error(f"{table.source} {audit.partition}", error, counts, max_reject_ratio)
-    same_key = " AND ".join(f"t.{k} = c.{k}" for k in keys)
-    # upsert as delete + insert: older rows of the staged keys go, newer ones stay and win
-    cur.execute(
-        f"DELETE FROM {target} t USING {checked} c WHERE c.reason IS NULL AND {same_key} "
-        'AND t."UPDATED_AT" <= c."UPDATED_AT"'
-    )
-    cur.execute(
-        f"INSERT INTO {target} ({', '.join(names)}, _run_id, _loaded_at) "
-        f"SELECT {', '.join(f'c.{n}' for n in names)}, %(run_id)s, CURRENT_TIMESTAMP() FROM {checked} c "
-        f"WHERE c.reason IS NULL AND NOT EXISTS (SELECT 1 FROM {target} t WHERE {same_key})",
-        params,
-    )
-    hook.record_audit(cur, audit, counts, "success", None)
-    cur.execute("COMMIT")
     return counts
 
 
@@ -339,14 +353,13 @@ def rebuild_partition(
     with hook.connection() as conn:
         hook.ensure_schema(conn)
         cur = conn.cursor()
-        if precondition_text:
-            for statement in statements(precondition_text, "snowflake"):
-                cur.execute(statement, params)
-            ok, message = cur.fetchone()
-            if not ok:
-                raise AirflowFailException(f"{target} {params.get('dt')}: {message}")
-        hook.begin(cur)
-        try:
+        with transaction(cur):
+            if precondition_text:
+                for statement in statements(precondition_text, "snowflake"):
+                    cur.execute(statement, params)
+                ok, message = cur.fetchone()
+                if not ok:
+                    raise AirflowFailException(f"{target} {params.get('dt')}: {message}")
             for statement in statements(sql_text, "snowflake"):
                 cur.execute(statement, params)
             cur.execute(
@@ -354,8 +367,4 @@ def rebuild_partition(
                 params,
             )
             rows = int(cur.fetchone()[0])
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
     return rows

@@ -1,12 +1,13 @@
 """The Snowflake side of the warehouse: a hook, validated identifiers, and an atomic Arrow publisher.
 
-A publish streams Arrow batches into Parquet files (one file per ``rows_per_file``
-rows, so memory stays bounded by a batch), ``PUT``s them to a temporary stage,
-``COPY INTO`` a temporary table shaped like the target, and then, in one
-transaction, either replaces a partition (``DELETE`` the day, ``INSERT`` the
-staged rows) or ``MERGE``s on a key. Readers see the old state or the new one.
-A failure before ``COMMIT`` leaves the target as it was; the temporary stage and
-table vanish with the session.
+A publish streams Arrow batches into Parquet files (a new file after about
+``rows_per_file`` rows, so memory stays bounded by a batch), ``PUT``s them to a
+temporary stage, ``COPY INTO`` a transient staging table shaped like the target
+(fakesnow cannot COPY INTO a temporary one), and then, in one transaction,
+either replaces a partition (``DELETE`` the day, ``INSERT`` the staged rows) or
+``MERGE``s on a key. Readers see the old state or the new one. A failure before
+``COMMIT`` is rolled back and leaves the target as it was; the staging table is
+dropped in ``finally`` (a killed worker leaves an ``ACME_STAGE_*`` table behind).
 
 The loaders (``snowflake_loads``) build on the same pieces: ``ParquetSpool``
 writes Arrow batches to Parquet files, ``stage_files`` lands them in a transient
@@ -51,6 +52,24 @@ def identifier(name: str, *, parts: int | tuple[int, ...] = (1, 2, 3)) -> str:
     return ".".join(f'"{p.upper()}"' for p in pieces)
 
 
+def literal(text: str) -> str:
+    """A SQL string literal (quotes doubled): for the contract's own constants that end up in generated SQL."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@contextmanager
+def transaction(cur: Any) -> Iterator[None]:
+    """BEGIN ... COMMIT, or ROLLBACK on any error. Roll back before anything else runs: on Snowflake a DDL
+    statement (a DROP of a staging table in a ``finally``) would commit the open transaction."""
+    cur.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
+
+
 class SnowflakeWarehouseHook(SnowflakeHook):
     """The warehouse on Snowflake: the provider's SnowflakeHook (account, warehouse, role, database and
     key-pair auth from the connection) with the interface the loaders use on ``WarehouseHook``.
@@ -75,12 +94,16 @@ class SnowflakeWarehouseHook(SnowflakeHook):
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
-        """A connection in autocommit mode: the loaders open their transactions with ``begin``."""
+        """A connection (the connector autocommits each statement); the loaders open transactions with
+        ``transaction`` or ``begin``. An error rolls back what is open before the session closes."""
         conn = self.get_conn()
         try:
             yield conn
+        except BaseException:
+            conn.rollback()
+            raise
         finally:
-            conn.close()  # an open transaction is rolled back with the session
+            conn.close()
 
     @staticmethod
     def begin(cur: Any) -> None:
@@ -138,7 +161,8 @@ def snowflake_type(kind: pa.DataType) -> str:
 
 
 class ParquetSpool:
-    """Arrow batches of one schema into Parquet files of at most ``rows_per_file`` rows (memory: one batch)."""
+    """Arrow batches of one schema into Parquet files, a new file once ``rows_per_file`` rows are written
+    (so a file may exceed it by up to one batch); memory: one batch."""
 
     def __init__(self, folder: Path, name: str, schema: pa.Schema, rows_per_file: int = 500_000) -> None:
         self.folder, self.name, self.schema, self.rows_per_file = folder, name, schema, rows_per_file
@@ -248,6 +272,8 @@ def publish_arrow(
             spool.close()
         files = spool.files if spool else []
         columns = list(spool.schema.names) if spool else []
+        if not files:  # an empty input must not empty a partition
+            raise ValueError(f"nothing to publish to {target}: no rows in the batches")
         try:
             staged = stage_files(cur, files, staging, like=target)
         except BaseException:
