@@ -50,16 +50,10 @@ def one_fast_retry(dagbag, monkeypatch):
     return apply
 
 
-def _slack_texts(recorder) -> list[str]:
-    return [r.json()["text"] for r in recorder.requests if r.method == "POST" and r.path.startswith("/services/")]
-
-
-def test_a_task_failing_after_its_retry_alerts_once_with_what_on_call_needs(
-    dagbag, alert_env, one_fast_retry, monkeypatch
-):
-    smtp = SmtpRecorder()
-    with smtp:
-        monkeypatch.setenv("AIRFLOW_VAR_ALERT_EMAILS", "oncall@example.com, data@example.com")
+@pytest.fixture
+def smtp_alerts(monkeypatch):
+    """A local SMTP server and a working smtp_alerts connection to it; read the mail from ``.messages``."""
+    with SmtpRecorder() as smtp:
         monkeypatch.setenv(
             "AIRFLOW_CONN_SMTP_ALERTS",
             json.dumps(
@@ -67,8 +61,20 @@ def test_a_task_failing_after_its_retry_alerts_once_with_what_on_call_needs(
                  "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@example.com"}}
             ),
         )  # fmt: skip
-        one_fast_retry("cache_refresh")
-        run = run_dag(dagbag, "cache_refresh", expect="failed", partition="2026-11-01T00:15")
+        yield smtp
+
+
+def _slack_texts(recorder) -> list[str]:
+    return [r.json()["text"] for r in recorder.requests if r.method == "POST" and r.path.startswith("/services/")]
+
+
+def test_a_task_failing_after_its_retry_alerts_once_with_what_on_call_needs(
+    dagbag, alert_env, one_fast_retry, smtp_alerts, monkeypatch
+):
+    smtp = smtp_alerts
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_EMAILS", "oncall@example.com, data@example.com")
+    one_fast_retry("cache_refresh")
+    run = run_dag(dagbag, "cache_refresh", expect="failed", partition="2026-11-01T00:15")
     texts = _slack_texts(alert_env)
     assert len(texts) == 1, f"one alert for a task that failed twice (try 1 and its retry): {texts}"
     text = texts[0]
@@ -87,20 +93,13 @@ def test_a_task_failing_after_its_retry_alerts_once_with_what_on_call_needs(
     assert f"run {run.run_id}" in mail.text()
 
 
-def test_without_alert_emails_no_mail_is_attempted(dagbag, alert_env, one_fast_retry, monkeypatch):
+def test_without_alert_emails_no_mail_is_attempted(dagbag, alert_env, one_fast_retry, smtp_alerts, monkeypatch):
+    # a working SMTP connection (smtp_alerts): only the missing variable keeps mail away
     one_fast_retry("cache_refresh")
     monkeypatch.delenv("AIRFLOW_VAR_ALERT_EMAILS", raising=False)
-    with SmtpRecorder() as smtp:  # a working SMTP connection: only the missing variable keeps mail away
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_SMTP_ALERTS",
-            json.dumps(
-                {"conn_type": "smtp", "host": "127.0.0.1", "port": smtp.port,
-                 "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@example.com"}}
-            ),
-        )  # fmt: skip
-        run_dag(dagbag, "cache_refresh", expect="failed", partition="2026-11-01T00:30")
+    run_dag(dagbag, "cache_refresh", expect="failed", partition="2026-11-01T00:30")
     assert len(_slack_texts(alert_env)) == 1
-    assert smtp.messages == []
+    assert smtp_alerts.messages == []
 
 
 def test_a_critical_run_pages_pagerduty_once_however_many_tasks_fail(

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -189,12 +189,16 @@ def pipeline_environment(app_dsn: str, warehouse: str, fx_url: str, slack_url: s
     }
 
 
-def run_etl(dags: dict, days: list[date], first_sync: str, last_sync: str, say: Callable[[str], None]) -> bool:
-    """The sync's catch-up window, then daily_etl for each day; True if every run succeeded."""
+ETL_DAGS = ("hourly_incremental_sync", "daily_etl")
+
+
+def run_etl(dags: dict, config: Any, say: Callable[[str], None]) -> bool:
+    """The demo's runs of the two ETL DAGs for ``config`` (``demo.plan``: the sync's catch-up window, then
+    daily_etl for each day); True if every run succeeded."""
+    from acme_localdev.demo import plan
     from acme_localdev.runs import run_in_process
 
-    confs = [("hourly_incremental_sync", {"partition": first_sync, "partition_end": last_sync})]
-    confs += [("daily_etl", {"partition": day.isoformat()}) for day in days]
+    confs = [(dag_id, conf) for dag_id, runs in plan(config) if dag_id in ETL_DAGS for conf in runs]
     ok = True
     for dag_id, conf in confs:
         started = time.monotonic()
@@ -241,12 +245,7 @@ def main(argv: list[str]) -> int:
 
     from acme_localdev import env
 
-    dags = {
-        d: DagBag(dag_folder=env.ROOT / "dags" / f"{d}.py").dags[d] for d in ("hourly_incremental_sync", "daily_etl")
-    }
-    first_sync = f"{date(args.start.year - 1, 1, 1)}T00:00"
-    # orders change for up to 30 hours after they are placed (as in the demo's plan)
-    last_sync = f"{days[-1] + timedelta(days=3)}T00:00"
+    dags = {d: DagBag(dag_folder=env.ROOT / "dags" / f"{d}.py").dags[d] for d in ETL_DAGS}
     timings: dict[str, float] = {}
     # from here on this process's own output (the servers' request logs, the tasks' logs) goes to LOG;
     # `say` prints to the terminal
@@ -260,7 +259,7 @@ def main(argv: list[str]) -> int:
                 say(f"==> [{n}/4] the same DAGs into {name}  (log: {LOG.relative_to(env.ROOT)})")
                 os.environ["AIRFLOW_CONN_WAREHOUSE"] = connection
                 t0 = time.monotonic()
-                ok &= run_etl(dags, days, first_sync, last_sync, lambda line: say(f"    {line}"))
+                ok &= run_etl(dags, config, lambda line: say(f"    {line}"))
                 timings[name] = time.monotonic() - t0
         import snowflake.connector
 

@@ -36,6 +36,7 @@ from typing import Any
 import pyarrow as pa
 from psycopg2 import sql
 
+from acme_pipelines.arrow_types import arrow_type
 from acme_pipelines.db_readers import postgres_query_batches
 from acme_pipelines.warehouse import WarehouseHook, encode_csv, qualified
 
@@ -79,21 +80,6 @@ class Checksum:
         return f"{self.rows}:{self.total:016x}"
 
 
-def _arrow_type(data_type: str, precision: int | None, scale: int | None) -> pa.DataType:
-    types = {
-        "bigint": pa.int64(),
-        "integer": pa.int32(),
-        "smallint": pa.int16(),
-        "boolean": pa.bool_(),
-        "date": pa.date32(),
-        "timestamp with time zone": pa.timestamp("us", tz="UTC"),
-        "double precision": pa.float64(),
-    }
-    if data_type == "numeric":
-        return pa.decimal128(precision or 38, scale or 0)
-    return types.get(data_type, pa.string())  # text, char, json/jsonb (as their text)
-
-
 def table_layout(cur: Any, table: str) -> tuple[pa.Schema, sql.Composable]:
     """The Arrow schema of ``table`` and the SELECT list that reads it (json columns as text)."""
     schema_name, name = table.split(".")
@@ -107,7 +93,7 @@ def table_layout(cur: Any, table: str) -> tuple[pa.Schema, sql.Composable]:
         raise ValueError(f"{table} does not exist")
     fields, select = [], []
     for column, data_type, precision, scale in columns:
-        fields.append(pa.field(column, _arrow_type(data_type, precision, scale)))
+        fields.append(pa.field(column, arrow_type(data_type, precision, scale)))
         ident = sql.Identifier(column)
         select.append(sql.SQL("{}::text AS {}").format(ident, ident) if data_type in ("json", "jsonb") else ident)
     return pa.schema(fields), sql.SQL(", ").join(select)

@@ -40,6 +40,11 @@ class SourceSpec:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    @property
+    def duplicate_reason(self) -> str:
+        """The reject reason of a repeated key whose record differs from the first one."""
+        return f"duplicate_key:{self.key}"
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 

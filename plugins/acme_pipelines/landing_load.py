@@ -95,14 +95,11 @@ def load_partition(
             fail_after_staging=fail_after_staging,
         )  # fmt: skip
     started = time.monotonic()
-    folder = landing_root / spec.name / f"dt={day.isoformat()}"
-    files = data_files(folder, spec)
-    if not files:
-        raise LoadFailedError(f"no {spec.name} files in {folder}: nothing to load for {day}")
+    files = partition_files(landing_root, spec, day)
     stage, rejects = stage_names(spec, day, audit.run_id)
     with hook.connection() as conn:
         hook.ensure_schema(conn)
-        bytes_read = sum(_size(path) for path in files)
+        bytes_read = files_size(files)
         rates = day_rates(conn, day) if spec.name in HAS_AMOUNT_USD else None
         loaded_at = datetime.now(UTC).isoformat()
         direct = Plan(True, day, audit.run_id, loaded_at, rates)
@@ -154,11 +151,22 @@ def load_partition(
     return LoadResult(counts, [p.name for p in files], bytes_read, time.monotonic() - started)
 
 
-def _size(path: Any) -> int:
-    try:
-        return int(path.stat().st_size)
-    except (AttributeError, OSError, TypeError):
-        return 0
+def partition_files(landing_root: Any, spec: SourceSpec, day: date) -> list[Any]:
+    """The day's files of ``spec`` under ``landing_root``, in load order; LoadFailedError when there are none."""
+    folder = landing_root / spec.name / f"dt={day.isoformat()}"
+    files = data_files(folder, spec)
+    if not files:
+        raise LoadFailedError(f"no {spec.name} files in {folder}: nothing to load for {day}")
+    return files
+
+
+def files_size(files: list[Any]) -> int:
+    """Bytes of the files (0 for one whose size the storage does not tell)."""
+    total = 0
+    for path in files:
+        with contextlib.suppress(AttributeError, OSError, TypeError):
+            total += int(path.stat().st_size)
+    return total
 
 
 def _create_stages(cur: Any, spec: SourceSpec, stage: str, rejects: str) -> None:
@@ -437,7 +445,7 @@ def _classify(cur: Any, spec: SourceSpec, stage: str, counts: LoadCounts) -> str
     counts.rows_loaded = by_kind.get(1, 0)
     counts.rows_duplicate = by_kind.get(2, 0)
     if by_kind.get(3):
-        counts.reject(f"duplicate_key:{spec.key}", by_kind[3])
+        counts.reject(spec.duplicate_reason, by_kind[3])
     return ranked
 
 
@@ -455,7 +463,7 @@ def _record_rejects(
     if ranked is not None:
         statement += sql.SQL(
             " UNION ALL SELECT %(run_id)s, %(source)s, %(partition)s, locator, {}, raw_record FROM {} WHERE kind = 3"
-        ).format(sql.Literal(f"duplicate_key:{spec.key}"), qualified(ranked))
+        ).format(sql.Literal(spec.duplicate_reason), qualified(ranked))
     cur.execute(statement, params)
 
 

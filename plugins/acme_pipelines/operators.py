@@ -7,8 +7,7 @@ reports its OpenLineage inputs and outputs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,20 +35,6 @@ def _audit(context: Any, source: str, target: str, partition: Partition) -> Any:
         partition=partition.key,
         started_at=datetime.now(UTC),
     )
-
-
-@contextmanager
-def no_retry_on_refusal() -> Iterator[None]:
-    """A load refused for too many rejects fails its task at once: a retry reads the same input and
-    fails again, only later and with its rejects recorded once more."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from acme_pipelines.warehouse import TooManyRejectsError
-
-    try:
-        yield
-    except TooManyRejectsError as exc:
-        raise AirflowFailException(str(exc)) from exc
 
 
 def mark_outlets(context: Any, outlets: Sequence[Any], partition: Partition) -> None:
@@ -131,17 +116,16 @@ class LandingLoadOperator(WarehouseOperator):
         hook = self.warehouse
         root = ObjectStoragePath(self.landing_root)
         self.log.info("loading %s for %s from %s", spec.name, partition, root)
-        with no_retry_on_refusal():
-            result = load_partition(
-                hook,
-                spec,
-                root,
-                partition.dt,
-                _audit(context, f"landing:{spec.name}", spec.target, partition),
-                max_reject_ratio=float(self.max_reject_ratio),
-                batch_rows=int(self.batch_rows),
-                fail_after_staging=self.fail_after_staging,
-            )
+        result = load_partition(
+            hook,
+            spec,
+            root,
+            partition.dt,
+            _audit(context, f"landing:{spec.name}", spec.target, partition),
+            max_reject_ratio=float(self.max_reject_ratio),
+            batch_rows=int(self.batch_rows),
+            fail_after_staging=self.fail_after_staging,
+        )
         c = result.counts
         self.log.info(
             "%s %s: %d in = %d loaded + %d rejected + %d duplicate (%s) in %.1fs",
@@ -304,16 +288,15 @@ class IncrementalSyncOperator(WarehouseOperator):
         window = resolve_partition(context, HOUR, allow_range=True)
         hook = self.warehouse
         started = datetime.now(UTC)
-        with no_retry_on_refusal():
-            counts, moved = sync_table(
-                lambda: pg_connect(self.app_conn_id),
-                hook,
-                table,
-                window.start,
-                window.end,
-                _audit(context, f"app_db:{table.source}", table.target, window),
-                max_reject_ratio=float(self.max_reject_ratio),
-            )
+        counts, moved = sync_table(
+            lambda: pg_connect(self.app_conn_id),
+            hook,
+            table,
+            window.start,
+            window.end,
+            _audit(context, f"app_db:{table.source}", table.target, window),
+            max_reject_ratio=float(self.max_reject_ratio),
+        )
         seconds = (datetime.now(UTC) - started).total_seconds()
         emit_load_metrics(
             counts,

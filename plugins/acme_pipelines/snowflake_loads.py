@@ -16,7 +16,6 @@ transaction. A killed worker leaves ``ACME_STAGE_*`` tables, never published row
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from acme_pipelines.arrow_types import arrow_type
 from acme_pipelines.contract import SourceSpec, SyncTable
 from acme_pipelines.snowflake_warehouse import (
     ParquetSpool,
@@ -38,29 +38,11 @@ from acme_pipelines.snowflake_warehouse import (
     stage_table_name,
     transaction,
 )
-from acme_pipelines.warehouse import AuditEntry, LoadCounts, LoadFailedError, refusal_error, refuse
+from acme_pipelines.warehouse import AuditEntry, LoadCounts, refusal_error, refuse
 
 log = logging.getLogger(__name__)
 
-UTC_US = pa.timestamp("us", tz="UTC")
 REJECTS_SCHEMA = pa.schema([("locator", pa.string()), ("reason", pa.string()), ("raw_record", pa.string())])
-_NUMERIC = re.compile(r"^numeric\((\d+),\s*(\d+)\)$")
-
-
-def arrow_type(pg_type: str) -> pa.DataType:
-    """The Arrow type of a contract column's PostgreSQL type (``contract`` speaks PostgreSQL)."""
-    kind = pg_type.strip().lower()
-    if kind == "bigint":
-        return pa.int64()
-    if kind in ("int", "integer"):
-        return pa.int32()
-    if match := _NUMERIC.match(kind):
-        return pa.decimal128(int(match[1]), int(match[2]))
-    if kind == "timestamptz":
-        return UTC_US
-    if kind == "date":
-        return pa.date32()
-    return pa.string()  # text, char(n), jsonb (as JSON text, parsed on insert)
 
 
 # -- landing files -------------------------------------------------------------------------
@@ -100,24 +82,22 @@ def load_partition(
         HAS_AMOUNT_USD,
         LoadResult,
         Plan,
-        data_files,
         day_rates,
+        files_size,
+        partition_files,
         prepare_tables,
         prepared_batches,
     )
 
     started = time.monotonic()
-    folder = landing_root / spec.name / f"dt={day.isoformat()}"
-    files = data_files(folder, spec)
-    if not files:
-        raise LoadFailedError(f"no {spec.name} files in {folder}: nothing to load for {day}")
+    files = partition_files(landing_root, spec, day)
     with_usd = spec.name in HAS_AMOUNT_USD
     schema = landing_schema(spec, with_usd)
     target = identifier(spec.target)
     stage, rejects, ranked = (stage_table_name(spec.target, s) for s in ("ROWS", "REJECTS", "RANKED"))
     counts = LoadCounts()
     missing_fx: set[str] = set()
-    bytes_read = sum(int(getattr(p.stat(), "st_size", 0) or 0) for p in files)
+    bytes_read = files_size(files)
     with hook.connection() as conn:
         cur = conn.cursor()
         hook.ensure_schema(conn)
@@ -150,7 +130,7 @@ def load_partition(
             record = (
                 "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
                 f"SELECT %(run_id)s, %(source)s, %(partition)s, locator, reason, raw_record FROM {rejects} "
-                f"UNION ALL SELECT %(run_id)s, %(source)s, %(partition)s, locator, {literal(_duplicate_reason(spec))}, "
+                f"UNION ALL SELECT %(run_id)s, %(source)s, %(partition)s, locator, {literal(spec.duplicate_reason)}, "
                 f"raw_record FROM {ranked} WHERE kind = 3"
             )
             error = refuse(counts, max_reject_ratio, missing_fx, day)
@@ -196,10 +176,6 @@ def load_partition(
     return LoadResult(counts, [p.name for p in files], bytes_read, seconds)
 
 
-def _duplicate_reason(spec: SourceSpec) -> str:
-    return f"duplicate_key:{spec.key}"
-
-
 def _typed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Validated text columns cast to their contract types (validation guarantees the casts succeed)."""
     return pa.table({f.name: pc.cast(table.column(f.name), f.type) for f in schema}, schema=schema)
@@ -220,7 +196,7 @@ def _rank(cur: Any, spec: SourceSpec, stage: str, ranked: str, counts: LoadCount
     counts.rows_loaded = by_kind.get(1, 0)
     counts.rows_duplicate = by_kind.get(2, 0)
     if by_kind.get(3):
-        counts.reject(_duplicate_reason(spec), by_kind[3])
+        counts.reject(spec.duplicate_reason, by_kind[3])
 
 
 # -- the app database (hourly sync) ----------------------------------------------------------

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
-from acme_pipelines.warehouse import WarehouseHook
+from acme_pipelines.warehouse import ScopedConnection, WarehouseHook
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def transaction(cur: Any) -> Iterator[None]:
     cur.execute("COMMIT")
 
 
-class SnowflakeWarehouseHook(SnowflakeHook):
+class SnowflakeWarehouseHook(ScopedConnection, SnowflakeHook):
     """The warehouse on Snowflake: the provider's SnowflakeHook (account, warehouse, role, database and
     key-pair auth from the connection) with the interface the loaders use on ``WarehouseHook``.
 
@@ -78,7 +78,7 @@ class SnowflakeWarehouseHook(SnowflakeHook):
     endpoint (fakesnow in tests, a proxy) needs ``protocol=http``.
     """
 
-    dialect = "snowflake"
+    dialect = "snowflake"  # the connector autocommits each statement; loaders open transactions explicitly
     _schema_applied: ClassVar[set[str]] = set()  # warehouses whose DDL ran in this process
 
     def _get_conn_params(self) -> dict[str, Any]:
@@ -92,19 +92,6 @@ class SnowflakeWarehouseHook(SnowflakeHook):
     def _extra(self) -> dict[str, Any]:
         return self.get_connection(self.get_conn_id()).extra_dejson
 
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A connection (the connector autocommits each statement); the loaders open transactions with
-        ``transaction`` or ``begin``. An error rolls back what is open before the session closes."""
-        conn = self.get_conn()
-        try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            conn.close()
-
     @staticmethod
     def begin(cur: Any) -> None:
         cur.execute("BEGIN")
@@ -117,8 +104,8 @@ class SnowflakeWarehouseHook(SnowflakeHook):
         """The warehouse tables, derived from the PostgreSQL DDL (``dialects``); once per process."""
         from acme_pipelines.dialects import warehouse_ddl
 
-        params = self._get_conn_params()
-        key = "/".join(str(params.get(k)) for k in ("account", "host", "port", "database"))
+        # which warehouse, from the extra already read (building the connector's parameters would load the key)
+        key = "/".join(str(self._extra.get(k)) for k in ("account", "host", "port", "database"))
         if key in self._schema_applied:
             return
         cur = conn.cursor()

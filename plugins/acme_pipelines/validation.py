@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from acme_pipelines.arrow_types import UTC_US
 from acme_pipelines.contract import Column, SourceSpec
 
 # Readers of typed formats (JSON) prefix a value whose JSON type is wrong
@@ -29,7 +30,6 @@ _CURRENCY = r"^[A-Z]{3}$"
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
 _HAS_OFFSET = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
-UTC_US = pa.timestamp("us", tz="UTC")
 
 
 @dataclass

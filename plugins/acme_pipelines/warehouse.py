@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowFailException
 from psycopg2 import sql
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "warehouse" / "schema.sql"
@@ -55,9 +56,9 @@ class LoadFailedError(RuntimeError):
     """The load was refused (too many rejects, missing inputs); nothing was published."""
 
 
-class TooManyRejectsError(LoadFailedError):
+class TooManyRejectsError(LoadFailedError, AirflowFailException):
     """Contract §2: the rejected share is over ``max_reject_ratio``. The rejects are recorded and nothing is
-    published; the same input fails again, so the operators fail the task without retries."""
+    published. The same input fails again, so it is an AirflowFailException: the task fails without retries."""
 
 
 def refuse(counts: LoadCounts, max_reject_ratio: float, missing_fx: set[str] | None = None, day: Any = None) -> str:
@@ -103,7 +104,23 @@ def encode_csv(data: pa.Table, columns: Sequence[str] | None = None) -> EncodedC
     return EncodedCsv(columns, buf.getvalue())
 
 
-class WarehouseHook(BaseHook):
+class ScopedConnection:
+    """``with hook.connection() as conn``: a connection from ``get_conn()`` that rolls back what is open on an
+    error and is closed either way. Shared by the PostgreSQL and the Snowflake warehouse hooks."""
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        conn = self.get_conn()  # type: ignore[attr-defined]
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+
+class WarehouseHook(ScopedConnection, BaseHook):
     """Talks to the warehouse (PostgreSQL dialect) through psycopg2.
 
     :param warehouse_conn_id: Airflow connection id (default ``warehouse``).
@@ -127,17 +144,6 @@ class WarehouseHook(BaseHook):
             cur.execute("SET TIME ZONE 'UTC'")
         conn.commit()
         return conn
-
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        conn = self.get_conn()
-        try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            conn.close()
 
     @cached_property
     def _location(self) -> tuple[str | None, int, str]:
