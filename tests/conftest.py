@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -336,6 +337,26 @@ def query(dsn: str, statement: str, params: tuple | dict = ()) -> list[tuple]:
             return cur.fetchall() if cur.description else []
     finally:
         conn.commit()
+        conn.close()
+
+
+def add_day_partitions(dsn: str, first: date, last: date) -> None:
+    """Day partitions of both fact tables from ``first`` to ``last``, for tests that INSERT rows themselves
+    (the loads create their own)."""
+    import psycopg2
+
+    from acme_pipelines import day_partitions
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            for table in day_partitions.PARTITIONED:
+                day = first
+                while day <= last:
+                    day_partitions.ensure(cur, table, day)
+                    day += timedelta(days=1)
+        conn.commit()
+    finally:
         conn.close()
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import date, timedelta
 
 import pytest
 
 from acme_pipelines import anomalies
-from conftest import query, run_dag
+from conftest import add_day_partitions, query, run_dag
 from test_dags_end_to_end import pg_conn_json
 
 DAY = "2026-11-22"  # a Sunday; its four previous Sundays are the history
@@ -96,6 +97,8 @@ FROM generate_series('{DAY}'::date - 28, '{DAY}'::date, interval '1 day') AS d;
 
 @pytest.fixture
 def incident_env(monkeypatch, warehouse, http_recorder, airflow_db):
+    day = date.fromisoformat(DAY)
+    add_day_partitions(warehouse.dsn, day - timedelta(days=28), day + timedelta(days=1))
     query(warehouse.dsn, FACTS)
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_conn_json(warehouse.dsn))
     monkeypatch.setenv(

@@ -13,7 +13,7 @@ import pytest
 
 from acme_pipelines import archive
 from acme_pipelines.archive_operators import ArchivePartitionsOperator
-from conftest import query, run_dag
+from conftest import add_day_partitions, query, run_dag
 from test_dags_end_to_end import pg_conn_json
 
 RUN_DAY = "2026-11-08"
@@ -53,6 +53,7 @@ def day_digest(dsn: str, table: str, day: date) -> tuple[int, str]:
 
 @pytest.fixture
 def archive_env(monkeypatch, warehouse, airflow_db, tmp_path):
+    add_day_partitions(warehouse.dsn, OLD_DAYS[0], KEPT_DAY)
     query(warehouse.dsn, FACTS)
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_conn_json(warehouse.dsn))
     monkeypatch.setenv("AIRFLOW_VAR_COLD_STORAGE_ROOT", f"file://{tmp_path / 'cold'}")

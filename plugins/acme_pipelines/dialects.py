@@ -4,8 +4,9 @@ The warehouse DDL lives once, in ``include/sql/warehouse/schema.sql`` (PostgreSQ
 ``warehouse_ddl("snowflake")`` transpiles it with SQLGlot and then applies the
 rewrites Snowflake needs that SQLGlot leaves alone: ``jsonb`` becomes
 ``VARIANT``, ``bigserial`` an ``AUTOINCREMENT`` number, ``CHECK`` constraints are
-dropped (Snowflake has none; the loaders check the rules), indexes are dropped
-(Snowflake has none; large tables cluster by ``dt`` instead), and ``staging`` is
+dropped (Snowflake has none; the loaders check the rules), indexes and
+``PARTITION BY`` are dropped (Snowflake has neither; its micro-partitions prune by
+``dt``), and ``staging`` is
 not created (the Snowflake writer stages in the target's schema).
 
 The SQL files the operators run (``include/sql/**``) are PostgreSQL too;
@@ -58,6 +59,8 @@ def _for_snowflake(statement: object) -> object:
         if isinstance(node, exp.ColumnConstraint) and isinstance(node.args.get("kind"), exp.CheckColumnConstraint):
             return None
         if isinstance(node, exp.CheckColumnConstraint):  # a table-level CHECK (...)
+            return None
+        if isinstance(node, exp.PartitionedByProperty):  # Snowflake's micro-partitions prune by dt themselves
             return None
         return node
 

@@ -13,6 +13,13 @@ Steps, each streaming in bounded memory:
    already in another day moves to the newer day), replace the day's
    rejects, write the audit row. Readers see the old day or the new one.
 
+The common case (no key twice, none already in another day, every currency
+with a rate, few rejects) skips the staging tables: one transaction builds the
+day's new partition from a binary COPY, indexes it once, checks its keys
+against the other days and swaps it in for the old one (``_load_direct``,
+``day_partitions.exchange``). Anything else rolls that back and takes the
+steps above.
+
 A killed or failed run leaves only staging tables, which the retry drops.
 """
 
@@ -34,6 +41,8 @@ import pyarrow.compute as pc
 from psycopg2 import sql
 from psycopg2.errors import UniqueViolation
 
+from acme_pipelines import day_partitions
+from acme_pipelines.arrow_types import arrow_type
 from acme_pipelines.contract import SourceSpec
 from acme_pipelines.readers import DEFAULT_BATCH_ROWS, RawBatch, data_files, read_batches
 from acme_pipelines.usd import amount_usd, rates_e8
@@ -43,6 +52,7 @@ from acme_pipelines.warehouse import (
     LoadCounts,
     LoadFailedError,
     WarehouseHook,
+    encode_binary,
     encode_csv,
     qualified,
     refusal_error,
@@ -104,7 +114,7 @@ def load_partition(
         loaded_at = datetime.now(UTC).isoformat()
         direct = Plan(True, day, audit.run_id, loaded_at, rates)
         counts = _load_direct(
-            conn, hook, spec, files, rejects, audit, direct, max_reject_ratio, batch_rows, fail_after_staging
+            conn, hook, spec, files, stage, rejects, audit, direct, max_reject_ratio, batch_rows, fail_after_staging
         )
         if counts is not None:
             seconds = time.monotonic() - started
@@ -119,9 +129,9 @@ def load_partition(
                 _add(counts, prepared)
                 missing_fx |= prepared.missing_fx
                 if prepared.rejects:
-                    hook.copy_csv(cur, rejects, prepared.rejects)
+                    hook.copy_encoded(cur, rejects, prepared.rejects)
                 if prepared.good:
-                    hook.copy_csv(cur, stage, prepared.good)
+                    hook.copy_encoded(cur, stage, prepared.good)
                 if number % 10 == 0:
                     log.info("%s %s: %d rows staged so far", spec.name, day, counts.rows_in)
         conn.commit()
@@ -200,7 +210,8 @@ def _drop_stages(cur: Any, *relations: str) -> None:
 
 @dataclass(frozen=True)
 class Plan:
-    """What every batch of one load is prepared for: staging (all checks in SQL) or the fact table itself."""
+    """What every batch of one load is prepared for: staging (all checks in SQL) or the day's new partition
+    (typed fact columns only; ``dt``, ``_run_id`` and ``_loaded_at`` are the partition table's defaults)."""
 
     direct: bool
     day: date
@@ -244,14 +255,17 @@ def prepare_tables(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: s
     good = None
     if batch.num_rows:
         checked = validate(batch.columns, spec)
-        locators = pc.binary_join_element_wise(f"{file_name}:", pc.cast(batch.lines, pa.string()), "")
         valid = checked.valid
         n_valid = pc.sum(valid).as_py() or 0
+
+        def locators() -> pa.Array:
+            return pc.binary_join_element_wise(f"{file_name}:", pc.cast(batch.lines, pa.string()), "")
+
         if n_valid < batch.num_rows:
             invalid = pc.invert(valid)
             bad = pa.table(
                 {
-                    "locator": pc.filter(locators, invalid),
+                    "locator": pc.filter(locators(), invalid),
                     "reason": pc.filter(checked.reasons, invalid),
                     "raw_record": batch.raw_records(invalid),
                 }
@@ -260,35 +274,51 @@ def prepare_tables(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: s
             for row in pc.value_counts(bad.column("reason")).to_pylist():
                 reasons[row["values"]] = reasons.get(row["values"], 0) + row["counts"]
         if n_valid:
-            columns = {name: pc.filter(values, valid) for name, values in checked.columns.items()}
+            everything = n_valid == batch.num_rows
+            # the day's partition takes the timestamps Arrow parsed; staging takes their text
+            source = {**checked.columns, **checked.parsed} if plan.direct else checked.columns
+            columns = {name: values if everything else pc.filter(values, valid) for name, values in source.items()}
             if plan.rates is not None:
                 usd, missing = amount_usd(columns["amount"], columns["currency"], plan.rates)
                 columns["amount_usd"] = usd
-                missing_fx = set(pc.unique(pc.filter(columns["currency"], missing)).to_pylist())
-            if plan.direct:  # finished fact rows
-                extra = {
-                    "dt": pa.array([plan.day] * n_valid, pa.date32()),
-                    "_run_id": pa.array([plan.run_id] * n_valid, pa.string()),
-                    "_loaded_at": pa.array([plan.loaded_at] * n_valid, pa.string()),
-                }
+                if pc.any(missing).as_py():
+                    missing_fx = set(pc.unique(pc.filter(columns["currency"], missing)).to_pylist())
+            if plan.direct:  # the day's partition: typed fact columns
+                good = typed(pa.table(columns), fact_schema(spec))
             else:  # staged rows, ranked and published in SQL
                 extra = {
                     "file_no": pa.array([file_no] * n_valid, pa.int32()),
                     "line_no": pc.filter(batch.lines, valid),
-                    "locator": pc.filter(locators, valid),
+                    "locator": pc.filter(locators(), valid),
                     "raw_record": batch.raw_records(valid),
                 }
-            good = pa.table({**columns, **extra})
+                good = pa.table({**columns, **extra})
     rejects = pa.concat_tables(parts) if parts else None
     return _Prepared(batch.num_rows + len(batch.malformed), rejects, good, reasons, missing_fx)
 
 
 def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, plan: Plan) -> _Prepared:
-    """``prepare_tables``, encoded as CSV for COPY (on the reader thread, off the COPY's path)."""
+    """``prepare_tables``, encoded for COPY (on the reader thread, off the COPY's path): the day's partition
+    rows in binary, staged rows and rejects as CSV."""
     prepared = prepare_tables(spec, batch, file_no, file_name, plan)
     prepared.rejects = encode_csv(prepared.rejects) if prepared.rejects is not None else None
-    prepared.good = encode_csv(prepared.good) if prepared.good is not None else None
+    if prepared.good is not None:
+        json_columns = [c.name for c in spec.columns if c.pg_type == "jsonb"]
+        prepared.good = encode_binary(prepared.good, json_columns) if plan.direct else encode_csv(prepared.good)
     return prepared
+
+
+def fact_schema(spec: SourceSpec) -> pa.Schema:
+    """The source's columns in the fact table, typed as the contract says (plus ``amount_usd`` where it has one)."""
+    fields = [pa.field(c.name, arrow_type(c.pg_type)) for c in spec.columns]
+    if spec.name in HAS_AMOUNT_USD:
+        fields.append(pa.field("amount_usd", pa.decimal128(14, 2)))
+    return pa.schema(fields)
+
+
+def typed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Validated text columns cast to their contract types (validation guarantees the casts succeed)."""
+    return pa.table({f.name: pc.cast(table.column(f.name), f.type) for f in schema}, schema=schema)
 
 
 def prepared_batches(
@@ -358,6 +388,7 @@ def _load_direct(
     hook: WarehouseHook,
     spec: SourceSpec,
     files: list[Any],
+    stage: str,
     rejects: str,
     audit: AuditEntry,
     plan: Plan,
@@ -365,41 +396,49 @@ def _load_direct(
     batch_rows: int,
     fail_after_staging: bool,
 ) -> LoadCounts | None:
-    """The common case in one transaction: COPY validated rows straight into the fact table.
+    """The common case in one transaction: build the day's partition anew and swap it in.
 
-    Anything out of the ordinary (a key twice in the load or already in another
-    day, a currency without a rate, too many rejects) rolls the transaction back
-    and returns None, and the staged path, which handles all of it, runs instead.
+    A stand-alone table is filled by a binary COPY of the validated rows, given
+    its primary key in one pass, checked against the other days' keys and
+    attached in place of the day's old partition (``day_partitions``). Anything
+    out of the ordinary (a key twice in the load or already in another day, a
+    currency without a rate, too many rejects) rolls the transaction back and
+    returns None, and the staged path, which handles all of it, runs instead.
     Readers see the old day until the commit, as in the staged path.
     """
     counts = LoadCounts()
     target = spec.target
+    new = f"{stage}_part"
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{target}/{plan.day}",))
-            _drop_stages(cur, rejects)
-            cur.execute(
-                sql.SQL(
-                    "CREATE UNLOGGED TABLE {} (locator text NOT NULL, reason text NOT NULL, raw_record text)"
-                ).format(qualified(rejects))
-            )
-            cur.execute(sql.SQL("DELETE FROM {} WHERE dt = %s").format(qualified(target)), (plan.day,))
-            for prepared in prepared_batches(spec, files, batch_rows, plan):
+            _drop_stages(cur, rejects, new)
+            _create_rejects(cur, rejects)
+            for statement in day_partitions.build_table_sql(target, new, plan.day, plan.run_id, plan.loaded_at):
+                cur.execute(statement)
+            for number, prepared in enumerate(prepared_batches(spec, files, batch_rows, plan), 1):
                 if prepared.missing_fx:
                     raise _NotDirectError(f"no FX rate for {sorted(prepared.missing_fx)}")
                 _add(counts, prepared)
                 if prepared.rejects:
-                    hook.copy_csv(cur, rejects, prepared.rejects)
+                    hook.copy_encoded(cur, rejects, prepared.rejects)
                 if prepared.good:
-                    hook.copy_csv(cur, target, prepared.good)
+                    hook.copy_encoded(cur, new, prepared.good)
+                if number % 10 == 0:
+                    log.info("%s %s: %d rows copied so far", spec.name, plan.day, counts.rows_in)
             counts.rows_loaded = counts.rows_in - counts.rows_rejected
             if fail_after_staging:  # fault injection for the atomicity tests: rolled back below
                 raise RuntimeError("injected failure after staging")
             if counts.reject_ratio > max_reject_ratio:
                 raise _NotDirectError("too many rejects")
+            day_partitions.add_key(cur, target, new)
+            elsewhere = day_partitions.keys_in_other_days(cur, target, new, plan.day)
+            if elsewhere:
+                raise _NotDirectError(f"{elsewhere} keys already published by another day")
             _record_rejects(cur, spec, None, rejects, audit, replace=True)
             hook.record_audit(cur, audit, counts, "success", None)
             _drop_stages(cur, rejects)
+            day_partitions.exchange(cur, target, new, plan.day)
         conn.commit()
         return counts
     except (_NotDirectError, UniqueViolation) as exc:
@@ -468,7 +507,9 @@ def _record_rejects(
 
 
 def _publish(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit: AuditEntry, day: date) -> None:
+    """Replace the day with the ranked stage's first rows; a key another day holds goes to the newer day."""
     target = qualified(spec.target)
+    key = sql.Identifier(spec.key)
     names = [*spec.column_names, *(["amount_usd"] if spec.name in HAS_AMOUNT_USD else [])]
     insert_cols = [*names, "dt", "_run_id", "_loaded_at"]
     select_cols = [
@@ -477,27 +518,30 @@ def _publish(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit: AuditE
         sql.SQL("%(run_id)s"),
         sql.SQL("now()"),
     ]
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in insert_cols if c != spec.key
-    )
     params = {"dt": day, "run_id": audit.run_id, "lock": f"{spec.target}/{day}"}
     # One publisher per (table, day) at a time, even across DAG runs.
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%(lock)s))", params)
     _record_rejects(cur, spec, stage, rejects, audit, replace=True)
+    day_partitions.ensure(cur, spec.target, day)
     cur.execute(sql.SQL("DELETE FROM {} WHERE dt = %(dt)s").format(target), params)
+    # an older day's copy of a key moves to this day (the newer day wins)...
     cur.execute(
         sql.SQL(
-            "INSERT INTO {target} ({cols}) SELECT {select} FROM {stage} r "
-            "WHERE r.kind = 1 "
-            # a key already published by another day: the newer day wins
-            "ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {target}.dt <= EXCLUDED.dt"
+            "DELETE FROM {target} t USING {stage} r WHERE r.kind = 1 AND t.{key} = r.{key} AND t.dt < %(dt)s"
+        ).format(target=target, stage=qualified(stage), key=key),
+        params,
+    )
+    # ...and a key a newer day holds stays there
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {target} ({cols}) SELECT {select} FROM {stage} r WHERE r.kind = 1 "
+            "AND NOT EXISTS (SELECT 1 FROM {target} t WHERE t.{key} = r.{key} AND t.dt > %(dt)s)"
         ).format(
             target=target,
             cols=sql.SQL(", ").join(map(sql.Identifier, insert_cols)),
             select=sql.SQL(", ").join(select_cols),
             stage=qualified(stage),
-            key=sql.Identifier(spec.key),
-            updates=updates,
+            key=key,
         ),
         params,
     )

@@ -157,7 +157,7 @@ def _read_csv(path: Any, spec: SourceSpec, batch_rows: int) -> Iterator[RawBatch
             # numbers are the lines not taken by malformed ones.
             skipped = np.array(sorted(m.line for m in malformed if m.line >= next_line), dtype=np.int64)
             span = np.arange(next_line, next_line + block.num_rows + len(skipped), dtype=np.int64)
-            lines = np.setdiff1d(span, skipped, assume_unique=True)[: block.num_rows]
+            lines = np.setdiff1d(span, skipped, assume_unique=True)[: block.num_rows] if len(skipped) else span
             if block.num_rows:
                 next_line = int(lines[-1]) + 1
             pending.append(block)

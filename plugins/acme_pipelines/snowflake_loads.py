@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from acme_pipelines.arrow_types import arrow_type
 from acme_pipelines.contract import SourceSpec, SyncTable
@@ -48,14 +47,14 @@ REJECTS_SCHEMA = pa.schema([("locator", pa.string()), ("reason", pa.string()), (
 # -- landing files -------------------------------------------------------------------------
 
 
-def landing_schema(spec: SourceSpec, with_usd: bool) -> pa.Schema:
-    """The staged rows of a landing load: typed contract columns, amount_usd, and where each row came from."""
-    fields = [pa.field(c.name, arrow_type(c.pg_type)) for c in spec.columns]
-    if with_usd:
-        fields.append(pa.field("amount_usd", pa.decimal128(14, 2)))
+def landing_schema(spec: SourceSpec) -> pa.Schema:
+    """The staged rows of a landing load: typed fact columns (``amount_usd`` included) and where each row
+    came from."""
+    from acme_pipelines.landing_load import fact_schema
+
     return pa.schema(
         [
-            *fields,
+            *fact_schema(spec),
             ("file_no", pa.int32()),
             ("line_no", pa.int64()),
             ("locator", pa.string()),
@@ -87,12 +86,13 @@ def load_partition(
         partition_files,
         prepare_tables,
         prepared_batches,
+        typed,
     )
 
     started = time.monotonic()
     files = partition_files(landing_root, spec, day)
     with_usd = spec.name in HAS_AMOUNT_USD
-    schema = landing_schema(spec, with_usd)
+    schema = landing_schema(spec)
     target = identifier(spec.target)
     stage, rejects, ranked = (stage_table_name(spec.target, s) for s in ("ROWS", "REJECTS", "RANKED"))
     counts = LoadCounts()
@@ -114,7 +114,7 @@ def load_partition(
                     if prepared.rejects is not None:
                         bad.write(prepared.rejects)
                     if prepared.good is not None:
-                        good.write(_typed(prepared.good, schema))
+                        good.write(typed(prepared.good, schema))
                     if number % 10 == 0:
                         log.info("%s %s: %d rows spooled so far", spec.name, day, counts.rows_in)
                 good.close()
@@ -174,11 +174,6 @@ def load_partition(
     seconds = time.monotonic() - started
     log.info("%s %s: published %d rows to Snowflake in %.1fs", spec.name, day, counts.rows_loaded, seconds)
     return LoadResult(counts, [p.name for p in files], bytes_read, seconds)
-
-
-def _typed(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Validated text columns cast to their contract types (validation guarantees the casts succeed)."""
-    return pa.table({f.name: pc.cast(table.column(f.name), f.type) for f in schema}, schema=schema)
 
 
 def _rank(cur: Any, spec: SourceSpec, stage: str, ranked: str, counts: LoadCounts) -> None:

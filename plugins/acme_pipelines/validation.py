@@ -36,6 +36,7 @@ _HAS_OFFSET = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
 class Validated:
     reasons: pa.Array  # string, null where the row is valid
     columns: dict[str, pa.Array]  # contract columns, ready to load (timestamps with an explicit offset)
+    parsed: dict[str, pa.Array]  # the timestamp columns as Arrow timestamps (null where not valid)
 
     @property
     def valid(self) -> pa.Array:
@@ -47,25 +48,28 @@ def validate(batch: pa.RecordBatch | pa.Table, spec: SourceSpec) -> Validated:
     n = batch.num_rows
     reasons: pa.Array = pa.nulls(n, pa.string())
     columns: dict[str, pa.Array] = {}
+    parsed: dict[str, pa.Array] = {}
     for column in spec.columns:
         values = _combined(batch.column(column.name)).cast(pa.string())
         failures = _failures(column, values)
         for reason, mask in failures:
             mask = pc.fill_null(mask, False)
-            reasons = pc.if_else(pc.and_kleene(pc.is_null(reasons), mask), pa.scalar(reason), reasons)
+            if pc.any(mask).as_py():  # most checks find nothing: skip the string if_else then
+                reasons = pc.if_else(pc.and_kleene(pc.is_null(reasons), mask), pa.scalar(reason), reasons)
         columns[column.name] = values
     for column in spec.columns:
         if column.kind == "timestamp":
             ok = pc.is_null(reasons)
-            text, bad = _parse_timestamps(columns[column.name], ok)
+            text, times, bad = _parse_timestamps(columns[column.name], ok)
             if bad is not None:
                 reasons = pc.if_else(
                     pc.and_kleene(pc.is_null(reasons), bad), pa.scalar(f"bad_type:{column.name}"), reasons
                 )
-            # Loaded as text with its offset made explicit: PostgreSQL parses it to the same instant
-            # Arrow just checked, and passing text is faster than formatting parsed times again.
+            # Text with its offset made explicit, for CSV COPY and staging: PostgreSQL parses it to the
+            # same instant Arrow just checked, and passing text is faster than formatting parsed times again.
             columns[column.name] = text
-    return Validated(reasons, columns)
+            parsed[column.name] = times
+    return Validated(reasons, columns, parsed)
 
 
 def _combined(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -90,9 +94,15 @@ def _failures(column: Column, values: pa.Array) -> list[tuple[str, pa.Array]]:
     if kind == "int":
         checks.append((f"bad_type:{name}", unless(_INT)))
     elif kind == "decimal2":
-        checks.append((f"out_of_range:{name}", pc.and_kleene(present, pc.match_substring_regex(values, _NEGATIVE))))
-        checks.append((f"bad_precision:{name}", pc.and_kleene(present, pc.match_substring_regex(values, _TOO_PRECISE))))
-        checks.append((f"bad_type:{name}", unless(_DECIMAL2)))
+        malformed = unless(_DECIMAL2)
+        # A value _DECIMAL2 accepts is neither negative nor too precise: look closer only when some are not.
+        if pc.any(pc.fill_null(malformed, False)).as_py():
+            negative = pc.and_kleene(present, pc.match_substring_regex(values, _NEGATIVE))
+            checks.append((f"out_of_range:{name}", negative))
+            checks.append(
+                (f"bad_precision:{name}", pc.and_kleene(present, pc.match_substring_regex(values, _TOO_PRECISE)))
+            )
+        checks.append((f"bad_type:{name}", malformed))
     elif kind == "currency":
         checks.append((f"bad_format:{name}", unless(_CURRENCY)))
     elif kind == "enum":
@@ -107,19 +117,19 @@ def _failures(column: Column, values: pa.Array) -> list[tuple[str, pa.Array]]:
     return checks
 
 
-def _parse_timestamps(values: pa.Array, ok: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+def _parse_timestamps(values: pa.Array, ok: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array | None]:
     """Check ISO 8601 strings (no offset means UTC) where ``ok`` by parsing them; flag impossible dates.
 
     Returns the text with an explicit offset (``Z`` added where there was none;
-    null where not ok) and a mask of rows whose text matched the format but is
-    not a real time (2026-02-30), or None.
+    null where not ok), the parsed times, and a mask of rows whose text matched
+    the format but is not a real time (2026-02-30), or None.
     """
     has_offset = pc.fill_null(pc.match_substring_regex(values, _HAS_OFFSET), False)
-    text = pc.if_else(has_offset, values, pc.binary_join_element_wise(values, pa.scalar("Z"), ""))
-    text = pc.if_else(ok, text, pa.scalar(None, pa.string()))
+    if not pc.all(has_offset).as_py():
+        values = pc.if_else(has_offset, values, pc.binary_join_element_wise(values, pa.scalar("Z"), ""))
+    text = values if pc.all(ok).as_py() else pc.if_else(ok, values, pa.scalar(None, pa.string()))
     try:
-        pc.cast(text, UTC_US)
-        return text, None
+        return text, pc.cast(text, UTC_US), None
     except pa.ArrowInvalid:
         pass
     # Rare: a well-formed but impossible time. Find it element by element.
@@ -132,4 +142,5 @@ def _parse_timestamps(values: pa.Array, ok: pa.Array) -> tuple[pa.Array, pa.Arra
         except pa.ArrowInvalid:
             bad.append(True)
     mask = pa.array(bad)
-    return pc.if_else(mask, pa.scalar(None, pa.string()), text), mask
+    text = pc.if_else(mask, pa.scalar(None, pa.string()), text)
+    return text, pc.cast(text, UTC_US), mask

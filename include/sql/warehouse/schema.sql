@@ -2,10 +2,14 @@
 -- before every load by WarehouseHook.ensure_schema(), so a new environment
 -- needs no manual step. Keys are enforced by the database.
 --
--- Fact tables keep one row per business key across all days (a key seen again
--- in a newer partition moves there: "the newer partition wins"), so they are
--- keyed by the business key and indexed by dt: a day's publish, query and
--- archival use the dt index and touch only that day's rows.
+-- The two landing fact tables are partitioned by day (PARTITION BY RANGE (dt),
+-- one partition per day, created by the loads: warehouse.ensure_day_partition):
+-- a day's publish swaps in one partition, and a day's query or archival reads
+-- or deletes one partition only. A partitioned table's primary key must hold
+-- dt, so "one row per business key across all days" (a key seen again in a
+-- newer day moves there) is kept by the loads, which check other days' keys
+-- (landing_load), not by an index. Tables made before partitioning are
+-- converted once by WarehouseHook.ensure_schema (warehouse.partition_facts).
 CREATE SCHEMA IF NOT EXISTS core;
 CREATE SCHEMA IF NOT EXISTS marts;
 CREATE SCHEMA IF NOT EXISTS ops;
@@ -71,7 +75,7 @@ CREATE TABLE IF NOT EXISTS core.fx_rates (
 );
 
 CREATE TABLE IF NOT EXISTS core.fact_payments (
-    payment_id bigint PRIMARY KEY,
+    payment_id bigint NOT NULL,
     order_id   bigint NOT NULL,
     amount     numeric(12, 2) NOT NULL,
     currency   char(3) NOT NULL,
@@ -81,12 +85,12 @@ CREATE TABLE IF NOT EXISTS core.fact_payments (
     amount_usd numeric(14, 2) NOT NULL,
     dt         date NOT NULL,
     _run_id    text NOT NULL,
-    _loaded_at timestamptz NOT NULL
-);
-CREATE INDEX IF NOT EXISTS fact_payments_dt ON core.fact_payments (dt);
+    _loaded_at timestamptz NOT NULL,
+    PRIMARY KEY (payment_id, dt)
+) PARTITION BY RANGE (dt);
 
 CREATE TABLE IF NOT EXISTS core.fact_events (
-    event_id    text PRIMARY KEY,
+    event_id    text NOT NULL,
     event_type  text NOT NULL,
     occurred_at timestamptz NOT NULL,
     session_id  text NOT NULL,
@@ -95,9 +99,9 @@ CREATE TABLE IF NOT EXISTS core.fact_events (
     properties  jsonb,
     dt          date NOT NULL,
     _run_id     text NOT NULL,
-    _loaded_at  timestamptz NOT NULL
-);
-CREATE INDEX IF NOT EXISTS fact_events_dt ON core.fact_events (dt);
+    _loaded_at  timestamptz NOT NULL,
+    PRIMARY KEY (event_id, dt)
+) PARTITION BY RANGE (dt);
 
 CREATE TABLE IF NOT EXISTS marts.daily_revenue (
     dt                  date PRIMARY KEY,

@@ -1,0 +1,204 @@
+"""Day partitions of the landing fact tables (PostgreSQL declarative partitioning by ``dt``).
+
+``core.fact_payments`` and ``core.fact_events`` are ``PARTITION BY RANGE (dt)``
+with one partition per day, named ``<table>_pYYYYMMDD``. Loads create them
+(``ensure``) or swap a freshly built one in (``exchange``); a day's query,
+publish or archival then touches that one partition. A PostgreSQL partitioned
+table has no global unique index, so ``keys_in_other_days`` is how a load finds
+a business key that another day already published (contract §2: the newer day
+wins).
+
+``convert_unpartitioned`` upgrades a warehouse made before partitioning: run
+by ``WarehouseHook.ensure_schema`` inside its schema lock, it renames the old
+table away, lets ``schema.sql`` create the partitioned one, and ``refill`` moves
+the rows over, all in the schema transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+from psycopg2 import sql
+
+from acme_pipelines.contract import EVENTS, PAYMENTS
+from acme_pipelines.warehouse import qualified as _qualified
+
+log = logging.getLogger(__name__)
+
+# The partitioned tables and the business key each keeps unique across days.
+PARTITIONED = {spec.target: spec.key for spec in (PAYMENTS, EVENTS)}
+UNPARTITIONED_SUFFIX = "_unpartitioned"
+
+
+def partition_name(table: str, day: date) -> str:
+    """``core.fact_payments`` and 2026-11-01 -> ``core.fact_payments_p20261101``."""
+    return f"{table}_p{day:%Y%m%d}"
+
+
+def bounds(day: date) -> tuple[date, date]:
+    return day, day + timedelta(days=1)
+
+
+def ensure(cur: Any, table: str, day: date) -> str:
+    """Create ``table``'s partition for ``day`` if it is missing; returns its name."""
+    name = partition_name(table, day)
+    low, high = bounds(day)
+    cur.execute(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM (%s) TO (%s)").format(
+            _qualified(name), _qualified(table)
+        ),
+        (low, high),
+    )
+    return name
+
+
+def exists(cur: Any, name: str) -> bool:
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
+    return bool(cur.fetchone()[0])
+
+
+def build_table_sql(table: str, new: str, day: date, run_id: str, loaded_at: str) -> list[sql.Composable]:
+    """Statements that create ``new``, a stand-alone table shaped like ``table`` for ``day``'s rows.
+
+    ``dt``, ``_run_id`` and ``_loaded_at`` default to the load's values, so the
+    COPY sends only the source's columns; the CHECK on ``dt`` is the partition
+    bound, so ``exchange`` attaches it without scanning it. It has no index yet:
+    one index built after the COPY costs less than one maintained row by row.
+    """
+    low, high = bounds(day)
+    return [
+        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(_qualified(new), _qualified(table)),
+        sql.SQL(
+            "ALTER TABLE {} ALTER COLUMN dt SET DEFAULT {}, ALTER COLUMN _run_id SET DEFAULT {}, "
+            "ALTER COLUMN _loaded_at SET DEFAULT {}, ADD CONSTRAINT {} CHECK (dt >= {} AND dt < {})"
+        ).format(
+            _qualified(new),
+            sql.Literal(day),
+            sql.Literal(run_id),
+            sql.Literal(loaded_at),
+            sql.Identifier(f"{new.split('.')[-1]}_dt"),
+            sql.Literal(low),
+            sql.Literal(high),
+        ),
+    ]
+
+
+def add_key(cur: Any, table: str, new: str) -> None:
+    """The partition's primary key (business key, dt), built in one pass; a key twice raises UniqueViolation."""
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({}, dt)").format(_qualified(new), sql.Identifier(PARTITIONED[table]))
+    )
+
+
+def keys_in_other_days(cur: Any, table: str, rows: str, day: date, key_column: str | None = None) -> int:
+    """How many keys of ``rows`` (a table or view with the business key) other days of ``table`` hold.
+
+    Bounded by the smallest and largest key of ``rows``: each other partition's
+    primary-key index is read only over that range, so keys that grow with time
+    (payment ids) cost one index probe per partition; random keys (event UUIDs)
+    read the other partitions' key indexes.
+    """
+    key = sql.Identifier(PARTITIONED[table])
+    mine = sql.Identifier(key_column or PARTITIONED[table])
+    cur.execute(sql.SQL("SELECT min({0}), max({0}) FROM {1}").format(mine, _qualified(rows)))
+    low, high = cur.fetchone()
+    if low is None:
+        return 0
+    cur.execute(
+        sql.SQL(
+            "SELECT count(*) FROM {table} t WHERE (t.dt < %(day)s OR t.dt > %(day)s) "
+            "AND t.{key} BETWEEN %(low)s AND %(high)s "
+            "AND EXISTS (SELECT 1 FROM {rows} r WHERE r.{mine} = t.{key})"
+        ).format(table=_qualified(table), key=key, rows=_qualified(rows), mine=mine),
+        {"day": day, "low": low, "high": high},
+    )
+    return int(cur.fetchone()[0])
+
+
+def exchange(cur: Any, table: str, new: str, day: date) -> str:
+    """Make ``new`` (built by ``build_table_sql``, keyed by ``add_key``) ``table``'s partition for ``day``.
+
+    The old partition, if any, is detached and dropped in the same transaction:
+    readers see the old day until the commit and the new day after it. DETACH
+    takes an ACCESS EXCLUSIVE lock on ``table``, so run this last, just before
+    the commit, to hold it for milliseconds.
+    """
+    name = partition_name(table, day)
+    schema, bare = name.split(".")
+    low, high = bounds(day)
+    drop(cur, table, day)
+    new_schema, new_bare = new.split(".")
+    if new_schema != schema:
+        cur.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(_qualified(new), sql.Identifier(schema)))
+    cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(schema, new_bare), sql.Identifier(bare)))
+    cur.execute(
+        sql.SQL(
+            "ALTER TABLE {} ALTER COLUMN dt DROP DEFAULT, ALTER COLUMN _run_id DROP DEFAULT, "
+            "ALTER COLUMN _loaded_at DROP DEFAULT"
+        ).format(_qualified(name))
+    )
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (%s) TO (%s)").format(
+            _qualified(table), _qualified(name)
+        ),
+        (low, high),
+    )
+    return name
+
+
+def drop(cur: Any, table: str, day: date) -> int:
+    """Detach and drop ``table``'s partition for ``day``; returns the rows it held (0 when there was none).
+
+    Instant and returns the space at once, where a DELETE leaves dead rows for vacuum.
+    """
+    name = partition_name(table, day)
+    if not exists(cur, name):
+        return 0
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(_qualified(name)))
+    rows = int(cur.fetchone()[0])
+    cur.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(_qualified(table), _qualified(name)))
+    cur.execute(sql.SQL("DROP TABLE {}").format(_qualified(name)))
+    return rows
+
+
+def convert_unpartitioned(cur: Any) -> list[str]:
+    """Rename fact tables made before partitioning (plain tables) out of the way; returns their tables.
+
+    Their primary key and ``dt`` index go with them (the new table reuses the
+    names). ``refill`` moves the rows once ``schema.sql`` has made the new tables.
+    """
+    renamed = []
+    for table in PARTITIONED:
+        cur.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (table,))
+        found = cur.fetchone()
+        if not found or found[0] != "r":
+            continue
+        schema, bare = table.split(".")
+        old = f"{bare}{UNPARTITIONED_SUFFIX}"
+        log.warning("%s is not partitioned by dt: converting it (one time; its rows move day by day)", table)
+        cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(schema, f"{bare}_dt")))
+        cur.execute(
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+                _qualified(table), sql.Identifier(f"{bare}_pkey")
+            )
+        )
+        cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(_qualified(table), sql.Identifier(old)))
+        renamed.append(table)
+    return renamed
+
+
+def refill(cur: Any, tables: list[str]) -> None:
+    """Move the rows of each renamed table into the new partitioned one, one partition per day, then drop it."""
+    for table in tables:
+        schema, bare = table.split(".")
+        old = sql.Identifier(schema, f"{bare}{UNPARTITIONED_SUFFIX}")
+        cur.execute(sql.SQL("SELECT DISTINCT dt FROM {} ORDER BY dt").format(old))
+        days = [row[0] for row in cur.fetchall()]
+        for day in days:
+            ensure(cur, table, day)
+        cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(_qualified(table), old))
+        moved = cur.rowcount
+        cur.execute(sql.SQL("DROP TABLE {}").format(old))
+        log.warning("%s: %d rows moved into %d day partitions", table, moved, len(days))

@@ -1,0 +1,126 @@
+"""The fact tables' day partitions on the real PostgreSQL: a day's publish swaps one partition, other days are
+not touched, keys stay unique across days, and a warehouse made before partitioning is converted with every row."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+from acme_pipelines import day_partitions
+from acme_pipelines.contract import EVENTS
+from acme_pipelines.landing_load import load_partition
+from conftest import query, table_checksum
+from test_landing_load import DAY, EVENT, HEADER, audit, load_payments, write
+
+DAY2 = DAY + timedelta(days=1)
+
+
+def payments(ids: range, day: date) -> str:
+    rows = (f"{i},{i},{i % 100}.25,USD,card,captured,{day.isoformat()}T10:00:00Z" for i in ids)
+    return HEADER + "\n" + "\n".join(rows) + "\n"
+
+
+def relfilenode(dsn: str, name: str) -> int:
+    return query(dsn, "SELECT relfilenode FROM pg_class WHERE oid = to_regclass(%s)", (name,))[0][0]
+
+
+def test_a_day_publish_replaces_only_that_days_partition(warehouse, tmp_path):
+    write(tmp_path, "payments", "part-000.csv", payments(range(1, 1001), DAY))
+    write(tmp_path, "payments", "part-000.csv", payments(range(1001, 2001), DAY2), day=DAY2)
+    load_payments(warehouse, tmp_path, DAY)
+    load_payments(warehouse, tmp_path, DAY2)
+    first = day_partitions.partition_name("core.fact_payments", DAY)
+    second = day_partitions.partition_name("core.fact_payments", DAY2)
+    day1_file, day2_file = relfilenode(warehouse.dsn, first), relfilenode(warehouse.dsn, second)
+
+    load_payments(warehouse, tmp_path, DAY2, run_id="rerun")  # the direct path: a new partition swapped in
+
+    assert relfilenode(warehouse.dsn, first) == day1_file  # the other day's storage was not touched
+    assert relfilenode(warehouse.dsn, second) != day2_file  # this day's partition is a new table
+    by_day = "SELECT dt, count(*), min(_run_id) FROM core.fact_payments GROUP BY dt ORDER BY dt"
+    assert query(warehouse.dsn, by_day) == [(DAY, 1000, "run-1"), (DAY2, 1000, "rerun")]
+    partitions = query(
+        warehouse.dsn,
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'core.fact_payments'::regclass ORDER BY 1",
+    )
+    assert partitions == [
+        ("fact_payments_p20261101", "FOR VALUES FROM ('2026-11-01') TO ('2026-11-02')"),
+        ("fact_payments_p20261102", "FOR VALUES FROM ('2026-11-02') TO ('2026-11-03')"),
+    ]
+    # nothing left over in staging, no default values left on the swapped-in partition
+    assert query(warehouse.dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'staging'") == [(0,)]
+    defaults = query(
+        warehouse.dsn,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'fact_payments_p20261102' "
+        "AND column_default IS NOT NULL",
+    )
+    assert defaults == [(0,)]
+    plan = "\n".join(
+        r[0] for r in query(warehouse.dsn, "EXPLAIN SELECT sum(amount) FROM core.fact_payments WHERE dt = %s", (DAY,))
+    )
+    assert "fact_payments_p20261101" in plan
+    assert "fact_payments_p20261102" not in plan
+
+
+def test_a_key_another_day_holds_moves_to_the_newer_day_for_events_too(warehouse, tmp_path):
+    other = {**EVENT, "event_id": "1b6f1c1e-3a4f-4b8e-9a7e-2f1d5c6b7a81"}
+    later = {**EVENT, "occurred_at": f"{DAY2.isoformat()}T09:00:00Z", "event_type": "checkout"}
+    write(tmp_path, "events", "part-000.jsonl", "\n".join(json.dumps(e) for e in (EVENT, other)) + "\n")
+    write(tmp_path, "events", "part-000.jsonl", json.dumps(later) + "\n", day=DAY2)
+    for day, run in ((DAY, "run-1"), (DAY2, "run-2"), (DAY, "run-3")):  # the older day's rerun comes last
+        result = load_partition(
+            warehouse, EVENTS, tmp_path, day, audit(run, "landing:events", day), max_reject_ratio=1.0
+        )
+        assert result.counts.rows_in == result.counts.rows_loaded
+    rows = query(warehouse.dsn, "SELECT event_id, event_type, dt FROM core.fact_events ORDER BY event_id")
+    assert rows == [(EVENT["event_id"], "checkout", DAY2), (other["event_id"], "page_view", DAY)]
+
+
+def test_keys_in_other_days_reads_only_the_range_of_the_new_keys(warehouse, tmp_path):
+    write(tmp_path, "payments", "part-000.csv", payments(range(1, 501), DAY))
+    load_payments(warehouse, tmp_path, DAY)
+    with warehouse.connection() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE staging.probe (payment_id bigint)")
+        cur.execute("INSERT INTO staging.probe SELECT generate_series(400, 600)")
+        assert day_partitions.keys_in_other_days(cur, "core.fact_payments", "staging.probe", DAY2) == 101
+        assert day_partitions.keys_in_other_days(cur, "core.fact_payments", "staging.probe", DAY) == 0  # own day
+        cur.execute("TRUNCATE staging.probe")
+        assert day_partitions.keys_in_other_days(cur, "core.fact_payments", "staging.probe", DAY2) == 0
+        conn.rollback()
+
+
+def test_a_warehouse_made_before_partitioning_is_converted_with_every_row(make_database, tmp_path):
+    from acme_pipelines.warehouse import WarehouseHook
+
+    dsn = make_database()
+    old_ddl = """
+        CREATE SCHEMA core;
+        CREATE TABLE core.fact_payments (payment_id bigint PRIMARY KEY, order_id bigint NOT NULL,
+            amount numeric(12, 2) NOT NULL, currency char(3) NOT NULL, method text NOT NULL, status text NOT NULL,
+            paid_at timestamptz NOT NULL, amount_usd numeric(14, 2) NOT NULL, dt date NOT NULL,
+            _run_id text NOT NULL, _loaded_at timestamptz NOT NULL);
+        CREATE INDEX fact_payments_dt ON core.fact_payments (dt);
+        INSERT INTO core.fact_payments
+        SELECT i, i, 1.50, 'USD', 'card', 'captured', d + time '10:00', 1.50, d, 'old', now()
+        FROM generate_series(1, 3000) i, LATERAL (SELECT date '2026-10-30' + (i % 3)) AS x(d);
+    """
+    hook = WarehouseHook(dsn=dsn)
+    with hook.connection() as conn:
+        with conn.cursor() as cur:
+            cur.execute(old_ddl)
+        conn.commit()
+    before = table_checksum(dsn, "core.fact_payments", "payment_id")
+
+    with hook.connection() as conn:
+        hook.ensure_schema(conn)
+        hook.ensure_schema(conn)  # a second time finds nothing to convert
+
+    assert query(dsn, "SELECT relkind FROM pg_class WHERE oid = 'core.fact_payments'::regclass") == [("p",)]
+    assert table_checksum(dsn, "core.fact_payments", "payment_id") == before
+    assert query(dsn, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'core.fact_payments'::regclass") == [(3,)]
+    assert query(dsn, "SELECT to_regclass('core.fact_payments_unpartitioned')") == [(None,)]
+    # and loads run on it: a new day through the direct path
+    write(tmp_path, "payments", "part-000.csv", payments(range(5001, 5101), DAY2), day=DAY2)
+    assert load_payments(hook, tmp_path, DAY2).rows_loaded == 100
+    assert query(dsn, "SELECT count(*) FROM core.fact_payments") == [(3100,)]
