@@ -22,3 +22,5 @@ COPY --chown=airflow:0 airflow_settings.yaml /opt/airflow/airflow_settings.yaml
 
 # Shared packages: acme_pipelines (plugins/), acme_sample_data and acme_localdev (include/).
 ENV PYTHONPATH=/opt/airflow/plugins:/opt/airflow/include
+# Arrow's allocator for the loads (acme_localdev.env.ARROW_MEMORY_POOL; README, "Benchmark").
+ENV ARROW_DEFAULT_MEMORY_POOL=jemalloc

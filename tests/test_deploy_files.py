@@ -385,3 +385,14 @@ def test_helm_values_match_the_compose_stack() -> None:
     assert config["core"]["simple_auth_manager_users"] == compose_users
     for option in ("statsd_on", "statsd_influxdb_enabled", "legacy_names_on", "statsd_prefix"):
         assert str(config["metrics"][option]) == environment[f"AIRFLOW__METRICS__{option.upper()}"], option
+
+
+def test_every_task_process_uses_the_same_arrow_allocator() -> None:
+    """The bench measures the loads with acme_localdev.env.ARROW_MEMORY_POOL; deployments must run them so."""
+    from acme_localdev.env import ARROW_MEMORY_POOL, local_environment
+
+    assert local_environment(ROOT / ".airflow")["ARROW_DEFAULT_MEMORY_POOL"] == ARROW_MEMORY_POOL
+    assert f"ENV ARROW_DEFAULT_MEMORY_POOL={ARROW_MEMORY_POOL}" in DOCKERFILE.read_text()
+    assert airflow_env("airflow-worker")["ARROW_DEFAULT_MEMORY_POOL"] == ARROW_MEMORY_POOL
+    helm_env = {e["name"]: e.get("value") for e in helm_values()["env"]}
+    assert helm_env["ARROW_DEFAULT_MEMORY_POOL"] == ARROW_MEMORY_POOL

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from acme_bench.generate import DEFAULT_SEED, partition_file, write_payments_csv
+from acme_localdev.env import ARROW_MEMORY_POOL
 
 INCLUDE = Path(__file__).resolve().parents[1]
 PLUGINS = INCLUDE.parent / "plugins"
@@ -161,6 +162,7 @@ def run_child(method: str, file: Path, dsn: str, day: date, sample: int, workdir
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGINS), str(INCLUDE), env.get("PYTHONPATH")) if p)
     env["AIRFLOW_HOME"] = str(workdir / "airflow_home")
     env["AIRFLOW_CONN_BENCH_PG"] = dsn
+    env.setdefault("ARROW_DEFAULT_MEMORY_POOL", ARROW_MEMORY_POOL)  # as the workers run (acme_localdev.env)
     command = [sys.executable, "-m", "acme_bench", "--method", method, "--file", str(file), "--dsn", dsn]
     command += ["--day", day.isoformat(), "--sample", str(sample), "--result", str(result_file)]
     started = time.perf_counter()

@@ -215,7 +215,8 @@ def table_floor(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
             started = time.perf_counter()
             for statement in day_partitions.build_table_sql(table, floor, day, "bench", datetime.now(UTC).isoformat()):
                 cur.execute(statement)
-            cur.copy_expert(f"COPY {floor} ({columns}) FROM STDIN (FORMAT binary)", rows_file, size=COPY_BLOCK)
+            copy = f"COPY {floor} ({columns}) FROM STDIN (FORMAT binary, FREEZE)"  # as (a) does
+            cur.copy_expert(copy, rows_file, size=COPY_BLOCK)
             day_partitions.add_key(cur, table, floor)
             conn.commit()
             seconds = time.perf_counter() - started

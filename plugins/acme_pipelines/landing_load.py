@@ -423,7 +423,7 @@ def _load_direct(
                 if prepared.rejects:
                     hook.copy_encoded(cur, rejects, prepared.rejects)
                 if prepared.good:
-                    hook.copy_encoded(cur, new, prepared.good)
+                    hook.copy_encoded(cur, new, prepared.good, freeze=True)  # new in this transaction
                 if number % 10 == 0:
                     log.info("%s %s: %d rows copied so far", spec.name, plan.day, counts.rows_in)
             counts.rows_loaded = counts.rows_in - counts.rows_rejected

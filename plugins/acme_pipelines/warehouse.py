@@ -230,10 +230,17 @@ class WarehouseHook(ScopedConnection, BaseHook):
         return data.num_rows
 
     @staticmethod
-    def copy_encoded(cur: Any, table: str, encoded: EncodedRows) -> None:
-        """COPY rows already encoded by ``encode_csv``/``encode_binary`` (encoding can happen on another thread)."""
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
-            qualified(table), sql.SQL(", ").join(map(sql.Identifier, encoded.columns)), sql.SQL(encoded.format)
+    def copy_encoded(cur: Any, table: str, encoded: EncodedRows, *, freeze: bool = False) -> None:
+        """COPY rows already encoded by ``encode_csv``/``encode_binary`` (encoding can happen on another thread).
+
+        ``freeze`` writes the rows frozen, so their first readers need not rewrite every page to set hint
+        bits; PostgreSQL allows it only into a table created in the same transaction.
+        """
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {}{})").format(
+            qualified(table),
+            sql.SQL(", ").join(map(sql.Identifier, encoded.columns)),
+            sql.SQL(encoded.format),
+            sql.SQL(", FREEZE" if freeze else ""),
         )
         cur.copy_expert(statement.as_string(cur.connection), io.BytesIO(encoded.data), size=1 << 20)
 
