@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+import psycopg2
+import pytest
+from psycopg2.errors import LockNotAvailable
+
 from acme_pipelines import day_partitions
 from acme_pipelines.contract import EVENTS
 from acme_pipelines.landing_load import load_partition
@@ -61,6 +65,28 @@ def test_a_day_publish_replaces_only_that_days_partition(warehouse, tmp_path):
     )
     assert "fact_payments_p20261101" in plan
     assert "fact_payments_p20261102" not in plan
+
+
+def test_a_rerun_blocked_by_a_long_query_gives_up_and_its_retry_succeeds(warehouse, tmp_path, monkeypatch):
+    write(tmp_path, "payments", "part-000.csv", payments(range(1, 101), DAY))
+    load_payments(warehouse, tmp_path, DAY)
+    before = table_checksum(warehouse.dsn, "core.fact_payments", "payment_id")
+    monkeypatch.setattr(day_partitions, "EXCHANGE_LOCK_TIMEOUT", "1s")
+    reader = psycopg2.connect(warehouse.dsn)  # a long report: its transaction holds the table
+    try:
+        with reader.cursor() as cur:
+            cur.execute("SELECT count(*) FROM core.fact_payments")
+        with pytest.raises(LockNotAvailable):
+            load_payments(warehouse, tmp_path, DAY, run_id="rerun")
+        with reader.cursor() as cur:  # the reader was never blocked, and saw the old day throughout
+            cur.execute("SELECT min(_run_id), count(*) FROM core.fact_payments")
+            assert cur.fetchone() == ("run-1", 100)
+    finally:
+        reader.close()
+    assert table_checksum(warehouse.dsn, "core.fact_payments", "payment_id") == before
+    assert load_payments(warehouse, tmp_path, DAY, run_id="rerun").rows_loaded == 100  # the retry
+    assert query(warehouse.dsn, "SELECT min(_run_id), count(*) FROM core.fact_payments") == [("rerun", 100)]
+    assert query(warehouse.dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'staging'") == [(0,)]
 
 
 def test_a_key_another_day_holds_moves_to_the_newer_day_for_events_too(warehouse, tmp_path):

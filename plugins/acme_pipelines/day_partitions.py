@@ -27,6 +27,10 @@ from acme_pipelines.warehouse import qualified as _qualified
 
 log = logging.getLogger(__name__)
 
+# How long a swap waits for queries that hold the table. While it waits, new queries of the table
+# queue behind it, so it gives up early instead; the task's retry tries again.
+EXCHANGE_LOCK_TIMEOUT = "30s"
+
 # The partitioned tables and the business key each keeps unique across days.
 PARTITIONED = {spec.target: spec.key for spec in (PAYMENTS, EVENTS)}
 UNPARTITIONED_SUFFIX = "_unpartitioned"
@@ -123,9 +127,12 @@ def exchange(cur: Any, table: str, new: str, day: date) -> str:
     The old partition, if any, is detached and dropped in the same transaction:
     readers see the old day until the commit and the new day after it. DETACH
     takes an ACCESS EXCLUSIVE lock on ``table``, so run this last, just before
-    the commit, to hold it for milliseconds.
+    the commit, to hold it for milliseconds; a first load of a day only
+    ATTACHes, which does not block readers. Waiting longer than
+    ``EXCHANGE_LOCK_TIMEOUT`` for that lock raises ``LockNotAvailable``.
     """
     name = partition_name(table, day)
+    cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(EXCHANGE_LOCK_TIMEOUT)))
     schema, bare = name.split(".")
     low, high = bounds(day)
     drop(cur, table, day)
