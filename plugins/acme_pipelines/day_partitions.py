@@ -89,34 +89,47 @@ def build_table_sql(table: str, new: str, day: date, run_id: str, loaded_at: str
     ]
 
 
+def _key_name(name: str) -> str:
+    return f"{name.split('.')[-1]}_pkey"
+
+
 def add_key(cur: Any, table: str, new: str) -> None:
     """The partition's primary key (business key, dt), built in one pass; a key twice raises UniqueViolation."""
     cur.execute(
-        sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({}, dt)").format(_qualified(new), sql.Identifier(PARTITIONED[table]))
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({}, dt)").format(
+            _qualified(new), sql.Identifier(_key_name(new)), sql.Identifier(PARTITIONED[table])
+        )
     )
 
 
-def keys_in_other_days(cur: Any, table: str, rows: str, day: date, key_column: str | None = None) -> int:
-    """How many keys of ``rows`` (a table or view with the business key) other days of ``table`` hold.
+def keys_in_other_days(cur: Any, table: str, rows: str, day: date, key_range: tuple[Any, Any] | None = None) -> int:
+    """How many keys of ``rows`` (a table with the business key) other days of ``table`` hold.
 
-    Bounded by the smallest and largest key of ``rows``: each other partition's
-    primary-key index is read only over that range, so keys that grow with time
-    (payment ids) cost one index probe per partition; random keys (event UUIDs)
-    read the other partitions' key indexes.
+    Bounded by the smallest and largest key of ``rows`` (``key_range`` if the
+    caller knows it, else a query): each other partition's primary-key index is
+    read only over that range, so keys that grow with time (payment ids) cost
+    one index probe per partition; random keys (event UUIDs) read the other
+    partitions' key indexes.
     """
     key = sql.Identifier(PARTITIONED[table])
-    mine = sql.Identifier(key_column or PARTITIONED[table])
-    cur.execute(sql.SQL("SELECT min({0}), max({0}) FROM {1}").format(mine, _qualified(rows)))
-    low, high = cur.fetchone()
+    if key_range is None:
+        cur.execute(sql.SQL("SELECT min({0}), max({0}) FROM {1}").format(key, _qualified(rows)))
+        key_range = cur.fetchone()
+    low, high = key_range
     if low is None:
         return 0
+    # Two ranges of dt, not "dt <> day": PostgreSQL prunes the day's own partition only from ranges
+    # that exclude it outright ("dt > day" would not: pruning treats dates as continuous).
+    side = sql.SQL(
+        "SELECT 1 FROM {table} t WHERE {dt} AND t.{key} BETWEEN %(low)s AND %(high)s "
+        "AND EXISTS (SELECT 1 FROM {rows} r WHERE r.{key} = t.{key})"
+    )
+    parts = {"table": _qualified(table), "key": key, "rows": _qualified(rows)}
     cur.execute(
-        sql.SQL(
-            "SELECT count(*) FROM {table} t WHERE (t.dt < %(day)s OR t.dt > %(day)s) "
-            "AND t.{key} BETWEEN %(low)s AND %(high)s "
-            "AND EXISTS (SELECT 1 FROM {rows} r WHERE r.{mine} = t.{key})"
-        ).format(table=_qualified(table), key=key, rows=_qualified(rows), mine=mine),
-        {"day": day, "low": low, "high": high},
+        sql.SQL("SELECT count(*) FROM ({} UNION ALL {}) other_days").format(
+            side.format(dt=sql.SQL("t.dt < %(day)s"), **parts), side.format(dt=sql.SQL("t.dt >= %(next)s"), **parts)
+        ),
+        {"day": day, "next": bounds(day)[1], "low": low, "high": high},
     )
     return int(cur.fetchone()[0])
 
@@ -140,6 +153,11 @@ def exchange(cur: Any, table: str, new: str, day: date) -> str:
     if new_schema != schema:
         cur.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(_qualified(new), sql.Identifier(schema)))
     cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(schema, new_bare), sql.Identifier(bare)))
+    cur.execute(
+        sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+            _qualified(name), sql.Identifier(_key_name(new)), sql.Identifier(_key_name(name))
+        )
+    )
     cur.execute(
         sql.SQL(
             "ALTER TABLE {} ALTER COLUMN dt DROP DEFAULT, ALTER COLUMN _run_id DROP DEFAULT, "

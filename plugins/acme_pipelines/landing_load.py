@@ -224,8 +224,8 @@ class Plan:
 class _Prepared:
     """One batch, validated (and, for COPY, encoded), built on the reader thread.
 
-    ``rejects`` and ``good`` are CSV for the PostgreSQL COPY (``_prepare``) or
-    Arrow tables for the Snowflake writer (``prepare_tables``).
+    ``rejects`` and ``good`` are encoded for the PostgreSQL COPY (``_prepare``)
+    or Arrow tables for the Snowflake writer (``prepare_tables``).
     """
 
     rows_in: int
@@ -233,6 +233,13 @@ class _Prepared:
     good: Any
     reasons: dict[str, int]
     missing_fx: set[str]
+    keys: tuple[Any, Any] | None = None  # smallest and largest key of ``good``
+
+
+def _widen(bounds: tuple[Any, Any] | None, more: tuple[Any, Any] | None) -> tuple[Any, Any] | None:
+    if bounds is None or more is None:
+        return more or bounds
+    return min(bounds[0], more[0]), max(bounds[1], more[1])
 
 
 def prepare_tables(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, plan: Plan) -> _Prepared:
@@ -294,7 +301,11 @@ def prepare_tables(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: s
                 }
                 good = pa.table({**columns, **extra})
     rejects = pa.concat_tables(parts) if parts else None
-    return _Prepared(batch.num_rows + len(batch.malformed), rejects, good, reasons, missing_fx)
+    keys = None
+    if good is not None:
+        bounds = pc.min_max(good.column(spec.key))
+        keys = (bounds["min"].as_py(), bounds["max"].as_py())
+    return _Prepared(batch.num_rows + len(batch.malformed), rejects, good, reasons, missing_fx, keys)
 
 
 def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, plan: Plan) -> _Prepared:
@@ -407,6 +418,7 @@ def _load_direct(
     Readers see the old day until the commit, as in the staged path.
     """
     counts = LoadCounts()
+    keys: tuple[Any, Any] | None = None
     target = spec.target
     new = f"{stage}_part"
     try:
@@ -420,6 +432,7 @@ def _load_direct(
                 if prepared.missing_fx:
                     raise _NotDirectError(f"no FX rate for {sorted(prepared.missing_fx)}")
                 _add(counts, prepared)
+                keys = _widen(keys, prepared.keys)
                 if prepared.rejects:
                     hook.copy_encoded(cur, rejects, prepared.rejects)
                 if prepared.good:
@@ -432,7 +445,7 @@ def _load_direct(
             if counts.reject_ratio > max_reject_ratio:
                 raise _NotDirectError("too many rejects")
             day_partitions.add_key(cur, target, new)
-            elsewhere = day_partitions.keys_in_other_days(cur, target, new, plan.day)
+            elsewhere = day_partitions.keys_in_other_days(cur, target, new, plan.day, keys)
             if elsewhere:
                 raise _NotDirectError(f"{elsewhere} keys already published by another day")
             _record_rejects(cur, spec, None, rejects, audit, replace=True)
