@@ -191,7 +191,8 @@ def insert_rows(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
 def table_floor(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
     """(f) PostgreSQL alone doing what (a) asks of it: a binary COPY of (a)'s finished rows (typed, with
     amount_usd) into a new day table built as (a) builds it, then its primary key. No Python reads or
-    checks anything, so this is the fastest (a) could ever be; it needs (a) to have run first."""
+    checks anything: about the fastest (a) can be, give or take PostgreSQL's own variance (checkpoints).
+    It needs (a) to have run first."""
     import tempfile
 
     import psycopg2
