@@ -102,20 +102,18 @@ def add_key(cur: Any, table: str, new: str) -> None:
     )
 
 
-def keys_in_other_days(cur: Any, table: str, rows: str, day: date, key_range: tuple[Any, Any] | None = None) -> int:
-    """How many keys of ``rows`` (a table with the business key) other days of ``table`` hold.
+def keys_in_other_days(cur: Any, table: str, rows: str, day: date) -> int:
+    """How many keys of ``rows`` (a table keyed by the business key) other days of ``table`` hold.
 
-    Bounded by the smallest and largest key of ``rows`` (``key_range`` if the
-    caller knows it, else a query): each other partition's primary-key index is
-    read only over that range, so keys that grow with time (payment ids) cost
-    one index probe per partition; random keys (event UUIDs) read the other
-    partitions' key indexes.
+    Bounded by the smallest and largest key of ``rows`` (from its index, in the
+    database's collation, as the comparison below): each other partition's
+    primary-key index is read only over that range, so keys that grow with time
+    (payment ids) cost one index probe per partition; random keys (event UUIDs)
+    read the other partitions' key indexes.
     """
     key = sql.Identifier(PARTITIONED[table])
-    if key_range is None:
-        cur.execute(sql.SQL("SELECT min({0}), max({0}) FROM {1}").format(key, _qualified(rows)))
-        key_range = cur.fetchone()
-    low, high = key_range
+    cur.execute(sql.SQL("SELECT min({0}), max({0}) FROM {1}").format(key, _qualified(rows)))
+    low, high = cur.fetchone()
     if low is None:
         return 0
     # Two ranges of dt, not "dt <> day": PostgreSQL prunes the day's own partition only from ranges

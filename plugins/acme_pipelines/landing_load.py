@@ -233,13 +233,6 @@ class _Prepared:
     good: Any
     reasons: dict[str, int]
     missing_fx: set[str]
-    keys: tuple[Any, Any] | None = None  # smallest and largest key of ``good``
-
-
-def _widen(bounds: tuple[Any, Any] | None, more: tuple[Any, Any] | None) -> tuple[Any, Any] | None:
-    if bounds is None or more is None:
-        return more or bounds
-    return min(bounds[0], more[0]), max(bounds[1], more[1])
 
 
 def prepare_tables(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, plan: Plan) -> _Prepared:
@@ -301,11 +294,7 @@ def prepare_tables(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: s
                 }
                 good = pa.table({**columns, **extra})
     rejects = pa.concat_tables(parts) if parts else None
-    keys = None
-    if good is not None:
-        bounds = pc.min_max(good.column(spec.key))
-        keys = (bounds["min"].as_py(), bounds["max"].as_py())
-    return _Prepared(batch.num_rows + len(batch.malformed), rejects, good, reasons, missing_fx, keys)
+    return _Prepared(batch.num_rows + len(batch.malformed), rejects, good, reasons, missing_fx)
 
 
 def _prepare(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: str, plan: Plan) -> _Prepared:
@@ -418,7 +407,6 @@ def _load_direct(
     Readers see the old day until the commit, as in the staged path.
     """
     counts = LoadCounts()
-    keys: tuple[Any, Any] | None = None
     target = spec.target
     new = f"{stage}_part"
     try:
@@ -432,7 +420,6 @@ def _load_direct(
                 if prepared.missing_fx:
                     raise _NotDirectError(f"no FX rate for {sorted(prepared.missing_fx)}")
                 _add(counts, prepared)
-                keys = _widen(keys, prepared.keys)
                 if prepared.rejects:
                     hook.copy_encoded(cur, rejects, prepared.rejects)
                 if prepared.good:
@@ -445,7 +432,7 @@ def _load_direct(
             if counts.reject_ratio > max_reject_ratio:
                 raise _NotDirectError("too many rejects")
             day_partitions.add_key(cur, target, new)
-            elsewhere = day_partitions.keys_in_other_days(cur, target, new, plan.day, keys)
+            elsewhere = day_partitions.keys_in_other_days(cur, target, new, plan.day)
             if elsewhere:
                 raise _NotDirectError(f"{elsewhere} keys already published by another day")
             _record_rejects(cur, spec, None, rejects, audit, replace=True)
