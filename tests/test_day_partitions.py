@@ -89,6 +89,28 @@ def test_a_rerun_blocked_by_a_long_query_gives_up_and_its_retry_succeeds(warehou
     assert query(warehouse.dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'staging'") == [(0,)]
 
 
+def test_a_new_days_first_load_does_not_wait_for_running_queries(warehouse, tmp_path):
+    from acme_pipelines.warehouse import WarehouseHook
+
+    write(tmp_path, "payments", "part-000.csv", payments(range(1, 101), DAY))
+    load_payments(warehouse, tmp_path, DAY)
+    staged = payments(range(101, 201), DAY2) + "150,1,1.00,USD,card,captured,2026-11-02T11:00:00Z\n"  # a repeated key
+    write(tmp_path / "staged", "payments", "part-000.csv", staged, day=DAY2)
+    write(tmp_path / "direct", "payments", "part-000.csv", payments(range(201, 301), DAY + timedelta(days=2)),
+          day=DAY + timedelta(days=2))  # fmt: skip
+    # any lock wait over 2 s fails the load instead of hanging the test
+    impatient = WarehouseHook(dsn=f"{warehouse.dsn}?options=-c%20lock_timeout%3D2s")
+    reader = psycopg2.connect(warehouse.dsn)  # a long report holds the table throughout
+    try:
+        with reader.cursor() as cur:
+            cur.execute("SELECT count(*) FROM core.fact_payments")
+        assert load_payments(impatient, tmp_path / "staged", DAY2).rows_rejected == 1  # the staged path
+        assert load_payments(impatient, tmp_path / "direct", DAY + timedelta(days=2)).rows_loaded == 100
+    finally:
+        reader.close()
+    assert query(warehouse.dsn, "SELECT count(*) FROM core.fact_payments") == [(300,)]
+
+
 def test_a_key_another_day_holds_moves_to_the_newer_day_for_events_too(warehouse, tmp_path):
     other = {**EVENT, "event_id": "1b6f1c1e-3a4f-4b8e-9a7e-2f1d5c6b7a81"}
     later = {**EVENT, "occurred_at": f"{DAY2.isoformat()}T09:00:00Z", "event_type": "checkout"}

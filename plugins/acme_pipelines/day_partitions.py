@@ -46,12 +46,23 @@ def bounds(day: date) -> tuple[date, date]:
 
 
 def ensure(cur: Any, table: str, day: date) -> str:
-    """Create ``table``'s partition for ``day`` if it is missing; returns its name."""
+    """Create ``table``'s partition for ``day`` if it is missing; returns its name.
+
+    An empty table is made and ATTACHed rather than ``CREATE TABLE ... PARTITION
+    OF``: that takes an ACCESS EXCLUSIVE lock on ``table`` and waits for every
+    running query of it, queuing new ones behind; ATTACH does not block readers.
+    """
     name = partition_name(table, day)
+    cur.execute("SELECT relispartition FROM pg_class WHERE oid = to_regclass(%s)", (name,))
+    found = cur.fetchone()
+    if found and found[0]:
+        return name
+    if not found:
+        cur.execute(sql.SQL("CREATE TABLE {} (LIKE {})").format(_qualified(name), _qualified(table)))
     low, high = bounds(day)
     cur.execute(
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM (%s) TO (%s)").format(
-            _qualified(name), _qualified(table)
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (%s) TO (%s)").format(
+            _qualified(table), _qualified(name)
         ),
         (low, high),
     )

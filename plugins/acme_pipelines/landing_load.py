@@ -524,10 +524,14 @@ def _publish(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit: AuditE
     _record_rejects(cur, spec, stage, rejects, audit, replace=True)
     day_partitions.ensure(cur, spec.target, day)
     cur.execute(sql.SQL("DELETE FROM {} WHERE dt = %(dt)s").format(target), params)
-    # an older day's copy of a key moves to this day (the newer day wins)...
+    # an older day's copy of a key moves to this day (the newer day wins); the range of the day's keys
+    # lets each older partition's key index read only that range (day_partitions.keys_in_other_days)
+    cur.execute(sql.SQL("SELECT min({0}), max({0}) FROM {1}").format(key, qualified(stage)))
+    params["low"], params["high"] = cur.fetchone()
     cur.execute(
         sql.SQL(
-            "DELETE FROM {target} t USING {stage} r WHERE r.kind = 1 AND t.{key} = r.{key} AND t.dt < %(dt)s"
+            "DELETE FROM {target} t USING {stage} r WHERE r.kind = 1 AND t.{key} = r.{key} AND t.dt < %(dt)s "
+            "AND t.{key} BETWEEN %(low)s AND %(high)s"
         ).format(target=target, stage=qualified(stage), key=key),
         params,
     )
