@@ -190,11 +190,21 @@ def test_events_rules(warehouse, tmp_path):
         json.dumps({**EVENT, "session_id": "other"}),
         json.dumps(EVENT),
         json.dumps({**EVENT, "event_id": "4b6f1c1e-3a4f-4b8e-9a7e-2f1d5c6b7a80", "properties": {"k": [1, 2]}}),
+        # an impossible time and, in a later column, a wrong type: the reason is the first rule broken
+        json.dumps(
+            {
+                **EVENT,
+                "event_id": "5b6f1c1e-3a4f-4b8e-9a7e-2f1d5c6b7a80",
+                "occurred_at": "2026-02-30T10:00:00Z",
+                "customer_id": "7",
+            }
+        ),
     ]
     path = write(tmp_path, "events", "part-000.jsonl", "\n".join(lines) + "\n")
     counts = load_partition(warehouse, EVENTS, tmp_path, DAY, audit(source="landing:events"), max_reject_ratio=1).counts
-    assert (counts.rows_in, counts.rows_loaded, counts.rows_rejected, counts.rows_duplicate) == (9, 2, 6, 1)
+    assert (counts.rows_in, counts.rows_loaded, counts.rows_rejected, counts.rows_duplicate) == (10, 2, 7, 1)
     assert query(warehouse.dsn, "SELECT locator, reason FROM ops.rejected_rows ORDER BY locator") == [
+        (f"{path}:10", "bad_type:occurred_at"),  # (locators sort as text)
         (f"{path}:2", "bad_format:event_id"),
         (f"{path}:3", "bad_type:customer_id"),  # a string is not an integer, even "7"
         (f"{path}:4", "bad_type:properties"),

@@ -49,26 +49,26 @@ def validate(batch: pa.RecordBatch | pa.Table, spec: SourceSpec) -> Validated:
     reasons: pa.Array = pa.nulls(n, pa.string())
     columns: dict[str, pa.Array] = {}
     parsed: dict[str, pa.Array] = {}
-    for column in spec.columns:
+    for column in spec.columns:  # in contract order, so that a row's reason is the first rule it breaks
         values = _combined(batch.column(column.name)).cast(pa.string())
-        failures = _failures(column, values)
-        for reason, mask in failures:
+        own_bad = pa.repeat(pa.scalar(False), n) if column.kind == "timestamp" else None
+        for reason, mask in _failures(column, values):
             mask = pc.fill_null(mask, False)
             if pc.any(mask).as_py():  # most checks find nothing: skip the string if_else then
                 reasons = pc.if_else(pc.and_kleene(pc.is_null(reasons), mask), pa.scalar(reason), reasons)
-        columns[column.name] = values
-    for column in spec.columns:
-        if column.kind == "timestamp":
-            ok = pc.is_null(reasons)
-            text, times, bad = _parse_timestamps(columns[column.name], ok)
-            if bad is not None:
+                if own_bad is not None:
+                    own_bad = pc.or_(own_bad, mask)
+        if own_bad is not None:  # well-formed times may still not exist (2026-02-30): parse them
+            text, times, impossible = _parse_timestamps(values, pc.invert(own_bad))
+            if impossible is not None:
                 reasons = pc.if_else(
-                    pc.and_kleene(pc.is_null(reasons), bad), pa.scalar(f"bad_type:{column.name}"), reasons
+                    pc.and_kleene(pc.is_null(reasons), impossible), pa.scalar(f"bad_type:{column.name}"), reasons
                 )
             # Text with its offset made explicit, for CSV COPY and staging: PostgreSQL parses it to the
             # same instant Arrow just checked, and passing text is faster than formatting parsed times again.
-            columns[column.name] = text
+            values = text
             parsed[column.name] = times
+        columns[column.name] = values
     return Validated(reasons, columns, parsed)
 
 
