@@ -4,6 +4,7 @@ not touched, keys stay unique across days, and a warehouse made before partition
 from __future__ import annotations
 
 import json
+import time
 from datetime import date, timedelta
 
 import psycopg2
@@ -14,7 +15,7 @@ from acme_pipelines import day_partitions
 from acme_pipelines.contract import EVENTS
 from acme_pipelines.landing_load import load_partition
 from conftest import query, table_checksum
-from test_landing_load import DAY, EVENT, HEADER, audit, load_payments, write
+from test_landing_load import DAY, EVENT, HEADER, add_fx, audit, load_payments, write
 
 DAY2 = DAY + timedelta(days=1)
 
@@ -128,14 +129,20 @@ def test_a_key_another_day_holds_moves_to_the_newer_day_for_events_too(warehouse
 def test_keys_in_other_days_reads_only_the_range_of_the_new_keys(warehouse, tmp_path):
     write(tmp_path, "payments", "part-000.csv", payments(range(1, 501), DAY))
     load_payments(warehouse, tmp_path, DAY)
+    index_reads = "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'fact_payments_p20261101_pkey'"
+    before = query(warehouse.dsn, index_reads)[0][0]
     with warehouse.connection() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE staging.probe (payment_id bigint)")
         cur.execute("INSERT INTO staging.probe SELECT generate_series(400, 600)")
         assert day_partitions.keys_in_other_days(cur, "core.fact_payments", "staging.probe", DAY2) == 101
         assert day_partitions.keys_in_other_days(cur, "core.fact_payments", "staging.probe", DAY) == 0  # own day
-        cur.execute("TRUNCATE staging.probe")
-        assert day_partitions.keys_in_other_days(cur, "core.fact_payments", "staging.probe", DAY2) == 0
+        cur.execute("SELECT pg_stat_force_next_flush()")
         conn.rollback()
+    deadline = time.monotonic() + 10
+    while (read := query(warehouse.dsn, index_reads)[0][0] - before) == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the counters reach the view when the session goes idle
+    # keys 400..500 of the other day's 1..500: its key index was read over that range, not all 500
+    assert 0 < read <= 101 + 1
 
 
 def test_a_warehouse_made_before_partitioning_is_converted_with_every_row(make_database, tmp_path):
@@ -172,3 +179,64 @@ def test_a_warehouse_made_before_partitioning_is_converted_with_every_row(make_d
     write(tmp_path, "payments", "part-000.csv", payments(range(5001, 5101), DAY2), day=DAY2)
     assert load_payments(hook, tmp_path, DAY2).rows_loaded == 100
     assert query(dsn, "SELECT count(*) FROM core.fact_payments") == [(3100,)]
+
+
+def test_loads_of_two_days_sharing_a_key_at_once_keep_it_once_in_the_newer_day(warehouse, tmp_path):
+    """Each load checks the other days' keys, then swaps its day in; if both checked before either committed,
+    the shared key would end up in both days. The per-table lock makes the check-and-swap serial."""
+    import threading
+
+    write(tmp_path, "payments", "part-000.csv", payments(range(1, 101), DAY))
+    write(tmp_path, "payments", "part-000.csv", payments(range(100, 201), DAY2), day=DAY2)  # key 100 in both
+    for day in (DAY, DAY2):
+        add_fx(warehouse, day)
+    gate = psycopg2.connect(warehouse.dsn)  # holds the table's lock until both loads wait for it
+    errors: list[BaseException] = []
+    try:
+        with gate.cursor() as cur:
+            day_partitions.lock_table(cur, "core.fact_payments")
+
+            def load(day: date) -> None:
+                try:
+                    load_payments(warehouse, tmp_path, day, run_id=f"run-{day}")
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=load, args=(day,)) for day in (DAY, DAY2)]
+            for thread in threads:
+                thread.start()
+            waiting = 0
+            deadline = time.monotonic() + 30
+            while waiting < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                waiting = query(
+                    warehouse.dsn,
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                    "WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()",
+                )[0][0]
+            assert waiting == 2, "both loads built their day and wait to check the other days"
+        gate.commit()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        gate.close()
+    assert errors == []
+    assert query(warehouse.dsn, "SELECT dt FROM core.fact_payments WHERE payment_id = 100") == [(DAY2,)]
+    assert query(warehouse.dsn, "SELECT count(*), count(DISTINCT payment_id) FROM core.fact_payments") == [(200, 200)]
+
+
+def test_a_restore_refuses_keys_a_newer_day_published_since(warehouse, tmp_path):
+    from acme_pipelines.archive import archive_partition, restore_partition
+
+    write(tmp_path, "payments", "part-000.csv", payments(range(1, 101), DAY))
+    load_payments(warehouse, tmp_path, DAY)
+    archive_partition(warehouse, "core.fact_payments", DAY, tmp_path / "cold", "archive-run")
+    assert query(warehouse.dsn, "SELECT count(*) FROM core.fact_payments") == [(0,)]
+    write(tmp_path, "payments", "part-000.csv", payments(range(50, 51), DAY2), day=DAY2)  # key 50 again
+    load_payments(warehouse, tmp_path, DAY2)
+
+    with pytest.raises(ValueError, match="1 of its keys were published by other days"):
+        restore_partition(warehouse, "core.fact_payments", DAY)
+
+    assert query(warehouse.dsn, "SELECT payment_id, dt FROM core.fact_payments") == [(50, DAY2)]
+    assert query(warehouse.dsn, "SELECT to_regclass('core.fact_payments_p20261101')") == [(None,)]  # rolled back

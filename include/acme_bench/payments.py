@@ -214,8 +214,7 @@ def table_floor(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
             conn.commit()
             base = peak_rss_mb()
             started = time.perf_counter()
-            for statement in day_partitions.build_table_sql(table, floor, day, "bench", datetime.now(UTC).isoformat()):
-                cur.execute(statement)
+            day_partitions.build_table(cur, table, floor, day, "bench", datetime.now(UTC).isoformat())
             copy = f"COPY {floor} ({columns}) FROM STDIN (FORMAT binary, FREEZE)"  # as (a) does
             cur.copy_expert(copy, rows_file, size=COPY_BLOCK)
             day_partitions.add_key(cur, table, floor)

@@ -215,7 +215,8 @@ def archive_partition(
                 raise RuntimeError("injected failure after recording the manifest")
             verified, action = written, "archived"
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{table}/{day}",))
+            day_partitions.lock_day(cur, table, day)
+            day_partitions.lock_table(cur, table)
             now_here = _count(cur, table, day)
             if now_here != verified.rows:
                 cur.execute("DELETE FROM ops.archive_manifest WHERE table_name = %s AND partition = %s", (table, day))
@@ -247,6 +248,8 @@ def restore_partition(hook: WarehouseHook, table: str, day: date) -> int:
 
     with hook.connection() as conn:
         with conn.cursor() as cur:
+            day_partitions.lock_day(cur, table, day)
+            day_partitions.lock_table(cur, table)
             found = _manifest(cur, table, day)
             if not found or found[3] is None:
                 raise ValueError(f"{table} {day} is not archived (see ops.archive_manifest)")
@@ -256,13 +259,20 @@ def restore_partition(hook: WarehouseHook, table: str, day: date) -> int:
         path = ObjectStoragePath(object_path)
         stored = Checksum()
         with conn.cursor() as cur:
-            day_partitions.ensure(cur, table, day)
+            partition = day_partitions.ensure(cur, table, day)
             for batch in file_batches(path):
                 stored.add(batch)
                 hook.copy_encoded(cur, table, encode_csv(pa.Table.from_batches([batch])))
             if stored.hexdigest != checksum:
                 conn.rollback()
                 raise ArchiveVerificationError(f"{object_path}: {stored.hexdigest} != manifest {checksum}")
+            elsewhere = day_partitions.keys_in_other_days(cur, table, partition, day)
+            if elsewhere:  # loaded again by a newer day since: the newer day wins (contract §2)
+                conn.rollback()
+                raise ValueError(
+                    f"{table} {day}: {elsewhere} of its keys were published by other days since it was archived; "
+                    "restoring would hold them twice. Nothing restored."
+                )
             cur.execute(
                 "UPDATE ops.archive_manifest SET deleted_from_warehouse_at = NULL, restored_at = now() "
                 "WHERE table_name = %s AND partition = %s",

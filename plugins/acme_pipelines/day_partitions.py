@@ -12,6 +12,15 @@ wins).
 by ``WarehouseHook.ensure_schema`` inside its schema lock, it renames the old
 table away, lets ``schema.sql`` create the partitioned one, and ``refill`` moves
 the rows over, all in the schema transaction.
+
+Locks. Two loads of different days must not both miss a key the other is
+publishing, and a swap's DETACH must not wait for another writer that waits for
+it. So every writer of a partitioned table takes, in this order: ``lock_day``
+(one writer per day) at the start of its transaction, then ``lock_table`` before
+its transaction first touches the table (a catalog read does not), and holds
+both to its commit. A load builds and indexes its new partition before
+``lock_table``, so loads of different days still COPY side by side; only the
+check and the swap, milliseconds, are serial.
 """
 
 from __future__ import annotations
@@ -34,6 +43,22 @@ EXCHANGE_LOCK_TIMEOUT = "30s"
 # The partitioned tables and the business key each keeps unique across days.
 PARTITIONED = {spec.target: spec.key for spec in (PAYMENTS, EVENTS)}
 UNPARTITIONED_SUFFIX = "_unpartitioned"
+
+
+def lock_day(cur: Any, table: str, day: date) -> None:
+    """One writer of ``table``'s ``day`` at a time, to the end of the transaction."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{table}/{day}",))
+
+
+def lock_table(cur: Any, table: str) -> None:
+    """One cross-day check and swap (or drop) of ``table`` at a time, to the end of the transaction."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{table}/partitions",))
+
+
+def _impatient(cur: Any) -> None:
+    """DETACH and DROP of a partition wait for every running query of the table and queue new ones behind
+    them: give up after ``EXCHANGE_LOCK_TIMEOUT`` (``LockNotAvailable``) instead."""
+    cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(EXCHANGE_LOCK_TIMEOUT)))
 
 
 def partition_name(table: str, day: date) -> str:
@@ -74,30 +99,47 @@ def exists(cur: Any, name: str) -> bool:
     return bool(cur.fetchone()[0])
 
 
-def build_table_sql(table: str, new: str, day: date, run_id: str, loaded_at: str) -> list[sql.Composable]:
-    """Statements that create ``new``, a stand-alone table shaped like ``table`` for ``day``'s rows.
+def columns(cur: Any, table: str) -> list[tuple[str, str, bool]]:
+    """(name, type, not null) of ``table``'s columns, from the catalog: reading it takes no lock on ``table``."""
+    cur.execute(
+        "SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
+        "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        (table,),
+    )
+    return cur.fetchall()
+
+
+def build_table(cur: Any, table: str, new: str, day: date, run_id: str, loaded_at: str) -> None:
+    """Create ``new``, a stand-alone table with ``table``'s columns, for ``day``'s rows.
 
     ``dt``, ``_run_id`` and ``_loaded_at`` default to the load's values, so the
     COPY sends only the source's columns; the CHECK on ``dt`` is the partition
     bound, so ``exchange`` attaches it without scanning it. It has no index yet:
     one index built after the COPY costs less than one maintained row by row.
+    Built from the catalog, not ``LIKE table``, which would lock ``table`` until
+    the commit (see the module docstring).
     """
+    defaults = {"dt": day, "_run_id": run_id, "_loaded_at": loaded_at}
     low, high = bounds(day)
-    return [
-        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(_qualified(new), _qualified(table)),
-        sql.SQL(
-            "ALTER TABLE {} ALTER COLUMN dt SET DEFAULT {}, ALTER COLUMN _run_id SET DEFAULT {}, "
-            "ALTER COLUMN _loaded_at SET DEFAULT {}, ADD CONSTRAINT {} CHECK (dt >= {} AND dt < {})"
-        ).format(
-            _qualified(new),
-            sql.Literal(day),
-            sql.Literal(run_id),
-            sql.Literal(loaded_at),
-            sql.Identifier(f"{new.split('.')[-1]}_dt"),
-            sql.Literal(low),
-            sql.Literal(high),
-        ),
+    definitions = [
+        sql.SQL("{} {}{}{}").format(
+            sql.Identifier(name),
+            sql.SQL(kind),  # from the catalog's format_type
+            sql.SQL(" NOT NULL") if not_null else sql.SQL(""),
+            sql.SQL(" DEFAULT {}").format(sql.Literal(defaults[name])) if name in defaults else sql.SQL(""),
+        )
+        for name, kind, not_null in columns(cur, table)
     ]
+    definitions.append(
+        sql.SQL("CONSTRAINT {} CHECK (dt >= {} AND dt < {})").format(
+            sql.Identifier(_bound_name(new)), sql.Literal(low), sql.Literal(high)
+        )
+    )
+    cur.execute(sql.SQL("CREATE TABLE {} ({})").format(_qualified(new), sql.SQL(", ").join(definitions)))
+
+
+def _bound_name(name: str) -> str:
+    return f"{name.split('.')[-1]}_dt"
 
 
 def _key_name(name: str) -> str:
@@ -144,7 +186,7 @@ def keys_in_other_days(cur: Any, table: str, rows: str, day: date) -> int:
 
 
 def exchange(cur: Any, table: str, new: str, day: date) -> str:
-    """Make ``new`` (built by ``build_table_sql``, keyed by ``add_key``) ``table``'s partition for ``day``.
+    """Make ``new`` (built by ``build_table``, keyed by ``add_key``) ``table``'s partition for ``day``.
 
     The old partition, if any, is detached and dropped in the same transaction:
     readers see the old day until the commit and the new day after it. DETACH
@@ -154,7 +196,7 @@ def exchange(cur: Any, table: str, new: str, day: date) -> str:
     ``EXCHANGE_LOCK_TIMEOUT`` for that lock raises ``LockNotAvailable``.
     """
     name = partition_name(table, day)
-    cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(EXCHANGE_LOCK_TIMEOUT)))
+    _impatient(cur)
     schema, bare = name.split(".")
     low, high = bounds(day)
     drop(cur, table, day)
@@ -173,23 +215,27 @@ def exchange(cur: Any, table: str, new: str, day: date) -> str:
             "ALTER COLUMN _loaded_at DROP DEFAULT"
         ).format(_qualified(name))
     )
+    bound = sql.Identifier(_bound_name(new))
     cur.execute(
         sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (%s) TO (%s)").format(
             _qualified(table), _qualified(name)
         ),
         (low, high),
     )
+    cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(_qualified(name), bound))  # the bound holds it
     return name
 
 
 def drop(cur: Any, table: str, day: date) -> int:
     """Detach and drop ``table``'s partition for ``day``; returns the rows it held (0 when there was none).
 
-    Instant and returns the space at once, where a DELETE leaves dead rows for vacuum.
+    Instant and returns the space at once, where a DELETE leaves dead rows for vacuum. Waits at most
+    ``EXCHANGE_LOCK_TIMEOUT`` for running queries of ``table``. Take ``lock_table`` first.
     """
     name = partition_name(table, day)
     if not exists(cur, name):
         return 0
+    _impatient(cur)
     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(_qualified(name)))
     rows = int(cur.fetchone()[0])
     cur.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(_qualified(table), _qualified(name)))
@@ -232,7 +278,8 @@ def refill(cur: Any, tables: list[str]) -> None:
         days = [row[0] for row in cur.fetchall()]
         for day in days:
             ensure(cur, table, day)
-        cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(_qualified(table), old))
+        names = sql.SQL(", ").join(sql.Identifier(name) for name, _, _ in columns(cur, table))
+        cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(_qualified(table), names, names, old))
         moved = cur.rowcount
         cur.execute(sql.SQL("DROP TABLE {}").format(old))
         log.warning("%s: %d rows moved into %d day partitions", table, moved, len(days))

@@ -411,11 +411,10 @@ def _load_direct(
     new = f"{stage}_part"
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{target}/{plan.day}",))
+            day_partitions.lock_day(cur, target, plan.day)
             _drop_stages(cur, rejects, new)
             _create_rejects(cur, rejects)
-            for statement in day_partitions.build_table_sql(target, new, plan.day, plan.run_id, plan.loaded_at):
-                cur.execute(statement)
+            day_partitions.build_table(cur, target, new, plan.day, plan.run_id, plan.loaded_at)
             for number, prepared in enumerate(prepared_batches(spec, files, batch_rows, plan), 1):
                 if prepared.missing_fx:
                     raise _NotDirectError(f"no FX rate for {sorted(prepared.missing_fx)}")
@@ -432,6 +431,7 @@ def _load_direct(
             if counts.reject_ratio > max_reject_ratio:
                 raise _NotDirectError("too many rejects")
             day_partitions.add_key(cur, target, new)
+            day_partitions.lock_table(cur, target)  # from here to the commit: milliseconds
             elsewhere = day_partitions.keys_in_other_days(cur, target, new, plan.day)
             if elsewhere:
                 raise _NotDirectError(f"{elsewhere} keys already published by another day")
@@ -518,9 +518,10 @@ def _publish(cur: Any, spec: SourceSpec, stage: str, rejects: str, audit: AuditE
         sql.SQL("%(run_id)s"),
         sql.SQL("now()"),
     ]
-    params = {"dt": day, "run_id": audit.run_id, "lock": f"{spec.target}/{day}"}
-    # One publisher per (table, day) at a time, even across DAG runs.
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%(lock)s))", params)
+    params: dict[str, Any] = {"dt": day, "run_id": audit.run_id}
+    # One publisher per (table, day) at a time, even across DAG runs; one cross-day publish per table.
+    day_partitions.lock_day(cur, spec.target, day)
+    day_partitions.lock_table(cur, spec.target)
     _record_rejects(cur, spec, stage, rejects, audit, replace=True)
     day_partitions.ensure(cur, spec.target, day)
     cur.execute(sql.SQL("DELETE FROM {} WHERE dt = %(dt)s").format(target), params)

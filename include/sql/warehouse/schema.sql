@@ -3,13 +3,14 @@
 -- needs no manual step. Keys are enforced by the database.
 --
 -- The two landing fact tables are partitioned by day (PARTITION BY RANGE (dt),
--- one partition per day, created by the loads: warehouse.ensure_day_partition):
--- a day's publish swaps in one partition, and a day's query or archival reads
--- or deletes one partition only. A partitioned table's primary key must hold
--- dt, so "one row per business key across all days" (a key seen again in a
--- newer day moves there) is kept by the loads, which check other days' keys
--- (landing_load), not by an index. Tables made before partitioning are
--- converted once by WarehouseHook.ensure_schema (warehouse.partition_facts).
+-- one partition per day, made by the loads: acme_pipelines.day_partitions). A
+-- day's load either swaps in a new partition or replaces the rows of that one
+-- partition; a day's query reads one partition and a day's archival drops one.
+-- A partitioned table's primary key must hold dt, so "one row per business key
+-- across all days" (a key seen again in a newer day moves there) is kept by the
+-- loads, which check the other days' keys (landing_load), not by an index.
+-- Tables made before partitioning are converted once by
+-- WarehouseHook.ensure_schema (day_partitions.convert_unpartitioned, refill).
 CREATE SCHEMA IF NOT EXISTS core;
 CREATE SCHEMA IF NOT EXISTS marts;
 CREATE SCHEMA IF NOT EXISTS ops;
