@@ -354,6 +354,13 @@ def test_a_day_failing_quality_stops_features_training_and_the_report(dagbag, wo
         "paid_at, amount_usd, dt, 'injected', now() FROM core.fact_payments WHERE dt = %s LIMIT 3",
         (bad_day,),
     )
+    query(  # and one payment of the day again in the day before: no index stops it, the check must
+        wh,
+        "INSERT INTO core.fact_payments SELECT payment_id, order_id, amount, currency, method, status, paid_at, "
+        "amount_usd, dt - 1, 'injected', now() FROM core.fact_payments WHERE dt = %s AND _run_id <> 'injected' "
+        "LIMIT 1",
+        (bad_day,),
+    )
     try:
         dag_run = run(dagbag, "data_quality_check", expect="failed", partition=bad_day.isoformat())
         states = task_states(dag_run)
@@ -369,6 +376,14 @@ def test_a_day_failing_quality_stops_features_training_and_the_report(dagbag, wo
             (bad_day, dag_run.run_id, "integrity:fact_payments.order_id"),
         )
         assert observed == "3 orphan payments"
+        assert "unique_across_days:core.fact_payments" in failed
+        [(observed,)] = query(
+            wh,
+            "SELECT observed FROM ops.quality_results WHERE dt = %s AND run_id = %s AND check_name = %s",
+            (bad_day, dag_run.run_id, "unique_across_days:core.fact_payments"),
+        )
+        assert observed == "1 payment ids of the day also in other days"
+        assert "unique_across_days:core.fact_events" not in failed
         # accounting catches it too: the fact table holds 3 rows no load accounted for
         assert "accounting:core.fact_payments" in failed
 

@@ -51,6 +51,30 @@ WHERE e.dt = %(dt)s AND e.customer_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM core.dim_customer c WHERE c.customer_id = e.customer_id)
 
 UNION ALL
+-- One row per business key across all days (contract section 1.2). The fact tables are partitioned by day,
+-- so no index enforces it; the loads do (acme_pipelines.day_partitions), and this checks the day's keys.
+-- The two ranges of dt skip the day's own partition; the day's smallest and largest key bound each other
+-- day's key index read (payment ids grow with time; event UUIDs do not, so that one reads more).
+SELECT 'unique_across_days:core.fact_payments', 'uniqueness', 'core.fact_payments',
+       count(*) = 0, count(*)::text || ' payment ids of the day also in other days', '0',
+       'rows of other days whose payment_id the day also holds'
+FROM core.fact_payments o
+WHERE (o.dt < %(dt)s::date OR o.dt >= %(dt)s::date + 1)
+  AND o.payment_id BETWEEN (SELECT min(payment_id) FROM core.fact_payments WHERE dt = %(dt)s)
+                       AND (SELECT max(payment_id) FROM core.fact_payments WHERE dt = %(dt)s)
+  AND EXISTS (SELECT 1 FROM core.fact_payments d WHERE d.dt = %(dt)s AND d.payment_id = o.payment_id)
+
+UNION ALL
+SELECT 'unique_across_days:core.fact_events', 'uniqueness', 'core.fact_events',
+       count(*) = 0, count(*)::text || ' event ids of the day also in other days', '0',
+       'rows of other days whose event_id the day also holds'
+FROM core.fact_events o
+WHERE (o.dt < %(dt)s::date OR o.dt >= %(dt)s::date + 1)
+  AND o.event_id BETWEEN (SELECT min(event_id) FROM core.fact_events WHERE dt = %(dt)s)
+                     AND (SELECT max(event_id) FROM core.fact_events WHERE dt = %(dt)s)
+  AND EXISTS (SELECT 1 FROM core.fact_events d WHERE d.dt = %(dt)s AND d.event_id = o.event_id)
+
+UNION ALL
 -- The mart agrees with the facts it was built from.
 SELECT 'reconciliation:marts.daily_revenue', 'reconciliation', 'marts.daily_revenue',
        coalesce(r.revenue_usd = f.revenue AND r.refunds_usd = f.refunds, false),
