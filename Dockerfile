@@ -22,5 +22,6 @@ COPY --chown=airflow:0 airflow_settings.yaml /opt/airflow/airflow_settings.yaml
 
 # Shared packages: acme_pipelines (plugins/), acme_sample_data and acme_localdev (include/).
 ENV PYTHONPATH=/opt/airflow/plugins:/opt/airflow/include
-# Arrow's allocator for the loads (acme_localdev.env.ARROW_MEMORY_POOL; README, "Benchmark").
+# Arrow's allocator for the loads (acme_localdev.env.ARROW_MEMORY_POOL; README, "Benchmark"); compose
+# and Helm run this image and set it nowhere else.
 ENV ARROW_DEFAULT_MEMORY_POOL=jemalloc

@@ -369,20 +369,19 @@ def test_a_day_failing_quality_stops_features_training_and_the_report(dagbag, wo
         assert asset_events("quality.daily_passed") == passed_events, "no 'quality passed' event for a failed day"
         [(status, failed)] = query(wh, "SELECT status, failed FROM ops.quality_gate WHERE dt = %s", (bad_day,))
         assert status == "failed"
+
+        def observed(check: str) -> str:
+            [(text,)] = query(
+                wh,
+                "SELECT observed FROM ops.quality_results WHERE dt = %s AND run_id = %s AND check_name = %s",
+                (bad_day, dag_run.run_id, check),
+            )
+            return text
+
         assert "integrity:fact_payments.order_id" in failed
-        [(observed,)] = query(
-            wh,
-            "SELECT observed FROM ops.quality_results WHERE dt = %s AND run_id = %s AND check_name = %s",
-            (bad_day, dag_run.run_id, "integrity:fact_payments.order_id"),
-        )
-        assert observed == "3 orphan payments"
+        assert observed("integrity:fact_payments.order_id") == "3 orphan payments"
         assert "unique_across_days:core.fact_payments" in failed
-        [(observed,)] = query(
-            wh,
-            "SELECT observed FROM ops.quality_results WHERE dt = %s AND run_id = %s AND check_name = %s",
-            (bad_day, dag_run.run_id, "unique_across_days:core.fact_payments"),
-        )
-        assert observed == "1 payment ids of the day also in other days"
+        assert observed("unique_across_days:core.fact_payments") == "1 payment ids of the day also in other days"
         assert "unique_across_days:core.fact_events" not in failed
         # accounting catches it too: the fact table holds 3 rows no load accounted for
         assert "accounting:core.fact_payments" in failed

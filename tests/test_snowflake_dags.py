@@ -78,12 +78,12 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
     import snowflake.connector
 
     database = f"ACME_{uuid.uuid4().hex[:8].upper()}"
+    snowflake_json = fakesnow_connection(fakesnow_server, database)
     with (
         scratch_databases() as make,
         pytest.MonkeyPatch.context() as mp,
         HttpRecorder() as slack,
         FxServer(CONFIG.day_list()) as fx,
-        fakesnow_connection(fakesnow_server, database) as snowflake_json,
     ):
         app_dsn, pg_dsn = make(), make()
         landing = tmp_path_factory.mktemp("snowflake-dags") / "landing"

@@ -307,6 +307,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
             "(project load vs PostgreSQL's part alone; near 1 when reading and checking hide behind the COPY)",
         )
     if ok_a:
+        print(f"(a) in its own words: {results['a'].get('steps', '-')}")
         own = results["a"]["peak_rss_mb"] - results["a"]["base_rss_mb"]
         print(
             f"(a) peak RSS {peak_a:.0f} MB = {results['a']['base_rss_mb']:.0f} MB before the load "

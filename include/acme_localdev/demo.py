@@ -25,8 +25,7 @@ from acme_localdev import env
 from acme_localdev.cli import detail, init_airflow, step
 from acme_localdev.recorder import HttpRecorder, StatsdCapture
 
-FX_PORT = 18080
-SLACK_PORT = 18081
+FX_PORT, SLACK_PORT = env.FX_PORT, env.SLACK_PORT
 LOG_DIR = env.ROOT / ".airflow" / "demo-logs"
 
 DAG_ORDER = (

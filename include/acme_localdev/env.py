@@ -62,9 +62,12 @@ def lineage_events(airflow_home: Path) -> Path:
     return folder / "events.jsonl"
 
 
-# Arrow's allocator on every process that runs tasks (here, Dockerfile, compose, Helm; a test keeps
-# them equal). jemalloc returns freed memory sooner than the default mimalloc: on `make bench` the
-# payments load peaked 50 MB lower and ran as fast or faster (README, "Benchmark").
+# The ports of the FX API and Slack stand-ins that airflow_settings.yaml's default connections name.
+FX_PORT, SLACK_PORT = 18080, 18081
+
+# Arrow's allocator on every process that runs tasks (here, and the Dockerfile's ENV, which compose
+# and Helm run; a test keeps them equal). jemalloc returns freed memory sooner than the default
+# mimalloc: on `make bench` the payments load peaked 50 MB lower and ran as fast or faster.
 ARROW_MEMORY_POOL = "jemalloc"
 
 

@@ -37,8 +37,8 @@ from acme_localdev import env
 USERS = {"admin": "admin", "operator": "op", "engineer": "user", "auditor": "viewer"}
 COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 # the ports the default connections (airflow_settings.yaml) name; the tests move them
-FX_PORT = int(os.environ.get("ACME_FX_PORT", "18080"))
-SLACK_PORT = int(os.environ.get("ACME_SLACK_PORT", "18081"))
+FX_PORT = int(os.environ.get("ACME_FX_PORT", env.FX_PORT))
+SLACK_PORT = int(os.environ.get("ACME_SLACK_PORT", env.SLACK_PORT))
 
 
 def stack_environment(home: Path, port: int) -> dict[str, str]:
@@ -146,7 +146,8 @@ def up(port: int = 8080, host: str = "127.0.0.1", timeout: float = 240.0) -> int
 
     home = Path(os.environ["AIRFLOW_HOME"])
     os.environ.update(stack_environment(home, port))
-    names = list(services(port, host))
+    commands = services(port, host)
+    names = list(commands)
     if alive := running(home):
         if set(alive) == set(names):
             step(f"already running: {', '.join(alive)} (make down to stop)")
@@ -163,7 +164,7 @@ def up(port: int = 8080, host: str = "127.0.0.1", timeout: float = 240.0) -> int
     step(f"[2/3] starting {', '.join(names)} (logs: {logs}/)")
     started_at = datetime.now(UTC)
     children: dict[str, subprocess.Popen] = {}
-    for name, command in services(port, host).items():
+    for name, command in commands.items():
         with (logs / f"{name}.log").open("a") as log:
             children[name] = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ

@@ -27,6 +27,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from acme_localdev import env
+
 # Published tables (contract §3) and what is compared of the row accounting.
 PUBLISHED = (
     "core.dim_customer",
@@ -48,7 +50,7 @@ ACCOUNTING = {
 }
 
 
-LOG = Path(__file__).resolve().parents[2] / ".airflow" / "demo-logs" / "snowflake-compare.log"
+LOG = env.ROOT / ".airflow" / "demo-logs" / "snowflake-compare.log"  # beside the demo's logs
 
 
 def normalise(value: Any) -> Any:
@@ -118,9 +120,9 @@ def print_comparison(result: list[tuple[str, TableDigest, TableDigest]], write: 
     return same
 
 
-@contextmanager
-def fakesnow_connection(kwargs: dict, database: str) -> Iterator[str]:
-    """Point the ``warehouse`` connection at the fakesnow server (``kwargs`` from ``fakesnow.server()``)."""
+def fakesnow_connection(kwargs: dict, database: str) -> str:
+    """The ``warehouse`` connection (JSON) for the fakesnow server (``kwargs`` from ``fakesnow.server()``),
+    with ``database`` created there."""
     import snowflake.connector
 
     conn = snowflake.connector.connect(**kwargs)
@@ -133,7 +135,7 @@ def fakesnow_connection(kwargs: dict, database: str) -> Iterator[str]:
         "port": kwargs["port"],
         "protocol": kwargs["protocol"],
     }
-    yield json.dumps({"conn_type": "snowflake", "login": "fake", "password": "snow", "extra": extra})
+    return json.dumps({"conn_type": "snowflake", "login": "fake", "password": "snow", "extra": extra})
 
 
 def postgres_connection(dsn: str) -> str:
@@ -221,9 +223,8 @@ def main(argv: list[str]) -> int:
     import psycopg2
 
     from acme_localdev.cli import init_airflow, step
-    from acme_localdev.demo import dsn
+    from acme_localdev.demo import dsn, reset_warehouse
     from acme_localdev.recorder import HttpRecorder
-    from acme_sample_data.app_db import recreate_database
     from acme_sample_data.build import build, with_database
     from acme_sample_data.fx import FxServer
     from acme_sample_data.generator import GeneratorConfig
@@ -234,16 +235,14 @@ def main(argv: list[str]) -> int:
     init_airflow()
     config = GeneratorConfig(start=args.start, days=args.days, scale=args.scale, bad_share=0.004)
     days = config.day_list()
-    app_dsn, pg_dsn = dsn("APP_DB", "app").rsplit("/", 1)[0], dsn("WAREHOUSE", "warehouse").rsplit("/", 1)[0]
-    app_dsn, pg_dsn = f"{app_dsn}/compare_app", f"{pg_dsn}/compare_warehouse"
+    app_dsn = with_database(dsn("APP_DB", "app"), "compare_app")
+    pg_dsn = with_database(dsn("WAREHOUSE", "warehouse"), "compare_warehouse")
     step(f"[2/4] generating {args.days} days from {args.start} (scale {args.scale}) into compare_app and files")
     landing = Path(tempfile.mkdtemp(prefix="acme-compare-")) / "landing"
     build(config, landing, app_dsn)
-    recreate_database(with_database(pg_dsn, "postgres"), "compare_warehouse")
+    reset_warehouse(pg_dsn)
 
     from airflow.dag_processing.dagbag import DagBag
-
-    from acme_localdev import env
 
     dags = {d: DagBag(dag_folder=env.ROOT / "dags" / f"{d}.py").dags[d] for d in ETL_DAGS}
     timings: dict[str, float] = {}
@@ -252,15 +251,15 @@ def main(argv: list[str]) -> int:
     with output_to(LOG) as say, FxServer(days) as fx, HttpRecorder() as slack, fakesnow.server() as snow:
         os.environ.update(pipeline_environment(app_dsn, "", fx.url, slack.url, landing))
         ok = True
-        with fakesnow_connection(snow, "WAREHOUSE") as snowflake_conn:
-            for n, (name, connection) in enumerate(
-                (("PostgreSQL", postgres_connection(pg_dsn)), ("Snowflake (fakesnow)", snowflake_conn)), 3
-            ):
-                say(f"==> [{n}/4] the same DAGs into {name}  (log: {LOG.relative_to(env.ROOT)})")
-                os.environ["AIRFLOW_CONN_WAREHOUSE"] = connection
-                t0 = time.monotonic()
-                ok &= run_etl(dags, config, lambda line: say(f"    {line}"))
-                timings[name] = time.monotonic() - t0
+        snowflake_conn = fakesnow_connection(snow, "WAREHOUSE")
+        for n, (name, connection) in enumerate(
+            (("PostgreSQL", postgres_connection(pg_dsn)), ("Snowflake (fakesnow)", snowflake_conn)), 3
+        ):
+            say(f"==> [{n}/4] the same DAGs into {name}  (log: {LOG.relative_to(env.ROOT)})")
+            os.environ["AIRFLOW_CONN_WAREHOUSE"] = connection
+            t0 = time.monotonic()
+            ok &= run_etl(dags, config, lambda line: say(f"    {line}"))
+            timings[name] = time.monotonic() - t0
         import snowflake.connector
 
         say(f"\nPublished rows, PostgreSQL ({pg_dsn}) vs Snowflake (fakesnow server, database WAREHOUSE):")

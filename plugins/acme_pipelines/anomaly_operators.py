@@ -77,6 +77,7 @@ class AnomalyDetectionOperator(WarehouseOperator):
                 conn.commit()
         emit_count("anomalies_found", len(found), dag_id=self.dag_id, task_id=self.task_id, table="ops.anomalies")
         self._set_lineage(
+            hook,
             [hook.dataset(t) for t in INPUTS],
             [hook.dataset("ops.anomalies")],
         )

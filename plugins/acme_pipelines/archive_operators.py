@@ -65,6 +65,7 @@ class ArchivePartitionsOperator(WarehouseOperator):
                               outcome.rows, outcome.path)  # fmt: skip
             emit_count("partitions_archived", len(days), dag_id=self.dag_id, task_id=self.task_id, table=table)
         self._set_lineage(
+            hook,
             [hook.dataset(t) for t in self.tables],
             [storage_dataset(o.path) for o in outcomes] + [hook.dataset("ops.archive_manifest")],
         )

@@ -92,6 +92,7 @@ class CacheRefreshOperator(WarehouseOperator):
             published.previous, published.deleted_keys,
         )  # fmt: skip
         self._set_lineage(
+            hook,
             [hook.dataset(t) for t in INPUTS],
             [(f"redis://{redis_hook.host}:{redis_hook.port}", self.key_prefix)],
         )

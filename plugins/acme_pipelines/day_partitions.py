@@ -32,6 +32,7 @@ from typing import Any
 from psycopg2 import sql
 
 from acme_pipelines.contract import EVENTS, PAYMENTS
+from acme_pipelines.warehouse import lock_day  # noqa: F401  (the first lock of the order below)
 from acme_pipelines.warehouse import qualified as _qualified
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,6 @@ EXCHANGE_LOCK_TIMEOUT = "30s"
 # The partitioned tables and the business key each keeps unique across days.
 PARTITIONED = {spec.target: spec.key for spec in (PAYMENTS, EVENTS)}
 UNPARTITIONED_SUFFIX = "_unpartitioned"
-
-
-def lock_day(cur: Any, table: str, day: date) -> None:
-    """One writer of ``table``'s ``day`` at a time, to the end of the transaction."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{table}/{day}",))
 
 
 def lock_table(cur: Any, table: str) -> None:
@@ -226,21 +222,19 @@ def exchange(cur: Any, table: str, new: str, day: date) -> str:
     return name
 
 
-def drop(cur: Any, table: str, day: date) -> int:
-    """Detach and drop ``table``'s partition for ``day``; returns the rows it held (0 when there was none).
+def drop(cur: Any, table: str, day: date) -> bool:
+    """Detach and drop ``table``'s partition for ``day``; False when there was none.
 
     Instant and returns the space at once, where a DELETE leaves dead rows for vacuum. Waits at most
     ``EXCHANGE_LOCK_TIMEOUT`` for running queries of ``table``. Take ``lock_table`` first.
     """
     name = partition_name(table, day)
     if not exists(cur, name):
-        return 0
+        return False
     _impatient(cur)
-    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(_qualified(name)))
-    rows = int(cur.fetchone()[0])
     cur.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(_qualified(table), _qualified(name)))
     cur.execute(sql.SQL("DROP TABLE {}").format(_qualified(name)))
-    return rows
+    return True
 
 
 def convert_unpartitioned(cur: Any) -> list[str]:

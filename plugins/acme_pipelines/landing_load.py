@@ -407,6 +407,7 @@ def _load_direct(
     Readers see the old day until the commit, as in the staged path.
     """
     counts = LoadCounts()
+    started = time.monotonic()
     target = spec.target
     new = f"{stage}_part"
     try:
@@ -430,16 +431,23 @@ def _load_direct(
                 raise RuntimeError("injected failure after staging")
             if counts.reject_ratio > max_reject_ratio:
                 raise _NotDirectError("too many rejects")
+            copied = time.monotonic()
             day_partitions.add_key(cur, target, new)
+            keyed = time.monotonic()
             day_partitions.lock_table(cur, target)  # from here to the commit: milliseconds
             elsewhere = day_partitions.keys_in_other_days(cur, target, new, plan.day)
             if elsewhere:
                 raise _NotDirectError(f"{elsewhere} keys already published by another day")
+            checked = time.monotonic()
             _record_rejects(cur, spec, None, rejects, audit, replace=True)
             hook.record_audit(cur, audit, counts, "success", None)
             _drop_stages(cur, rejects)
             day_partitions.exchange(cur, target, new, plan.day)
         conn.commit()
+        log.info(
+            "%s %s: copy %.2fs, primary key %.2fs, other days' keys %.3fs, swap and commit %.3fs",
+            spec.name, plan.day, copied - started, keyed - copied, checked - keyed, time.monotonic() - checked,
+        )  # fmt: skip
         return counts
     except (_NotDirectError, UniqueViolation) as exc:
         conn.rollback()

@@ -44,8 +44,8 @@ def warehouse_schemas(hook: Any, datasets: Iterable[DatasetRef]) -> dict[Dataset
     wanted = {name: (ns, name) for ns, name in datasets if ns == namespace and name.startswith(f"{database}.")}
     if not wanted:
         return {}
-    tables = [name.removeprefix(f"{database}.").lower() for name in wanted]
     by_table = {name.removeprefix(f"{database}.").lower(): ref for name, ref in wanted.items()}
+    tables = list(by_table)
     found: dict[DatasetRef, list[tuple[str, str]]] = {}
     with hook.connection() as conn:  # portable SQL: PostgreSQL and Snowflake (which upper-cases names)
         cur = conn.cursor()

@@ -103,6 +103,7 @@ class TrainChurnModelOperator(WarehouseOperator):
         against = f" (champion {champion[0]}: {champion[1]:.4f} on the same rows)" if champion else " (no champion yet)"
         self.log.info("%s %s %.4f: %s%s", version, cm.METRIC, trained.metric_value, verdict, against)
         self._set_lineage(
+            hook,
             [hook.dataset("features.customer_features"), hook.dataset("core.fact_orders")],
             [hook.dataset(REGISTRY), storage_dataset(str(artifact))],
         )

@@ -58,7 +58,7 @@ class WarehouseOperator(BaseOperator):
 
         return warehouse_hook(self.warehouse_conn_id)
 
-    def _set_lineage(self, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]) -> None:
+    def _set_lineage(self, hook: Any, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]) -> None:
         """Record what this run read and wrote, with the tables' columns, for OpenLineage.
 
         Built here, in ``execute``, where the task reaches its connections: the
@@ -67,7 +67,7 @@ class WarehouseOperator(BaseOperator):
         """
         from acme_pipelines.lineage import warehouse_lineage
 
-        self._lineage = warehouse_lineage(self.warehouse, inputs, outputs)
+        self._lineage = warehouse_lineage(hook, inputs, outputs)  # the hook execute used: no second lookup
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         from acme_pipelines.lineage import operator_lineage
@@ -143,6 +143,7 @@ class LandingLoadOperator(WarehouseOperator):
         folder = f"{self.landing_root.rstrip('/')}/{spec.name}/dt={partition.key}"
         rates = [hook.dataset("core.fx_rates")] if spec.name in HAS_AMOUNT_USD else []
         self._set_lineage(
+            hook,
             [storage_dataset(f"{folder}/{name}") for name in result.files] + rates,  # rates: amount_usd
             [hook.dataset(spec.target)],
         )
@@ -191,7 +192,7 @@ class FxRatesOperator(WarehouseOperator):
             task_id=self.task_id,
             table="core.fx_rates",
         )
-        self._set_lineage([(base, "/rates")], [hook.dataset("core.fx_rates")])
+        self._set_lineage(hook, [(base, "/rates")], [hook.dataset("core.fx_rates")])
         self.log.info("FX %s: %s", partition.key, rates)
         return {"partition": partition.key, "rates": rates, "rejected": len(rejects)}
 
@@ -244,6 +245,7 @@ class WarehouseSqlOperator(WarehouseOperator):
             (SQL_ROOT / self.precondition).read_text() if self.precondition else None,
         )
         self._set_lineage(
+            hook,
             [hook.dataset(t) for t in self.inputs],
             [hook.dataset(self.target)],
         )
@@ -308,6 +310,7 @@ class IncrementalSyncOperator(WarehouseOperator):
         )
         app = BaseHook.get_connection(self.app_conn_id)
         self._set_lineage(
+            hook,
             [(f"postgres://{app.host}:{app.port or 5432}", f"{app.schema}.public.{table.source}")],
             [hook.dataset(table.target)],
         )

@@ -160,6 +160,7 @@ class SqlAssertionsOperator(WarehouseOperator):
         ]
         _record(self, self.warehouse_conn_id, context, partition, outcomes)
         self._set_lineage(
+            hook,
             [hook.dataset(t) for t in self.inputs],
             [hook.dataset(RESULTS_TABLE)],
         )
@@ -190,6 +191,7 @@ class QualityGateOperator(WarehouseOperator):
         hook = self.warehouse
         status, failed = decide_gate(hook, partition.dt, context["run_id"])
         self._set_lineage(
+            hook,
             [hook.dataset(RESULTS_TABLE)],
             [hook.dataset("ops.quality_gate")],
         )

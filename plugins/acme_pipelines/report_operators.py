@@ -64,6 +64,7 @@ class DailyReportOperator(WarehouseOperator):
         SlackWebhookHook(slack_webhook_conn_id=self.slack_conn_id).send(text=text)
         self.log.info("report %s written to %s; posted to Slack: %s", partition.key, folder, text)
         self._set_lineage(
+            hook,
             [hook.dataset(t) for t in INPUTS],
             [storage_dataset(str(folder / name)) for name in files],
         )

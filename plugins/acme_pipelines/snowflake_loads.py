@@ -150,9 +150,7 @@ def load_partition(
                 values.append('r."AMOUNT_USD"')
             # the rows, the rejects and the audit row become visible together, or (ROLLBACK) not at all
             with transaction(cur):
-                cur.execute(
-                    "DELETE FROM ops.rejected_rows WHERE source = %(source)s AND partition = %(partition)s", params
-                )
+                hook.clear_rejects(cur, audit)
                 cur.execute(record, params)
                 # the day is replaced; a key published by an older day moves to this one, a newer day keeps its own
                 cur.execute(
@@ -212,6 +210,7 @@ def sync_table(
     Arrow batches, staged as Parquet, checked in SQL, upserted (newer ``updated_at`` wins) in one transaction."""
     from acme_pipelines.db_readers import postgres_window_batches
     from acme_pipelines.dialects import condition
+    from acme_pipelines.landing_load import files_size
 
     schema = pa.schema([(name, arrow_type(kind)) for name, kind in table.columns])
     target = identifier(table.target)
@@ -232,7 +231,7 @@ def sync_table(
                     ):
                         spool.write(batch)
                     spool.close()
-                    moved = sum(p.stat().st_size for p in spool.files)
+                    moved = files_size(spool.files)
                     rows_in = stage_files(cur, spool.files, stage, schema=schema)
                 reason = (
                     "CASE " + " ".join(f"WHEN {condition(c, 'snowflake')} THEN '{r}'" for c, r in table.checks) + " END"
@@ -270,7 +269,7 @@ def _publish_sync(
     )
     params = {"run_id": audit.run_id, "source": audit.source, "partition": audit.partition}
     with transaction(cur):
-        cur.execute("DELETE FROM ops.rejected_rows WHERE source = %(source)s AND partition = %(partition)s", params)
+        hook.clear_rejects(cur, audit)
         cur.execute(
             "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
             f"SELECT %(run_id)s, %(source)s, %(partition)s, {literal(f'app_db:{table.source}/')} || {locator}, "

@@ -123,9 +123,8 @@ class SnowflakeWarehouseHook(ScopedConnection, SnowflakeHook):
     def database_name(self) -> str:
         return str(self._extra.get("database") or "")
 
-    def dataset(self, table: str) -> tuple[str, str]:
-        """The OpenLineage dataset of one of its tables: (``snowflake://account``, ``<database>.<table>``)."""
-        return self.namespace(), f"{self.database_name()}.{table}"
+    # (``snowflake://account``, ``<database>.<table>``), from the two methods above
+    dataset = WarehouseHook.dataset
 
 
 def snowflake_type(kind: pa.DataType) -> str:
@@ -272,20 +271,14 @@ def publish_arrow(
         deleted = written = 0
         if replace is not None:  # DELETE + INSERT in one transaction
             column, value = replace
-            cur.execute("BEGIN")
-            try:
+            with transaction(cur):
                 cur.execute(f"DELETE FROM {table} WHERE {identifier(column, parts=1)} = %s", (value,))
                 deleted = cur.rowcount or 0
-                if quoted:
-                    cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}")
-                    written = cur.rowcount or 0
+                cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}")
+                written = cur.rowcount or 0
                 if fail_before_commit:
                     raise RuntimeError("injected failure before commit")
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-        elif quoted:  # one MERGE statement is atomic by itself (and fakesnow cannot run it inside BEGIN)
+        else:  # one MERGE statement is atomic by itself (and fakesnow cannot run it inside BEGIN)
             if fail_before_commit:
                 raise RuntimeError("injected failure before commit")
             keys = [identifier(k, parts=1) for k in merge_on or ()]

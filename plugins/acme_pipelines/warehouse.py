@@ -306,12 +306,10 @@ def rebuild_partition(
         from acme_pipelines.snowflake_loads import rebuild_partition as on_snowflake
 
         return on_snowflake(hook, sql_text, params, target, partition_column, precondition_text)
-    from airflow.sdk.exceptions import AirflowFailException
-
     with hook.connection() as conn:
         hook.ensure_schema(conn)
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{target}/{params['dt']}",))
+            lock_day(cur, target, params["dt"])
             if precondition_text:
                 cur.execute(precondition_text, params)
                 ok, message = cur.fetchone()
@@ -350,6 +348,12 @@ def pg_connect(dsn_or_conn_id: str) -> Any:
         sslmode=extra.get("sslmode", "prefer"),
         application_name="acme_pipelines",
     )
+
+
+def lock_day(cur: Any, table: str, day: Any) -> None:
+    """One writer of ``table``'s ``day`` at a time, to the end of the transaction (loads, mart rebuilds,
+    archival)."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{table}/{day}",))
 
 
 def qualified(name: str) -> sql.Composed:
