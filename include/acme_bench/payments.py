@@ -65,7 +65,7 @@ def _count(dsn: str, table: str) -> int:
 
 
 class _LoadSteps(logging.Handler):
-    """Keeps the direct path's timing line (``copy …, primary key …, other days' keys …, swap …``)."""
+    """Keeps the direct path's timing line (``read, checked and copied …, primary key …, other days' keys …``)."""
 
     line = ""
 

@@ -445,7 +445,7 @@ def _load_direct(
             day_partitions.exchange(cur, target, new, plan.day)
         conn.commit()
         log.info(
-            "%s %s: copy %.2fs, primary key %.2fs, other days' keys %.3fs, swap and commit %.3fs",
+            "%s %s: read, checked and copied %.2fs, primary key %.2fs, other days' keys %.3fs, swap and commit %.3fs",
             spec.name, plan.day, copied - started, keyed - copied, checked - keyed, time.monotonic() - checked,
         )  # fmt: skip
         return counts
