@@ -6,11 +6,12 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_localdev
 
-.PHONY: help venv test demo lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare up down audit
+.PHONY: help venv test demo migrate lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare up down audit
 
 help:
 	@echo "make demo   - generate sample data and run the pipelines end to end (local defaults)"
 	@echo "make test   - run the test suite against the local PostgreSQL and Redis"
+	@echo "make migrate - apply the warehouse's schema migrations (include/migrations) to the warehouse connection"
 	@echo "make up     - start Airflow (api-server, scheduler, dag-processor, triggerer) on .airflow/, UI on :8080"
 	@echo "make down   - stop what make up started"
 	@echo "make audit  - pip-audit of requirements.lock against PyPI's advisory data (docs/operations.md)"
@@ -46,6 +47,9 @@ demo: $(STAMP)
 
 env: $(STAMP)
 	@$(RUN) env
+
+migrate: $(STAMP)
+	@$(RUN) migrate
 
 bench: $(STAMP)
 	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_bench --rows $(or $(N),2000000)

@@ -4,7 +4,10 @@
 
 Loads one day (`dt`) of the landing zone into the warehouse:
 
-1. `load_fx_rates`: the day's FX rates from the API (`fx_api`) into `core.fx_rates`;
+0. `wait_for_landing`: waits, deferred to the triggerer (no worker or pool slot), until the
+   day's payments and events files are in the landing zone; fails after the
+   `landing_wait_timeout_minutes` variable (default 360) naming the missing prefixes;
+1. `load_fx_rates`: the day's FX rates from the API (`fx_api`) into `core.fx_rates` (does not wait);
 2. `load_payments`: `payments/dt=.../*.csv[.gz]` into `core.fact_payments`, with
    `amount_usd` from the day's rate;
 3. `load_events`: `events/dt=.../*.jsonl[.gz]` into `core.fact_events`;
@@ -16,13 +19,16 @@ fails after recording its rejects and publishes nothing. Each load publishes its
 in one transaction, so a retry, rerun or backfill replaces the day, never doubles it.
 
 Which day: `params.partition`, else the data interval (the 02:00 run of 11-02 loads
-11-01). Publishes the assets `data_quality_check` is scheduled on.
+11-01). Then `trigger_data_quality_check` starts `data_quality_check` for the day
+(run id `partition__YYYY-MM-DD`; a re-run of the day re-runs that check).
 Runbook: rerun the day (`-c '{"partition": "YYYY-MM-DD"}'`); rejected rows are in
 `ops.rejected_rows` with file:line and reason.
 """
 
 from acme_pipelines.assets import DAILY_REVENUE, FACT_EVENTS, FACT_PAYMENTS
 from acme_pipelines.dag_defaults import pipeline_dag
+from acme_pipelines.downstream import TriggerForPartitionOperator
+from acme_pipelines.landing_sensor import LandingFilesSensor
 from acme_pipelines.operators import FxRatesOperator, LandingLoadOperator, WarehouseSqlOperator
 from acme_pipelines.resources import Pool, Priority
 
@@ -39,6 +45,9 @@ with pipeline_dag(
         task_id="load_payments", source="payments", pool=Pool.WAREHOUSE, outlets=[FACT_PAYMENTS]
     )
     events = LandingLoadOperator(task_id="load_events", source="events", pool=Pool.WAREHOUSE, outlets=[FACT_EVENTS])
+    # the loads read the landing zone only once the day's files are there (fx does not wait for them)
+    landing = LandingFilesSensor(task_id="wait_for_landing", sources=["payments", "events"], pool=Pool.OBJECT_STORAGE)
+    landing >> [payments, events]
     revenue = WarehouseSqlOperator(
         task_id="build_daily_revenue",
         sql_file="marts/daily_revenue.sql",
@@ -48,3 +57,4 @@ with pipeline_dag(
         outlets=[DAILY_REVENUE],
     )
     fx >> payments >> revenue
+    [events, revenue] >> TriggerForPartitionOperator(trigger_dag_id="data_quality_check")

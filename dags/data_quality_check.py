@@ -2,8 +2,8 @@
 """
 ### Data quality check
 
-Runs when `daily_etl` has published the day's payments, events and revenue mart
-(the partition comes from the asset events; `params.partition` names one by hand).
+Triggered by `daily_etl` once per day it publishes (run id `partition__YYYY-MM-DD`,
+`params.partition` the day; trigger it by hand the same way).
 Write-audit-publish: `daily_etl` *writes*, these tasks *audit* the day, and
 `publish_gate` *publishes* the verdict to `ops.quality_gate`:
 
@@ -19,13 +19,16 @@ Write-audit-publish: `daily_etl` *writes*, these tasks *audit* the day, and
 Every outcome lands in `ops.quality_results` (one row per check per run), failed
 or not. A failed check fails its task (Slack, and PagerDuty: this DAG is
 critical), `publish_gate` records `failed` and fails, and no `quality.daily_passed`
-event is emitted: features, training and the report do not run on that day.
+event is emitted and nothing is triggered: features and training do not run on that day.
+A passed day triggers `feature_engineering` for the day, and `weekly_aggregation` for its
+week once all 7 days of the week have passed (again when a late day passes).
 Recover: fix the data (usually rerun `daily_etl` for the day), then rerun this DAG
 with `-c '{"partition": "YYYY-MM-DD"}'`.
 """
 
-from acme_pipelines.assets import DAILY_ETL_OUTPUTS, QUALITY_PASSED
+from acme_pipelines.assets import QUALITY_PASSED
 from acme_pipelines.dag_defaults import pipeline_dag
+from acme_pipelines.downstream import TriggerCompleteWeekOperator, TriggerForPartitionOperator
 from acme_pipelines.quality_operators import (
     DayColumnCheckOperator,
     DayIntervalCheckOperator,
@@ -43,7 +46,7 @@ PAYMENT_METRICS = {"count(*)": MAX_RATIO, "coalesce(sum(amount_usd), 0)": MAX_RA
 
 with pipeline_dag(
     "data_quality_check",
-    schedule=list(DAILY_ETL_OUTPUTS),
+    schedule=None,  # daily_etl triggers it once per published day
     doc_md=__doc__,
     tags=["quality", "daily"],
     critical=True,
@@ -97,4 +100,7 @@ with pipeline_dag(
             pool=Pool.WAREHOUSE,
         ),
     ]
-    checks >> QualityGateOperator(task_id="publish_gate", pool=Pool.WAREHOUSE, outlets=[QUALITY_PASSED])
+    gate = QualityGateOperator(task_id="publish_gate", pool=Pool.WAREHOUSE, outlets=[QUALITY_PASSED])
+    checks >> gate
+    gate >> TriggerForPartitionOperator(trigger_dag_id="feature_engineering")
+    gate >> TriggerCompleteWeekOperator(trigger_dag_id="weekly_aggregation", pool=Pool.WAREHOUSE)

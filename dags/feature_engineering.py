@@ -2,7 +2,7 @@
 """
 ### Feature engineering
 
-Runs when a day passes its quality checks (`quality.daily_passed`). Builds
+Triggered by `data_quality_check` for each day that passes its checks. Builds
 per-customer churn features as of the end of the day into
 `features.customer_features` (key: customer_id, as_of_date), in SQL in the
 warehouse (`include/sql/features/customer_features.sql`): days since signup,
@@ -10,19 +10,20 @@ recency, orders in 7/30 days and lifetime, captured revenue and average order
 value over 30 days, refunds, failed payments, events in 7/30 days.
 
 `wait_for_quality` refuses a day whose gate is `failed` (a hand-triggered run of a
-bad day fails at once). Rerunning a day replaces its rows. Publishes
-`features.customer_features`, which `ml_training` is scheduled on.
+bad day fails at once). Rerunning a day replaces its rows. Then triggers
+`ml_training` for the day.
 """
 
-from acme_pipelines.assets import CUSTOMER_FEATURES, QUALITY_PASSED
+from acme_pipelines.assets import CUSTOMER_FEATURES
 from acme_pipelines.dag_defaults import pipeline_dag
+from acme_pipelines.downstream import TriggerForPartitionOperator
 from acme_pipelines.operators import WarehouseSqlOperator
 from acme_pipelines.quality_operators import QualityGateSensor
 from acme_pipelines.resources import Pool, Priority
 
 with pipeline_dag(
     "feature_engineering",
-    schedule=[QUALITY_PASSED],
+    schedule=None,  # data_quality_check triggers it once per passed day
     doc_md=__doc__,
     tags=["ml", "features", "daily"],
     priority=Priority.NORMAL,
@@ -37,4 +38,4 @@ with pipeline_dag(
         pool=Pool.WAREHOUSE,
         outlets=[CUSTOMER_FEATURES],
     )
-    gate >> features
+    gate >> features >> TriggerForPartitionOperator(trigger_dag_id="ml_training")

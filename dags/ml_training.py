@@ -2,7 +2,7 @@
 """
 ### ML training
 
-Runs when `feature_engineering` has published a day's features. Trains the churn
+Triggered by `feature_engineering` for each day it builds. Trains the churn
 model (scikit-learn logistic regression, seed 42) on `features.customer_features`:
 a customer churns after an as-of day when they order nothing in the following
 `churn_horizon_days` (variable, default 3). Only as-of days whose horizon has
@@ -15,7 +15,7 @@ beats the current champion's on the same test rows by more than
 version. Too little labelled history: the task is skipped and says why.
 """
 
-from acme_pipelines.assets import CUSTOMER_FEATURES, MODEL_REGISTRY
+from acme_pipelines.assets import MODEL_REGISTRY
 from acme_pipelines.dag_defaults import pipeline_dag
 from acme_pipelines.model_operators import TrainChurnModelOperator
 from acme_pipelines.quality_operators import QualityGateSensor
@@ -23,7 +23,7 @@ from acme_pipelines.resources import Pool, Priority
 
 with pipeline_dag(
     "ml_training",
-    schedule=[CUSTOMER_FEATURES],
+    schedule=None,  # feature_engineering triggers it once per day
     doc_md=__doc__,
     tags=["ml", "training"],
     priority=Priority.LOW,

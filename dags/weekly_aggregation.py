@@ -2,8 +2,9 @@
 """
 ### Weekly aggregation
 
-Mondays 03:00 UTC: `marts.weekly_kpis` for the ISO week that just ended (the run's
-data interval; `params.partition` names a Monday by hand). Orders, paid orders,
+`marts.weekly_kpis` for one ISO week, triggered by `data_quality_check` once all 7
+days of the week have passed quality, and again when a late day passes (run id
+`partition__<Monday>`; `params.partition` names a Monday by hand). Orders, paid orders,
 revenue, refunds, average order value and active customers, with week-over-week
 changes against the week before (null when that week is incomplete).
 
@@ -17,7 +18,7 @@ from acme_pipelines.resources import Pool, Priority
 
 with pipeline_dag(
     "weekly_aggregation",
-    schedule="0 3 * * 1",
+    schedule=None,  # data_quality_check triggers it when the week is complete
     doc_md=__doc__,
     tags=["marts", "weekly"],
     priority=Priority.NORMAL,

@@ -311,12 +311,12 @@ def pagerduty_server(monkeypatch) -> Iterator[HttpRecorder]:
 
 @pytest.fixture
 def warehouse(pg_database):
-    """A WarehouseHook on a fresh, empty database, with its schema created."""
+    """A WarehouseHook on a fresh, empty database, with its schema migrated (every migration applied)."""
+    from acme_pipelines.migrations import upgrade
     from acme_pipelines.warehouse import WarehouseHook
 
     hook = WarehouseHook(dsn=pg_database)
-    with hook.connection() as conn:
-        hook.ensure_schema(conn)
+    upgrade(hook)
     return hook
 
 

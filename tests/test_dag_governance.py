@@ -9,7 +9,6 @@ import yaml
 from airflow.providers.pagerduty.notifications.pagerduty import PagerdutyNotifier
 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-from acme_pipelines import assets
 from acme_pipelines.resources import Pool, Priority
 from conftest import ROOT
 
@@ -17,17 +16,18 @@ CRON = {
     "hourly_incremental_sync": "0 * * * *",
     "daily_etl": "0 2 * * *",
     "daily_reports": "0 6 * * *",
-    "weekly_aggregation": "0 3 * * 1",  # Mondays
     "data_archival": "0 4 * * 0",  # Sundays
     "anomaly_detection": "*/30 * * * *",
     "cache_refresh": "*/15 * * * *",
 }
-ASSET_SCHEDULED = {
-    "data_quality_check": {a.name for a in assets.DAILY_ETL_OUTPUTS},
-    "feature_engineering": {assets.QUALITY_PASSED.name},
-    "ml_training": {assets.CUSTOMER_FEATURES.name},
+# Triggered once per partition by the DAG before them (acme_pipelines.downstream): producer -> consumers.
+TRIGGERED_BY = {
+    "daily_etl": {"data_quality_check"},
+    "data_quality_check": {"feature_engineering", "weekly_aggregation"},
+    "feature_engineering": {"ml_training"},
 }
-ALL_DAG_IDS = set(CRON) | set(ASSET_SCHEDULED)
+TRIGGERED = set().union(*TRIGGERED_BY.values())
+ALL_DAG_IDS = set(CRON) | TRIGGERED
 
 
 def test_ten_dags_and_no_import_errors(dagbag):
@@ -44,11 +44,18 @@ def test_cron_schedules_are_utc_data_intervals(dagbag, dag_id):
     assert str(timetable.timezone) in ("UTC", "Timezone('UTC')")
 
 
-@pytest.mark.parametrize("dag_id", sorted(ASSET_SCHEDULED))
-def test_asset_schedules(dagbag, dag_id):
-    dag = dagbag.dags[dag_id]
-    names = {asset.name for asset in dag.timetable.asset_condition.objects}
-    assert names == ASSET_SCHEDULED[dag_id]
+def test_triggered_dags_have_no_schedule_and_one_producer_each(dagbag):
+    from acme_pipelines.downstream import TriggerForPartitionOperator
+
+    found: dict[str, set[str]] = {}
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if isinstance(task, TriggerForPartitionOperator):
+                assert task.reset_dag_run, f"{dag.dag_id}.{task.task_id}: a re-run must reset the consumer's run"
+                found.setdefault(dag.dag_id, set()).add(task.trigger_dag_id)
+    assert found == TRIGGERED_BY
+    for dag_id in TRIGGERED:
+        assert type(dagbag.dags[dag_id].timetable).__name__ == "NullTimetable", dag_id
 
 
 @pytest.mark.parametrize("dag_id", sorted(ALL_DAG_IDS))

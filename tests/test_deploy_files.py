@@ -396,3 +396,15 @@ def test_every_task_process_uses_the_same_arrow_allocator() -> None:
     assert f"ENV ARROW_DEFAULT_MEMORY_POOL={ARROW_MEMORY_POOL}" in DOCKERFILE.read_text()
     assert "ARROW_DEFAULT_MEMORY_POOL" not in airflow_env("airflow-worker"), "set once, in the Dockerfile"
     assert "ARROW_DEFAULT_MEMORY_POOL" not in {e["name"] for e in helm_values()["env"]}, "set once, in the Dockerfile"
+
+
+def test_setup_steps_apply_the_warehouse_migrations() -> None:
+    """Tasks only check the warehouse schema's version (acme_pipelines.migrations): compose's one-shot init
+    service and the Helm chart's migration job apply the migrations, after the metadata DB's."""
+    upgrade = "python -m acme_pipelines.migrations upgrade --conn-id warehouse"
+    init = " ".join(services()["airflow-init"]["command"])
+    assert init.index("airflow db migrate") < init.index("settings_loader") < init.index(upgrade), init
+    job = helm_values()["migrateDatabaseJob"]
+    assert job["applyCustomEnv"] is True  # extraEnvFrom: the warehouse connection
+    script = job["args"][-1]
+    assert script.index("airflow db migrate") < script.index(upgrade), script

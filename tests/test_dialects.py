@@ -1,6 +1,6 @@
-"""The warehouse DDL in both dialects from one file (issue #7, in progress): the Snowflake DDL that
-SQLGlot derives from include/sql/warehouse/schema.sql runs on the fakesnow server and gives every
-PostgreSQL table the same columns, in the same order, with the same kinds of types."""
+"""The warehouse DDL in both dialects from one set of files (issue #7): the Snowflake DDL that SQLGlot
+derives from the migrations (include/migrations/*.sql), applied by the migration runner on the fakesnow
+server, gives every PostgreSQL table the same columns, in the same order, with the same kinds of types."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from acme_pipelines import migrations
 from acme_pipelines.dialects import warehouse_ddl
 from conftest import query
 
@@ -35,8 +36,10 @@ def snowflake_columns(fakesnow_server) -> dict[str, list[tuple[str, str]]]:
         cur = conn.cursor()
         cur.execute("CREATE DATABASE IF NOT EXISTS WAREHOUSE_DDL")
         cur.execute("USE DATABASE WAREHOUSE_DDL")
-        for statement in warehouse_ddl("snowflake"):
-            cur.execute(statement)
+        assert migrations.current_version(conn) == 0
+        assert [m.version for m in migrations.upgrade(conn)] == list(range(1, migrations.LATEST + 1))
+        assert migrations.upgrade(conn) == []  # recorded in OPS.SCHEMA_MIGRATIONS: applied once
+        assert migrations.require_current(conn) == migrations.LATEST
         cur.execute(
             "SELECT lower(table_schema) || '.' || lower(table_name), lower(column_name), data_type "
             "FROM WAREHOUSE_DDL.information_schema.columns ORDER BY 1, ordinal_position"

@@ -317,6 +317,7 @@ def test_direct_and_staged_paths_publish_the_same_rows(make_database, tmp_path, 
     from acme_pipelines import landing_load
 
     caplog.set_level(logging.INFO, logger="acme_pipelines.landing_load")
+    from acme_pipelines.migrations import upgrade
     from acme_pipelines.warehouse import WarehouseHook
 
     rows = [f"{i},{i % 7},{i % 1000}.{i % 100:02d},{('USD', 'EUR', 'GBP')[i % 3]},card,captured,2026-11-01T10:00:00Z"
@@ -326,8 +327,7 @@ def test_direct_and_staged_paths_publish_the_same_rows(make_database, tmp_path, 
     results = []
     for force_staged in (False, True):
         hook = WarehouseHook(dsn=make_database())
-        with hook.connection() as conn:
-            hook.ensure_schema(conn)
+        upgrade(hook)
         if force_staged:
             monkeypatch.setattr(landing_load, "_load_direct", lambda *args, **kwargs: None)
         counts = load_payments(hook, tmp_path, ratio=0.01)

@@ -1,17 +1,25 @@
-"""Issue #8: `make up` (api-server, scheduler, dag-processor, triggerer on a local AIRFLOW_HOME) as a user meets it.
+"""`make up` as a user meets it: a running scheduler, the REST API, the UI, the chain of DAGs.
 
 The module starts the stack once, as ``python -m acme_localdev.stack up`` does for
-``make up``, on a free port and a throwaway AIRFLOW_HOME, with every connection
-pointing at this test's databases, landing files and stand-ins. Then:
+``make up`` (api-server, scheduler, dag-processor, triggerer; LocalExecutor on a
+PostgreSQL metadata DB of its own), on a free port and a throwaway AIRFLOW_HOME, with
+every connection pointing at this test's databases, landing files and stand-ins.
+Nothing here uses ``dag.test``: runs are created through the REST API (what the UI
+calls) and executed by the scheduler. Then:
 
 - the REST API refuses calls without a token and honours the roles;
-- a user with the ``op`` role triggers ``daily_etl`` for a date over the API and the
-  scheduler runs it to success, publishing the day's rows;
-- headless Chromium signs in to the UI and sees the ten DAGs; the screenshot is saved
-  to ``data/artifacts/ui/dags.png`` (the README's copy is ``docs/images/ui_dags.png``).
+- a user with the ``op`` role triggers ``daily_etl`` for a day and it succeeds;
+- backfills (``POST /api/v2/backfills``, the UI's Backfill dialog) flow through
+  ``data_quality_check`` and ``feature_engineering`` one run per day, also when the
+  quality check was paused while the days were published; loads of 4 days run at
+  once with 0 retries; backfilled days raise no deadline alert;
+- a week's 7 passed days trigger ``weekly_aggregation``, and a day that passes again
+  re-runs it;
+- a late scheduled run alerts once;
+- headless Chromium signs in to the UI and sees the ten DAGs.
 
-The stack's scheduler creates no scheduled runs here (``use_job_schedule`` off):
-only what the test triggers runs.
+The scheduler creates no scheduled runs here (``use_job_schedule`` off): only what
+the tests create runs. Task retries are 0, so any transient error fails the test.
 """
 
 from __future__ import annotations
@@ -38,7 +46,8 @@ from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
 from conftest import ROOT, free_port, pipeline_environment, query, scratch_databases
 
-CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=1, scale=0.2, bad_share=0.004, seed=21)
+# 2026-11-01 is a Sunday: 11-02..11-08 is one ISO week
+CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=10, scale=0.1, bad_share=0.004, seed=21)
 DAG_IDS = sorted(p.stem for p in (ROOT / "dags").glob("*.py"))
 SCREENSHOT = ROOT / "data" / "artifacts" / "ui" / "dags.png"
 
@@ -49,6 +58,8 @@ class Stack:
     home: Path
     warehouse: str
     manifest: dict
+    slack: HttpRecorder
+    env: dict
 
     def passwords(self) -> dict[str, str]:
         return json.loads((self.home / "passwords.json").read_text())
@@ -73,6 +84,50 @@ class Stack:
         assert status == expect, f"{method} {path}: {status} {text[:500]}"
         return json.loads(text) if text else {}
 
+    def op(self, method: str, path: str, body: dict | None = None, expect: int = 200) -> dict:
+        """A call as the user with the ``op`` role (what an on-call data engineer has)."""
+        if not getattr(self, "_op_token", None):
+            self._op_token = self.token("operator")
+        return self.call(method, path, token=self._op_token, body=body, expect=expect)
+
+    def pause(self, dag_id: str, paused: bool) -> None:
+        self.op("PATCH", f"/api/v2/dags/{dag_id}", body={"is_paused": paused})
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.op("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.op("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=run_after")["dag_runs"]
+
+    def wait_until_idle(self, dag_ids: list[str], timeout: float = 600) -> dict[str, list[dict]]:
+        """Wait until no run of ``dag_ids`` is queued or running (twice in a row: triggered runs appear
+        while others finish); returns their runs."""
+        deadline, calm = time.monotonic() + timeout, 0
+        while time.monotonic() < deadline:
+            runs = {dag_id: self.runs(dag_id) for dag_id in dag_ids}
+            busy = [
+                (d, r["dag_run_id"], r["state"])
+                for d in dag_ids
+                for r in runs[d]
+                if r["state"] in ("queued", "running")
+            ]
+            calm = 0 if busy else calm + 1
+            if calm >= 3:
+                return runs
+            time.sleep(3)
+        raise AssertionError(f"still busy after {timeout:.0f}s: {busy}")
+
+    def backfill(self, dag_id: str, first: str, last: str, max_active_runs: int) -> dict:
+        """Backfill the days ``first``..``last`` as the UI's dialog does (logical dates are the data
+        intervals' starts, 02:00 of each day)."""
+        return self.op("POST", "/api/v2/backfills", body={
+            "dag_id": dag_id, "from_date": f"{first}T00:00:00Z", "to_date": f"{last}T03:00:00Z",
+            "max_active_runs": max_active_runs, "reprocess_behavior": "none", "run_backwards": False,
+        })  # fmt: skip
+
+    def deadline_posts(self) -> list[str]:
+        return [r.body.decode() for r in self.slack.requests if b"Deadline missed" in r.body]
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
@@ -80,18 +135,20 @@ def stack(tmp_path_factory):
     port = free_port()
     with scratch_databases() as make, FxServer(CONFIG.day_list()) as fx, HttpRecorder() as slack:
         app, warehouse = make(), make()
+        metadata_db = make().replace("postgresql://", "postgresql+psycopg2://")  # a scheduler needs PostgreSQL
         landing = home.parent / "landing"
         result = build(CONFIG, landing, app)
         environment = {
             **os.environ,
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db,
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
                 {"type": "file", "log_file_path": str(home / "events.jsonl"), "append": True}
             ),
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only triggered runs
             "ACME_TASK_RETRIES": "0",
+            "AIRFLOW_VAR_LANDING_WAIT_TIMEOUT_MINUTES": "3",  # a day without files fails soon, not in 6 h
             "ACME_FX_PORT": str(free_port()),
             "ACME_SLACK_PORT": str(free_port()),
             **pipeline_environment(app, postgres_connection(warehouse), fx.url, slack.url, landing),
@@ -103,7 +160,7 @@ def stack(tmp_path_factory):
         try:
             assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
             manifest = json.loads(result.manifest_path.read_text())["days"]
-            yield Stack(f"http://127.0.0.1:{port}", home, warehouse, manifest)
+            yield Stack(f"http://127.0.0.1:{port}", home, warehouse, manifest, slack, environment)
         finally:
             pids = {f.stem: int(f.read_text()) for f in (home / "run").glob("*.pid")}
             stopped = subprocess.run([*command, "down"], env=environment, capture_output=True, text=True, timeout=120)
@@ -132,7 +189,7 @@ def test_an_operator_triggers_daily_etl_for_a_day_and_it_succeeds(stack):
         "POST",
         "/api/v2/dags/daily_etl/dagRuns",
         token=token,
-        body={"logical_date": "2026-11-02T02:00:00Z", "conf": {"partition": "2026-11-01"}},
+        body={"logical_date": None, "conf": {"partition": "2026-11-01"}},  # as the trigger form sends it
     )
     path = f"/api/v2/dags/daily_etl/dagRuns/{run['dag_run_id']}"
     deadline, state = time.monotonic() + 300, run["state"]
@@ -141,13 +198,106 @@ def test_an_operator_triggers_daily_etl_for_a_day_and_it_succeeds(stack):
         state = stack.call("GET", path, token=token)["state"]
     tasks = stack.call("GET", f"{path}/taskInstances", token=token)["task_instances"]
     assert state == "success", {t["task_id"]: t["state"] for t in tasks}
-    assert {t["task_id"]: t["state"] for t in tasks} == dict.fromkeys(
-        ["load_fx_rates", "load_payments", "load_events", "build_daily_revenue"], "success"
-    )
+    states = {t["task_id"]: t["state"] for t in tasks}
+    assert {"load_fx_rates", "load_payments", "load_events", "build_daily_revenue"} <= set(states)
+    assert set(states.values()) == {"success"}, states
+    # the day's quality check is queued for it, named after the day (paused until the chain test unpauses it)
+    checks = {r["dag_run_id"]: r for r in stack.runs("data_quality_check")}
+    assert checks["partition__2026-11-01"]["conf"]["partition"] == "2026-11-01"
     expected = stack.manifest["2026-11-01"]["payments"]
     assert query(stack.warehouse, "SELECT count(*) FROM core.fact_payments WHERE dt = '2026-11-01'") == [
         (expected["rows_loaded"],)
     ]
+
+
+CHAIN = ["daily_etl", "data_quality_check", "feature_engineering", "weekly_aggregation"]
+# ml_training stays paused here (its training adds nothing to what is shown): its runs queue, one per day
+WEEK = [f"2026-11-{d:02d}" for d in range(2, 9)]  # Monday 11-02 .. Sunday 11-08
+
+
+@pytest.fixture(scope="module")
+def synced(stack):
+    """The hourly sync's catch-up window, run once by the scheduler: the orders every quality check needs."""
+    stack.pause("hourly_incremental_sync", False)
+    stack.op("POST", "/api/v2/dags/hourly_incremental_sync/dagRuns", body={
+        "logical_date": None, "conf": {"partition": "2025-09-01T00:00", "partition_end": "2026-11-14T00:00"},
+    })  # fmt: skip
+    runs = stack.wait_until_idle(["hourly_incremental_sync"], timeout=300)["hourly_incremental_sync"]
+    assert [r["state"] for r in runs] == ["success"]
+    for dag_id in CHAIN:
+        stack.pause(dag_id, False)
+    return stack
+
+
+def day_of(run: dict) -> str:
+    return (run.get("conf") or {}).get("partition") or run["data_interval_start"][:10]
+
+
+@pytest.mark.timeout(900)
+def test_backfills_flow_through_the_chain_one_run_per_day_also_after_a_pause(synced):
+    stack = synced
+    posts_before = len(stack.deadline_posts())
+    # four days at once: their loads run concurrently (0 retries: a deadlock would fail the run)
+    first = stack.backfill("daily_etl", "2026-11-02", "2026-11-05", max_active_runs=4)
+    assert first["max_active_runs"] == 4
+    stack.wait_until_idle(CHAIN)
+    # the quality check paused while two more days are published: their checks wait, then run one per day
+    stack.pause("data_quality_check", True)
+    stack.backfill("daily_etl", "2026-11-06", "2026-11-07", max_active_runs=2)
+    stack.wait_until_idle(["daily_etl"])
+    waiting = [r["dag_run_id"] for r in stack.runs("data_quality_check") if r["state"] == "queued"]
+    assert {"partition__2026-11-06", "partition__2026-11-07"} <= set(waiting)
+    stack.pause("data_quality_check", False)
+    runs = stack.wait_until_idle(CHAIN)
+
+    days = WEEK[:6]
+    etl = [r for r in runs["daily_etl"] if r["run_type"] == "backfill"]
+    assert sorted(day_of(r) for r in etl) == days
+    # one verdict per day, passed, from a run named after the day (what the UI's run list shows)
+    gates = query(stack.warehouse, "SELECT dt::text, status FROM ops.quality_gate WHERE dt >= '2026-11-02' ORDER BY dt")
+    assert gates == [(d, "passed") for d in days]
+    runs["ml_training"] = stack.runs("ml_training")
+    for dag_id in ("data_quality_check", "feature_engineering", "ml_training"):
+        named = sorted(r["dag_run_id"] for r in runs[dag_id] if r["dag_run_id"] != "partition__2026-11-01")
+        assert named == [f"partition__{d}" for d in days], dag_id
+        assert all(day_of(r) == r["dag_run_id"].removeprefix("partition__") for r in runs[dag_id]), dag_id
+    features = query(stack.warehouse, "SELECT as_of_date::text, count(*) > 0 FROM features.customer_features "
+                     "WHERE as_of_date >= '2026-11-02' GROUP BY 1 ORDER BY 1")  # fmt: skip
+    assert features == [(d, True) for d in days]
+    failed = {d: [r["dag_run_id"] for r in runs[d] if r["state"] != "success"] for d in CHAIN}
+    assert failed == {dag_id: [] for dag_id in CHAIN}
+    assert {r["state"] for r in runs["ml_training"]} == {"queued"}  # paused: waiting, one run per day
+    # the first four days' loads ran at the same time, each on its first try (no deadlock, no retry)
+    loads = [t for r in etl if day_of(r) in days[:4] for t in stack.task_instances("daily_etl", r["dag_run_id"])
+             if t["task_id"] in ("load_payments", "load_events")]  # fmt: skip
+    assert len(loads) == 8
+    assert {t["try_number"] for t in loads} == {1}
+    at_once = max(sum(o["start_date"] <= t["start_date"] < o["end_date"] for o in loads) for t in loads)
+    print(f"loads of 4 backfilled days: at most {at_once} running at once")
+    assert at_once >= 4, "four loads at once"
+    # the week is not complete yet (11-08 missing): no weekly run
+    assert runs["weekly_aggregation"] == []
+    # backfilled (past) days miss their deadline at once, but nobody is paged for them
+    assert stack.deadline_posts()[posts_before:] == []
+
+
+@pytest.mark.timeout(900)
+def test_a_complete_week_triggers_weekly_aggregation_and_a_late_pass_reruns_it(synced):
+    stack = synced
+    stack.backfill("daily_etl", "2026-11-08", "2026-11-08", max_active_runs=1)
+    runs = stack.wait_until_idle(CHAIN)
+    (weekly,) = runs["weekly_aggregation"]
+    assert (weekly["dag_run_id"], weekly["state"], day_of(weekly)) == ("partition__2026-11-02", "success", "2026-11-02")
+    kpis = query(stack.warehouse, "SELECT week_start::text FROM marts.weekly_kpis")
+    assert kpis == [("2026-11-02",)]
+    # a day of the week passes again (re-checked by hand): the week is rebuilt, in the same run
+    stack.op("POST", "/api/v2/dags/data_quality_check/dagRuns",
+             body={"logical_date": None, "conf": {"partition": "2026-11-04"}})  # fmt: skip
+    time.sleep(5)
+    runs = stack.wait_until_idle(CHAIN)
+    (again,) = runs["weekly_aggregation"]
+    assert again["state"] == "success"
+    assert again["end_date"] > weekly["end_date"], "the week ran again"
 
 
 def test_headless_chromium_signs_in_and_sees_the_ten_dags(stack):
@@ -176,3 +326,110 @@ def test_headless_chromium_signs_in_and_sees_the_ten_dags(stack):
     missing = [dag_id for dag_id in DAG_IDS if dag_id not in text]
     assert missing == []
     assert SCREENSHOT.stat().st_size > 20_000
+
+
+def browser_session(stack: Stack, user: str):
+    """A headless Chromium page signed in to the UI as ``user`` (a context manager); skips without Chromium."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    from contextlib import contextmanager
+
+    from playwright.sync_api import sync_playwright
+
+    @contextmanager
+    def session():
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=browser, args=["--no-sandbox"])
+            try:
+                page = chromium.new_page(viewport={"width": 1400, "height": 1700})
+                page.goto(f"{stack.url}/", wait_until="networkidle")
+                page.fill("input[name=username]", user)
+                page.fill("input[name=password]", stack.passwords()[user])
+                page.click("button[type=submit]")
+                page.wait_for_url(lambda url: "/auth/" not in url, timeout=30_000)
+                yield page
+            finally:
+                chromium.close()
+
+    return session()
+
+
+def pick_datetime(page, index: int, day: str, hour: str) -> None:
+    """Fill the UI's n-th date-time picker (a popover with a date and a time field, in UTC)."""
+    page.get_by_test_id("datetime-input").nth(index).click()
+    page.get_by_placeholder("YYYY/MM/DD").fill(day)
+    page.get_by_placeholder("HH:mm").fill(hour)
+    page.keyboard.press("Escape")
+
+
+@pytest.mark.timeout(600)
+def test_the_ui_backfills_a_day_and_triggers_another_through_the_form(synced):
+    stack = synced
+    with browser_session(stack, "operator") as page:
+        # Trigger -> Backfill: 11-09 00:00 .. 03:00 is the run whose data interval starts 11-09 02:00
+        page.goto(f"{stack.url}/dags/daily_etl", wait_until="networkidle")
+        page.get_by_role("button", name="Trigger").first.click()
+        dialog = page.get_by_role("dialog").first
+        dialog.get_by_text("Backfill", exact=True).click()
+        pick_datetime(page, 0, "2026/11/09", "00:00")
+        pick_datetime(page, 1, "2026/11/09", "03:00")
+        page.get_by_text("1 run will be triggered").wait_for(timeout=30_000)
+        dialog.get_by_role("button", name="Run Backfill").click()
+        dialog.wait_for(state="hidden", timeout=30_000)
+        # Trigger -> Single Run with the partition typed into the run parameters form
+        page.get_by_role("button", name="Trigger").first.click()
+        dialog = page.get_by_role("dialog").first
+        dialog.locator("input[name=element_partition]").fill("2026-11-10")
+        dialog.get_by_role("button", name="Trigger").click()
+        dialog.wait_for(state="hidden", timeout=30_000)
+    runs = stack.wait_until_idle(["daily_etl"])["daily_etl"]
+    by_day = {day_of(r): r for r in runs if day_of(r) in ("2026-11-09", "2026-11-10")}
+    assert {d: (r["run_type"], r["state"]) for d, r in by_day.items()} == {
+        "2026-11-09": ("backfill", "success"),
+        "2026-11-10": ("manual", "success"),
+    }
+    loaded = query(stack.warehouse, "SELECT dt::text, count(*) FROM core.fact_payments "
+                   "WHERE dt IN ('2026-11-09', '2026-11-10') GROUP BY 1 ORDER BY 1")  # fmt: skip
+    assert loaded == [(d, stack.manifest[d]["payments"]["rows_loaded"]) for d in ("2026-11-09", "2026-11-10")]
+
+
+# What the scheduler does at 02:00 of 11-21 for daily_etl (SchedulerJobRunner._create_dag_runs): a scheduled
+# run through SerializedDAG.create_dagrun, which also creates the run's deadlines.
+CREATE_SCHEDULED_RUN = """
+import sys
+from datetime import UTC, datetime, timedelta
+from airflow.models.dagbag import DBDagBag
+from airflow.utils.session import create_session
+from airflow.utils.state import DagRunState
+from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+start = datetime(2026, 11, 20, 2, tzinfo=UTC)
+with create_session() as session:
+    dag = DBDagBag().get_latest_version_of_dag("daily_etl", session=session)
+    run = dag.create_dagrun(
+        run_id=f"scheduled__{start.isoformat()}", run_type=DagRunType.SCHEDULED, logical_date=start,
+        data_interval=(start, start + timedelta(days=1)), run_after=start + timedelta(days=1),
+        triggered_by=DagRunTriggeredByType.TIMETABLE, state=DagRunState.QUEUED, session=session,
+    )
+    print(run.run_id)
+"""
+
+
+def test_a_late_scheduled_run_alerts_once(synced):
+    """A scheduled run still running at its deadline posts one alert (its day has no landing files, so it is
+    still waiting for them when the deadline passes)."""
+    stack = synced
+    before = len(stack.deadline_posts())
+    created = subprocess.run([sys.executable, "-c", CREATE_SCHEDULED_RUN], env=stack.env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert created.returncode == 0, created.stderr[-3000:]
+    run_id = created.stdout.strip().splitlines()[-1]
+    deadline = time.monotonic() + 120
+    while len(stack.deadline_posts()) == before and time.monotonic() < deadline:
+        time.sleep(2)
+    time.sleep(10)  # a second alert for the same run would arrive within the scheduler's next loops
+    posts = stack.deadline_posts()[before:]
+    stack.op("PATCH", f"/api/v2/dags/daily_etl/dagRuns/{run_id}", body={"state": "failed"})
+    assert len(posts) == 1, posts
+    assert run_id in posts[0]

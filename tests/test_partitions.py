@@ -30,7 +30,6 @@ from acme_pipelines.partitions import (
     PartitionError,
     parse_partition,
     resolve_partition,
-    resolve_partitions,
 )
 
 
@@ -39,13 +38,12 @@ def utc(*args: int) -> datetime:
     return pendulum.instance(datetime(*args, tzinfo=UTC))
 
 
-def context(start=None, end=None, run_after=None, params=None, events=None) -> dict:
+def context(start=None, end=None, run_after=None, params=None) -> dict:
     return {
         "params": params or {},
         "data_interval_start": start,
         "data_interval_end": end,
         "dag_run": SimpleNamespace(run_after=run_after or end),
-        "triggering_asset_events": events or {},
     }
 
 
@@ -97,20 +95,6 @@ def test_param_wins_over_data_interval():
     assert (chosen.key, chosen.source) == ("2026-11-01", "param")
 
 
-def test_asset_events_name_the_partitions():
-    events = {
-        "a": [
-            SimpleNamespace(extra={"partition": "2026-11-02"}),
-            SimpleNamespace(extra={"partition": "2026-11-01"}),
-        ],
-        "b": [SimpleNamespace(extra={"partition": "2026-11-02"})],
-    }
-    ctx = context(utc(2026, 11, 3), utc(2026, 11, 3), run_after=utc(2026, 11, 3, 3), events=events)
-    assert [p.key for p in resolve_partitions(ctx, DAY)] == ["2026-11-01", "2026-11-02"]
-    with pytest.raises(PartitionError, match="2 partitions"):
-        resolve_partition(ctx, DAY)
-
-
 def test_incomplete_partition_is_refused():
     ctx = context(run_after=utc(2026, 11, 27, 10), params={"partition": "2026-11-27"})
     with pytest.raises(PartitionError, match="not complete"):
@@ -131,7 +115,6 @@ def test_no_interval_and_no_param_is_an_error():
         ("daily_etl", DAY, utc(2026, 11, 1, 2), "2026-11-01"),  # run starts 11-02 02:00
         ("daily_reports", DAY, utc(2026, 11, 1, 6), "2026-11-01"),
         ("hourly_incremental_sync", HOUR, utc(2026, 11, 1, 5), "2026-11-01T05:00"),
-        ("weekly_aggregation", WEEK, utc(2026, 11, 2, 3), "2026-11-02"),  # ISO week of Mon 11-02
     ],
 )
 def test_scheduled_run(dagbag, dag_id, grain, after, expected):

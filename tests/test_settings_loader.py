@@ -31,7 +31,7 @@ def read_back():
 
 def test_applies_connections_pools_and_variables(airflow_db):
     counts = apply_settings(load_settings(SETTINGS, ENV))
-    assert counts == {"connections": 8, "pools": 5, "variables": 10}
+    assert counts == {"connections": 8, "pools": 6, "variables": 11}
     conns, pools, variables = read_back()
     assert conns["app_db"].host == "127.0.0.1"
     assert conns["app_db"].schema == "app"

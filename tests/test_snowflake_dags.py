@@ -26,6 +26,8 @@ from acme_localdev.warehouse_compare import (
     postgres_connection,
     published_rows,
 )
+from acme_pipelines.migrations import upgrade
+from acme_pipelines.warehouse import warehouse_hook
 from acme_sample_data.build import build
 from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
@@ -92,6 +94,7 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
             mp.setenv(name, value)
         for connection in (postgres_connection(pg_dsn), snowflake_json):
             mp.setenv("AIRFLOW_CONN_WAREHOUSE", connection)
+            upgrade(warehouse_hook("warehouse"))  # the setup step, on either warehouse
             run_dag(dagbag, "hourly_incremental_sync", **CATCH_UP)
             for day in DAYS:
                 run_dag(dagbag, "daily_etl", partition=day)

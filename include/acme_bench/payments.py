@@ -80,11 +80,12 @@ def project_load(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]
 
     from acme_pipelines.contract import PAYMENTS
     from acme_pipelines.landing_load import load_partition
+    from acme_pipelines.migrations import upgrade
     from acme_pipelines.warehouse import AuditEntry, WarehouseHook
 
     hook = WarehouseHook(dsn=dsn)
+    upgrade(hook)
     with hook.connection() as conn:
-        hook.ensure_schema(conn)
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO core.fx_rates (dt, currency, per_usd, _run_id, _loaded_at) "

@@ -18,6 +18,7 @@ import psycopg2
 
 from acme_pipelines.contract import SYNC_BY_SOURCE
 from acme_pipelines.incremental_sync import sync_table
+from acme_pipelines.migrations import upgrade
 from acme_pipelines.warehouse import AuditEntry, WarehouseHook
 from acme_sample_data.app_db import SCHEMA_SQL
 
@@ -41,6 +42,7 @@ def run(app_dsn: str, warehouse_dsn: str, orders: int) -> dict[str, Any]:
         cur.execute(SCHEMA_SQL.read_text())
         cur.execute(FILL, {"orders": orders})
     hook = WarehouseHook(dsn=warehouse_dsn)
+    upgrade(hook)
     start, end = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC)
 
     def one(source: str) -> tuple[str, dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 python -m acme_localdev env     # print `export ...` lines for this checkout's Airflow
 python -m acme_localdev init    # migrate the metadata DB and apply airflow_settings.yaml
+python -m acme_localdev migrate # apply the warehouse's schema migrations (make migrate)
 python -m acme_localdev test [pytest args]
 python -m acme_localdev demo [--days N --scale X]
 python -m acme_localdev images  # the README's lineage and dashboard images, from the last demo
@@ -11,12 +12,15 @@ python -m acme_localdev snowflake-compare [--days N]  # the ETL into PostgreSQL 
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from acme_localdev import env
 from acme_localdev.services import POSTGRES, REDIS, ServiceMissingError, require
@@ -31,8 +35,10 @@ def detail(message: str) -> None:
 
 
 def init_airflow() -> None:
-    """Migrate the project-local metadata DB and apply the settings file (idempotent)."""
+    """Create and migrate the project-local metadata DB, apply the settings file (idempotent)."""
     started = time.monotonic()
+    if env.ensure_database(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]):
+        detail(f"created the metadata DB {os.environ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']}")
     result = subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, env=os.environ
     )
@@ -51,6 +57,60 @@ def init_airflow() -> None:
     )
 
 
+def private_metadata_db(name: str) -> None:
+    """A tool that runs DAGs with dag.test (one process, nothing concurrent) gets a SQLite metadata DB of its
+    own: its runs, and the downstream runs they trigger, stay out of the DB that `make up` schedules from."""
+    os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", env.sqlite_dsn(env.ROOT / ".airflow" / f"{name}.db"))
+
+
+@contextmanager
+def settings_connection(conn_id: str) -> Iterator[None]:
+    """While inside: the Airflow connection ``conn_id`` as airflow_settings.yaml defines it (an
+    ``AIRFLOW_CONN_*`` variable), unless the environment already sets one. No metadata DB needed."""
+    from acme_pipelines.settings_loader import SettingsError, load_settings
+
+    variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+    if variable in os.environ:
+        yield
+        return
+    try:
+        settings = load_settings(env.ROOT / "airflow_settings.yaml")
+    except SettingsError as exc:
+        raise SystemExit(f"ERROR: {exc}") from None
+    spec = next((c for c in settings.connections if c.conn_id == conn_id), None)
+    if spec is None:
+        raise SystemExit(f"ERROR: no connection {conn_id!r} in airflow_settings.yaml, and {variable} is not set")
+    fields = {"conn_type": spec.conn_type, "host": spec.host, "port": spec.port, "schema": spec.schema,
+              "login": spec.login, "password": spec.password, "extra": spec.extra or None}  # fmt: skip
+    os.environ[variable] = json.dumps({k: v for k, v in fields.items() if v is not None})
+    try:
+        yield
+    finally:
+        del os.environ[variable]
+
+
+def migrate_warehouse(conn_id: str = "warehouse") -> list:
+    """Apply the warehouse's schema migrations (``acme_pipelines.migrations``) to ``conn_id``, from the
+    environment's connection or airflow_settings.yaml's; a missing PostgreSQL database is created first."""
+    from acme_pipelines import migrations
+    from acme_pipelines.warehouse import warehouse_hook
+
+    started = time.monotonic()
+    with settings_connection(conn_id):
+        hook = warehouse_hook(conn_id)
+        if hook.dialect == "postgres" and migrations.create_database_if_missing(hook):
+            detail(f"created the warehouse database {hook.database_name()}")
+        try:
+            applied = migrations.upgrade(hook)
+        except migrations.MigrationError as exc:
+            raise SystemExit(f"ERROR: {exc}") from None
+    step(
+        f"warehouse schema ({conn_id}, {hook.dialect}) at version {migrations.LATEST} in "
+        f"{time.monotonic() - started:.1f}s: " + (", ".join(map(str, applied)) or "nothing to apply")
+    )
+    return applied
+
+
 def cmd_env(_: list[str]) -> int:
     for name, value in env.local_environment().items():
         print(f"export {name}={shlex.quote(value)}")
@@ -60,6 +120,12 @@ def cmd_env(_: list[str]) -> int:
 def cmd_init(_: list[str]) -> int:
     env.activate()
     init_airflow()
+    return 0
+
+
+def cmd_migrate(_: list[str]) -> int:
+    env.activate()
+    migrate_warehouse()
     return 0
 
 
@@ -75,6 +141,7 @@ def cmd_demo(args: list[str]) -> int:
     from acme_localdev import demo
 
     require(POSTGRES, REDIS)
+    private_metadata_db("demo")
     env.activate()
     os.environ.setdefault("ACME_TASK_RETRIES", "0")  # a demo failure shows at once, not after backoff
     return demo.main(args)
@@ -112,6 +179,7 @@ def cmd_snowflake_compare(args: list[str]) -> int:
     from acme_localdev import warehouse_compare
 
     require(POSTGRES)
+    private_metadata_db("snowflake-compare")
     env.activate()
     os.environ.setdefault("ACME_TASK_RETRIES", "0")
     return warehouse_compare.main(args)
@@ -139,6 +207,7 @@ def cmd_audit(args: list[str]) -> int:
 COMMANDS = {
     "env": cmd_env,
     "init": cmd_init,
+    "migrate": cmd_migrate,
     "test": cmd_test,
     "demo": cmd_demo,
     "images": cmd_images,

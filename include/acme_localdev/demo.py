@@ -105,11 +105,15 @@ def dsn(prefix: str, default_db: str) -> str:
 
 
 def reset_warehouse(url: str) -> None:
-    """A fresh warehouse database for the demo (the DAGs create their tables)."""
+    """A fresh warehouse database for the demo, its schema migrated as `make migrate` does (the DAGs' tasks
+    only check its version)."""
+    from acme_pipelines.migrations import upgrade
+    from acme_pipelines.warehouse import WarehouseHook
     from acme_sample_data.app_db import recreate_database
     from acme_sample_data.build import with_database
 
     recreate_database(with_database(url, "postgres"), url.rsplit("/", 1)[1])
+    upgrade(WarehouseHook(dsn=url))
 
 
 def _warehouse_rows(statement: str, params: tuple = ()) -> list[tuple]:

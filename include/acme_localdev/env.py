@@ -1,8 +1,9 @@
 """The environment of a project-local Airflow: one definition for make, tests and users.
 
 Everything Airflow needs to run from this checkout without touching anything
-outside it: ``AIRFLOW_HOME`` in the project, a SQLite metadata DB with an
-absolute path, LocalExecutor, the project's dags/ and plugins/, no examples,
+outside it: ``AIRFLOW_HOME`` in the project, a metadata DB of its own on the
+local PostgreSQL (``acme_airflow``; a scheduler needs one that takes concurrent
+writers: SQLite refuses backfills), LocalExecutor, the project's dags/ and plugins/, no examples,
 a per-checkout Fernet key, and the non-secret development values of
 ``local.env``. Variables already set in the environment win.
 """
@@ -62,6 +63,45 @@ def lineage_events(airflow_home: Path) -> Path:
     return folder / "events.jsonl"
 
 
+# The metadata DB of `make up`, `make env` and the airflow CLI; `make demo` runs in a SQLite file of its
+# own (one process, nothing concurrent), so its runs never reach the scheduler's queue.
+METADATA_DB = "acme_airflow"
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+def metadata_dsn(database: str = METADATA_DB) -> str:
+    """SQLAlchemy URL of a metadata DB on the local PostgreSQL."""
+    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+
+
+def sqlite_dsn(path: Path) -> str:
+    return f"sqlite:///{path.resolve()}"
+
+
+def ensure_database(url: str) -> bool:
+    """Create the PostgreSQL database ``url`` names if it is missing (a no-op for SQLite); True if created."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        return False
+    import psycopg2
+    from psycopg2 import sql
+
+    server = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    conn = psycopg2.connect(server)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,))
+            if cur.fetchone():
+                return False
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(parsed.database)))
+            return True
+    finally:
+        conn.close()
+
+
 # The ports of the FX API and Slack stand-ins that airflow_settings.yaml's default connections name.
 FX_PORT, SLACK_PORT = 18080, 18081
 
@@ -82,7 +122,7 @@ def local_environment(airflow_home: Path | None = None, root: Path = ROOT) -> di
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_dsn(),
         "AIRFLOW__CORE__FERNET_KEY": fernet_key(home),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         # Metrics: StatsD with InfluxDB-style tags, as deployed (docs/metrics.md); nothing listens

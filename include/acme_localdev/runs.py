@@ -12,54 +12,24 @@ import json
 import sys
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from acme_localdev import env
 
 
-@contextmanager
-def _deadlines_under_dag_test() -> Iterator[None]:
-    """Let ``dag.test()`` finish a DAG that has Deadline Alerts (apache-airflow 3.3.2).
-
-    dag.test() runs a DAG deserialised in memory, whose ``deadline`` holds the
-    encoded alerts instead of the ids of their rows; when the run succeeds,
-    DagRun.update_state looks each one up by id to prune its deadlines and
-    fails ("'dict' object has no attribute 'hex'"). Here an encoded alert is
-    answered from its own content, so the pruning runs as in the scheduler.
-    """
-    from airflow.models import dagrun
-    from airflow.models.deadline_alert import DeadlineAlert
-
-    original = dagrun.DeadlineAlertModel.get_by_id
-
-    def get_by_id(alert_id: Any, **kwargs: Any) -> Any:
-        if isinstance(alert_id, dict):
-            encoded = alert_id.get("__var", alert_id)
-            return SimpleNamespace(
-                reference_class=DeadlineAlert.reference_class.fget(SimpleNamespace(reference=encoded["reference"]))
-            )
-        return original(alert_id, **kwargs)
-
-    dagrun.DeadlineAlertModel.get_by_id = get_by_id
-    try:
-        yield
-    finally:
-        dagrun.DeadlineAlertModel.get_by_id = original
-
-
 def run_in_process(dag: Any, conf: dict) -> Any:
-    """``dag.test(run_conf=conf)`` as the demo and the tests run it; returns the DagRun."""
+    """``dag.test(run_conf=conf)`` as the demo and the tests run it; returns the DagRun.
+
+    Airflow's own defects under ``dag.test`` are worked around for every process in
+    ``acme_pipelines.upstream_fixes`` (loaded by plugins/airflow_local_settings.py), not here.
+    """
     from airflow.sdk.lineage import get_hook_lineage_collector
 
     # A worker runs every task in a process of its own; dag.test() runs them all in this one, where the
     # hook-lineage collector (a process-wide singleton) would pile up every earlier query's lineage.
     get_hook_lineage_collector.cache_clear()
-    with _deadlines_under_dag_test():
-        return dag.test(run_conf=conf)
+    return dag.test(run_conf=conf)
 
 
 def main(argv: list[str]) -> int:

@@ -1,6 +1,7 @@
 """`make up` / `make down`: Airflow's services on this checkout's AIRFLOW_HOME, without Docker.
 
-``up`` migrates the metadata DB, applies ``airflow_settings.yaml``, then starts
+``up`` creates and migrates the metadata DB (PostgreSQL, ``env.METADATA_DB``), applies
+``airflow_settings.yaml``, applies the warehouse's schema migrations, then starts
 api-server, scheduler, dag-processor and triggerer (LocalExecutor), plus the
 local stand-ins the default connections point at (the FX API on 18080, a Slack
 webhook recorder on 18081). Each runs in its own process group; pids go to
@@ -54,7 +55,7 @@ def stack_environment(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": env.local_secret(home, "jwt.secret"),
         "AIRFLOW__API__SECRET_KEY": env.local_secret(home, "api.secret"),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
-        "AIRFLOW__CORE__PARALLELISM": "4",  # 2 cores, SQLite metadata DB
+        "AIRFLOW__CORE__PARALLELISM": "4",  # 2 cores
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "ACME_DAGS_PAUSED_AT_CREATION": "true",  # nothing runs until its user unpauses or triggers it
     }
@@ -142,7 +143,7 @@ def parsed_dags(since: datetime) -> tuple[int, dict[str, str]]:
 
 
 def up(port: int = 8080, host: str = "127.0.0.1", timeout: float = 240.0) -> int:
-    from acme_localdev.cli import detail, init_airflow, step
+    from acme_localdev.cli import detail, init_airflow, migrate_warehouse, step
 
     home = Path(os.environ["AIRFLOW_HOME"])
     os.environ.update(stack_environment(home, port))
@@ -154,8 +155,9 @@ def up(port: int = 8080, host: str = "127.0.0.1", timeout: float = 240.0) -> int
             return 0
         step(f"partly running ({', '.join(alive)}): stopping those first")
         down()
-    step("[1/3] metadata DB and airflow_settings.yaml")
+    step("[1/3] metadata DB, airflow_settings.yaml and the warehouse's schema")
     init_airflow()
+    migrate_warehouse()
     if paused := pause_all_once(home):
         detail(f"first start: paused {paused} DAG(s) left unpaused by earlier runs; unpause in the UI what should run")
     logs = home / "logs" / "services"

@@ -225,6 +225,8 @@ def main(argv: list[str]) -> int:
     from acme_localdev.cli import init_airflow, step
     from acme_localdev.demo import dsn, reset_warehouse
     from acme_localdev.recorder import HttpRecorder
+    from acme_pipelines.migrations import upgrade
+    from acme_pipelines.warehouse import warehouse_hook
     from acme_sample_data.build import build, with_database
     from acme_sample_data.fx import FxServer
     from acme_sample_data.generator import GeneratorConfig
@@ -257,6 +259,8 @@ def main(argv: list[str]) -> int:
         ):
             say(f"==> [{n}/4] the same DAGs into {name}  (log: {LOG.relative_to(env.ROOT)})")
             os.environ["AIRFLOW_CONN_WAREHOUSE"] = connection
+            applied = upgrade(warehouse_hook("warehouse"))  # the setup step; the tasks only check the version
+            say(f"    schema migrations applied: {', '.join(map(str, applied)) or 'none (already current)'}")
             t0 = time.monotonic()
             ok &= run_etl(dags, config, lambda line: say(f"    {line}"))
             timings[name] = time.monotonic() - t0

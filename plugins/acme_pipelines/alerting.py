@@ -8,10 +8,14 @@ per failed run, however many of its tasks fail, deduplicated on
 ``<dag_id>/<run_id>``. Every alert names DAG, task, run, partition,
 try number, the log, and its runbook entry (``docs/runbook.md``).
 Connection ids are fixed names; what they point at is per environment.
+Where a channel's connection is not defined (a laptop, CI), that channel is
+off: one info line says so ("PagerDuty off: no connection pagerduty_events")
+and nothing raises, so a failing run's callbacks never fail themselves.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow.providers.pagerduty.hooks.pagerduty_events import PagerdutyEventsHook, prepare_event_data
@@ -19,6 +23,9 @@ from airflow.providers.pagerduty.notifications.pagerduty import PagerdutyNotifie
 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import BaseHook, BaseNotifier
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+log = logging.getLogger(__name__)
 
 SLACK_CONN_ID = "slack_alerts"
 PAGERDUTY_CONN_ID = "pagerduty_events"
@@ -124,19 +131,21 @@ def _count_alert(context: dict, channel: str) -> None:
 
 
 class CountedSlackNotifier(_RendersEachCall, SlackWebhookNotifier):
-    """The provider's Slack webhook notifier, counted in ``acme.pipeline.alerts_sent``."""
+    """The provider's Slack webhook notifier, counted in ``acme.pipeline.alerts_sent``; off without its connection."""
 
     def notify(self, context: dict) -> None:
+        if not slack_enabled(self.slack_webhook_conn_id, self.log):
+            return
         super().notify(context)
         _count_alert(context, "slack")
 
 
 class EnvironmentPagerdutyNotifier(_RendersEachCall, PagerdutyNotifier):
-    """PagerDuty through ``EventsApiHook``, unless this environment's routing key starts with ``disabled``.
+    """PagerDuty through ``EventsApiHook``, unless paging is off here (``paging_off_reason``).
 
     Local development and CI have no PagerDuty to reach, so their
-    ``pagerduty_events`` connection says so instead of every failure
-    spending its retries on an unreachable API.
+    ``pagerduty_events`` connection says so (or is not defined) instead of
+    every failure spending its retries on an unreachable API.
     """
 
     @property
@@ -144,8 +153,7 @@ class EnvironmentPagerdutyNotifier(_RendersEachCall, PagerdutyNotifier):
         return EventsApiHook(pagerduty_events_conn_id=self.pagerduty_events_conn_id)
 
     def notify(self, context: dict) -> None:
-        if not pagerduty_enabled(self.pagerduty_events_conn_id):
-            self.log.info("PagerDuty disabled here (routing key starts with %r): not paging", DISABLED_PREFIX)
+        if not pagerduty_enabled(self.pagerduty_events_conn_id, self.log):
             return
         super().notify(context)
         _count_alert(context, "pagerduty")
@@ -170,14 +178,44 @@ class ConfiguredEmailNotifier(_RendersEachCall, SmtpNotifier):
         _count_alert(context, "email")
 
 
-def pagerduty_enabled(conn_id: str = PAGERDUTY_CONN_ID) -> bool:
-    """False where the connection's routing key says ``disabled...`` (local development, CI)."""
-    key = BaseHook.get_connection(conn_id).password or ""
-    return not key.startswith(DISABLED_PREFIX)
+def connection_defined(conn_id: str) -> bool:
+    """True if ``conn_id`` is defined here (environment, secrets backend or metadata DB)."""
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return False
+    return True
+
+
+def paging_off_reason(conn_id: str = PAGERDUTY_CONN_ID) -> str | None:
+    """Why PagerDuty is off here (no connection; a routing key ``disabled...``), or None where it pages."""
+    try:
+        key = BaseHook.get_connection(conn_id).password or ""
+    except AirflowNotFoundException:
+        return f"no connection {conn_id}"
+    if key.startswith(DISABLED_PREFIX):
+        return f"the routing key of {conn_id} starts with {DISABLED_PREFIX!r}"
+    return None
+
+
+def pagerduty_enabled(conn_id: str = PAGERDUTY_CONN_ID, logger: Any = None) -> bool:
+    """False where paging is off here (local development, CI); then logs one info line saying why."""
+    reason = paging_off_reason(conn_id)
+    if reason:
+        (logger or log).info("PagerDuty off: %s", reason)
+    return reason is None
+
+
+def slack_enabled(conn_id: str = SLACK_CONN_ID, logger: Any = None) -> bool:
+    """False where the Slack connection ``conn_id`` is not defined here; then logs one info line."""
+    if connection_defined(conn_id):
+        return True
+    (logger or log).info("Slack off: no connection %s", conn_id)
+    return False
 
 
 def page(*, summary: str, dedup_key: str, details: dict[str, Any], severity: str = "critical") -> bool:
-    """Trigger one PagerDuty event (deduplicated on ``dedup_key``); False where paging is disabled."""
+    """Trigger one PagerDuty event (deduplicated on ``dedup_key``); False where paging is off."""
     if not pagerduty_enabled(PAGERDUTY_CONN_ID):
         return False
     EventsApiHook(pagerduty_events_conn_id=PAGERDUTY_CONN_ID).send_event(

@@ -46,13 +46,14 @@ class AnomalyDetectionOperator(WarehouseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from acme_pipelines import anomalies
         from acme_pipelines.metrics import emit_count
+        from acme_pipelines.migrations import require_current
 
         half_hour = resolve_partition(context, HALF_HOUR)
         end = half_hour.end
         start = end - timedelta(minutes=int(self.window_minutes))
         hook = self.warehouse
         with hook.connection() as conn:
-            hook.ensure_schema(conn)
+            require_current(conn)
             with conn.cursor() as cur:
                 cur.execute(
                     (SQL_ROOT / "anomalies" / "window_metrics.sql").read_text(),

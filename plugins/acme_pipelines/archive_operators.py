@@ -42,6 +42,7 @@ class ArchivePartitionsOperator(WarehouseOperator):
         from acme_pipelines import archive
         from acme_pipelines.lineage import storage_dataset
         from acme_pipelines.metrics import emit_count
+        from acme_pipelines.migrations import require_current
 
         partition = resolve_partition(context, DAY)
         before = partition.dt - timedelta(days=int(self.hot_retention_days))
@@ -51,7 +52,7 @@ class ArchivePartitionsOperator(WarehouseOperator):
             options = {"StorageClass": self.storage_class}  # s3fs passes it on to put_object / the multipart upload
         hook = self.warehouse
         with hook.connection() as conn:
-            hook.ensure_schema(conn)
+            require_current(conn)
         outcomes = []
         for table in self.tables:
             days = archive.days_to_archive(hook, table, before)

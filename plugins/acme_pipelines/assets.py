@@ -5,7 +5,8 @@ locally and to Snowflake in production, so a URI with a host in it would be
 wrong in one of them. The ``x-warehouse`` scheme keeps Airflow from looking
 for a provider URI normaliser (no provider discovery at DAG parse time).
 Producers put the partition they published into the event's ``extra``
-(``{"partition": "2026-11-01"}``); ``partitions.resolve_partitions`` reads it.
+(``{"partition": "2026-11-01"}``), for lineage and the UI. No DAG is scheduled
+on them: a producer triggers its consumers once per partition (``downstream``).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def default_args(
 def pipeline_dag(
     dag_id: str,
     *,
-    schedule: str | Collection[Asset],
+    schedule: str | Collection[Asset] | None,
     doc_md: str | None,
     tags: Sequence[str],
     critical: bool = False,
@@ -71,8 +71,9 @@ def pipeline_dag(
 ) -> DAG:
     """A DAG with the project's defaults.
 
-    :param schedule: a cron expression (run as a UTC data-interval timetable)
-        or the assets the DAG is scheduled on.
+    :param schedule: a cron expression (run as a UTC data-interval timetable),
+        the assets the DAG is scheduled on, or None for a DAG that its producer
+        triggers once per partition (``downstream``).
     :param critical: page PagerDuty on failure, not only Slack.
     :param built: False for a placeholder; it is paused when first seen.
     """
@@ -81,7 +82,11 @@ def pipeline_dag(
     if not tags:
         raise ValueError(f"{dag_id}: every DAG needs tags")
     timetable: Any = (
-        CronDataIntervalTimetable(schedule, timezone="UTC") if isinstance(schedule, str) else list(schedule)
+        CronDataIntervalTimetable(schedule, timezone="UTC")
+        if isinstance(schedule, str)
+        else None
+        if schedule is None
+        else list(schedule)
     )
     all_tags = [*tags, f"priority:{priority.name.lower()}"]
     if critical:

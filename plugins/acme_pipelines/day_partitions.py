@@ -9,9 +9,9 @@ a business key that another day already published (contract §2: the newer day
 wins).
 
 ``convert_unpartitioned`` upgrades a warehouse made before partitioning: run
-by ``WarehouseHook.ensure_schema`` inside its schema lock, it renames the old
-table away, lets ``schema.sql`` create the partitioned one, and ``refill`` moves
-the rows over, all in the schema transaction.
+by the migration runner (``acme_pipelines.migrations``) in migration 0001's
+transaction, it renames the old table away, lets 0001 create the partitioned
+one, and ``refill`` moves the rows over, all in that one transaction.
 
 Locks. Two loads of different days must not both miss a key the other is
 publishing, and a swap's DETACH must not wait for another writer that waits for
@@ -241,7 +241,7 @@ def convert_unpartitioned(cur: Any) -> list[str]:
     """Rename fact tables made before partitioning (plain tables) out of the way; returns their tables.
 
     Their primary key and ``dt`` index go with them (the new table reuses the
-    names). ``refill`` moves the rows once ``schema.sql`` has made the new tables.
+    names). ``refill`` moves the rows once migration 0001 has made the new tables.
     """
     renamed = []
     for table in PARTITIONED:

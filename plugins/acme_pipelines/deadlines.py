@@ -11,6 +11,28 @@ the deadline is ``logical date + window length + threshold``. When the time
 passes and the run has not succeeded, the scheduler hands ``deadline_missed``
 to the triggerer: one Slack post (and a PagerDuty page for critical DAGs,
 deduplicated per run), and the ``acme.pipeline.deadline_missed`` metric.
+
+Only the runs a deadline is meant for alert: scheduled runs, as the schedule
+made them (``skip_reason``). Airflow gives every run with a logical date a
+deadline, so a backfill of 14 old days, or a manual run of a past day, would
+otherwise post 14 (or one) alerts at once for deadlines that passed long
+before the run existed. Such a miss logs one info line and returns
+``"skipped: <reason>"``; it is still counted in ``acme.pipeline.deadline_missed``
+(the scheduler counts it too), not in ``alerts_sent``.
+
+What the callback knows of the run is what the scheduler put in
+``context["dag_run"]`` (Airflow 3.3: the REST API's ``DAGRunResponse``:
+``dag_run_id``, ``run_type``, ``triggered_by``, ``state``, ``conf``, the dates;
+no ``clear_number``, and the triggerer serves no ``GetDagRun`` to ask for it).
+``run_type`` decides: a backfill that re-runs a day which had a scheduled run
+sets the run's type to ``backfill`` while its run id stays ``scheduled__...``,
+so the run id prefix is only a fallback for a context without ``run_type``. A
+cleared scheduled run skips when the context says so (``clear_number`` > 0, a
+field 3.3 does not send). Without it, Airflow's own bookkeeping keeps a re-run
+of a past day quiet: a clear neither recreates nor moves a logical-date
+deadline, a successful run's deadline is deleted, and a missed one fires once.
+What remains is a run cleared before its own deadline and still not done when
+it passes: that alerts, and the data is late.
 """
 
 from __future__ import annotations
@@ -75,22 +97,61 @@ def deadline_alert(dag_id: str, cron: str, *, critical: bool) -> Any:
     )
 
 
+SCHEDULED = "scheduled"
+RUN_TYPES = ("scheduled", "backfill", "manual", "operator_triggered", "asset_triggered", "asset_materialization")
+
+
+def run_id_of(run: dict) -> str:
+    return run.get("dag_run_id") or run.get("run_id") or "?"
+
+
+def skip_reason(run: dict) -> str | None:
+    """Why a missed deadline of ``run`` (the callback's ``context["dag_run"]``) must not alert; None if it must.
+
+    It alerts for a scheduled run that was not re-run; not for a backfill, a
+    manual run (of a past day or not), a run triggered by an operator or an
+    asset, or a scheduled run that was cleared (where the context says so).
+    """
+    run_id = run_id_of(run)
+    run_type = run.get("run_type") or next(  # a context without run_type: the run id's prefix
+        (kind for kind in RUN_TYPES if run_id.startswith(f"{kind}__")), "unknown"
+    )
+    if run_type != SCHEDULED:
+        return f"{run_type} run {run_id}, not a scheduled one"
+    if clears := run.get("clear_number"):
+        return f"scheduled run {run_id} was re-run (cleared {clears}x)"
+    return None
+
+
 async def deadline_missed(dag_id: str, deadline: str, critical: bool, context: dict | None = None) -> str:
-    """The callback the triggerer runs when a run misses its deadline (Airflow passes ``context``)."""
+    """The callback the triggerer runs when a run misses its deadline (Airflow passes ``context``).
+
+    Returns what it did: ``"sent: slack,pagerduty"`` or ``"skipped: <reason>"`` (the callback's output).
+    """
     run = dict((context or {}).get("dag_run") or {})
     due = (context or {}).get("deadline", {}).get("deadline_time")
+    if reason := skip_reason(run):
+        await asyncio.to_thread(count_deadline_missed, dag_id, deadline)
+        log.info("%s missed its deadline (%s), no alert: %s", dag_id, deadline, reason)
+        return f"skipped: {reason}"
     sent = await asyncio.to_thread(notify_deadline_missed, dag_id, deadline, critical, run, due)
-    return "sent: " + ",".join(sent)
+    return "sent: " + (",".join(sent) or "nothing (no alert channel here)")
+
+
+def count_deadline_missed(dag_id: str, deadline: str) -> None:
+    from acme_pipelines.metrics import emit_count
+
+    emit_count("deadline_missed", 1, dag_id=dag_id, deadline=deadline)
 
 
 def notify_deadline_missed(dag_id: str, deadline: str, critical: bool, run: dict, due: Any) -> list[str]:
     """Post the missed deadline to Slack (and PagerDuty if critical); returns the channels used."""
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-    from acme_pipelines.alerting import ALERT_ANCHORS, SLACK_CONN_ID, page, runbook_url
+    from acme_pipelines.alerting import ALERT_ANCHORS, SLACK_CONN_ID, page, runbook_url, slack_enabled
     from acme_pipelines.metrics import emit_count
 
-    run_id = run.get("dag_run_id") or run.get("run_id") or "?"
+    run_id = run_id_of(run)
     runbook = runbook_url()
     text = (
         f":alarm_clock: Deadline missed: {dag_id} {deadline}\n"
@@ -99,15 +160,16 @@ def notify_deadline_missed(dag_id: str, deadline: str, critical: bool, run: dict
         f"runbook: {runbook}#{dag_id} (then {runbook}#{ALERT_ANCHORS['deadline_missed']})"
     )
     sent = []
-    SlackWebhookHook(slack_webhook_conn_id=SLACK_CONN_ID).send(text=text)
-    sent.append("slack")
+    if slack_enabled(SLACK_CONN_ID):
+        SlackWebhookHook(slack_webhook_conn_id=SLACK_CONN_ID).send(text=text)
+        sent.append("slack")
     if critical and page(
         summary=f"Deadline missed: {dag_id} {deadline} (run {run_id})",
         dedup_key=f"{dag_id}/{run_id}/deadline",
         details={"text": text, "runbook": f"{runbook}#{ALERT_ANCHORS['deadline_missed']}"},
     ):
         sent.append("pagerduty")
-    emit_count("deadline_missed", 1, dag_id=dag_id, deadline=deadline)
+    count_deadline_missed(dag_id, deadline)
     for channel in sent:
         emit_count("alerts_sent", 1, dag_id=dag_id, channel=channel, alert="deadline_missed")
     log.warning("%s run %s missed its deadline (%s); alerted via %s", dag_id, run_id, deadline, sent)

@@ -1,7 +1,8 @@
 """SQL that differs between warehouse dialects, in one place: PostgreSQL is written, Snowflake is derived.
 
-The warehouse DDL lives once, in ``include/sql/warehouse/schema.sql`` (PostgreSQL).
-``warehouse_ddl("snowflake")`` transpiles it with SQLGlot and then applies the
+The warehouse DDL lives once, in the numbered migrations ``include/migrations/*.sql``
+(PostgreSQL; applied by ``acme_pipelines.migrations``). ``warehouse_ddl("snowflake", file)``
+transpiles one of them with SQLGlot and then applies the
 rewrites Snowflake needs that SQLGlot leaves alone: ``jsonb`` becomes
 ``VARIANT``, ``bigserial`` an ``AUTOINCREMENT`` number, ``CHECK`` constraints are
 dropped (Snowflake has none; the loaders check the rules), indexes and
@@ -19,24 +20,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from acme_pipelines.warehouse import SCHEMA_SQL
-
 DIALECTS = ("postgres", "snowflake")
 
 
-def warehouse_ddl(dialect: str, source: Path = SCHEMA_SQL) -> list[str]:
-    """The warehouse's CREATE statements for ``dialect``, in order."""
+def warehouse_ddl(dialect: str, source: Path | None = None) -> list[str]:
+    """The warehouse's DDL statements for ``dialect``, in order: of the migration file ``source``, or of
+    every migration (``None``: the whole schema). On Snowflake, index statements and the ``staging``
+    schema are left out; a statement SQLGlot cannot parse is an error rather than skipped."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown warehouse dialect {dialect!r}; one of {DIALECTS}")
     import sqlglot
     from sqlglot import exp
 
-    statements = sqlglot.parse(source.read_text(), read="postgres")
+    if source is None:
+        from acme_pipelines.migrations import discover
+
+        return [s for migration in discover() for s in warehouse_ddl(dialect, migration.path)]
+    parsed = [s for s in sqlglot.parse(source.read_text(), read="postgres") if s is not None]
     if dialect == "postgres":
-        return [s.sql(dialect="postgres") for s in statements if s is not None]
+        return [s.sql(dialect="postgres") for s in parsed]
     out = []
-    for statement in statements:
-        if not isinstance(statement, exp.Create) or statement.args.get("kind") == "INDEX":
+    for statement in parsed:
+        if isinstance(statement, exp.Command):
+            raise ValueError(f"{source}: SQLGlot cannot transpile {statement.sql()[:80]!r} to Snowflake")
+        if isinstance(statement, exp.Create | exp.Drop) and statement.args.get("kind") == "INDEX":
             continue
         if statement.args.get("kind") == "SCHEMA" and statement.this.sql().lower() == "staging":
             continue

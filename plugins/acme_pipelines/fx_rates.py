@@ -12,6 +12,7 @@ import re
 from datetime import date
 from typing import Any
 
+from acme_pipelines.migrations import require_current
 from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook
 
 _CODE = re.compile(r"^[A-Z]{3}$")
@@ -49,7 +50,7 @@ def publish_rates(
     for _, reason, _ in rejects:
         counts.reject(reason)
     with hook.connection() as conn:
-        hook.ensure_schema(conn)
+        require_current(conn)
         with conn.cursor() as cur:  # the same SQL on PostgreSQL and Snowflake
             hook.begin(cur)
             cur.execute("DELETE FROM core.fx_rates WHERE dt = %s", (day,))

@@ -18,6 +18,7 @@ from typing import IO, Any
 from psycopg2 import sql
 
 from acme_pipelines.contract import SyncTable
+from acme_pipelines.migrations import require_current
 from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook, qualified, refusal_error, refuse
 
 
@@ -94,7 +95,7 @@ def sync_table(
             end=sql.Literal(end.isoformat()),
         )
         with hook.connection() as conn:
-            hook.ensure_schema(conn)
+            require_current(conn)
             with conn.cursor() as cur:
                 cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(stage)))
                 cur.execute(

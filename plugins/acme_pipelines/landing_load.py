@@ -44,6 +44,7 @@ from psycopg2.errors import UniqueViolation
 from acme_pipelines import day_partitions
 from acme_pipelines.arrow_types import arrow_type
 from acme_pipelines.contract import SourceSpec
+from acme_pipelines.migrations import require_current
 from acme_pipelines.readers import DEFAULT_BATCH_ROWS, RawBatch, data_files, read_batches
 from acme_pipelines.usd import amount_usd, rates_e8
 from acme_pipelines.validation import validate
@@ -108,7 +109,7 @@ def load_partition(
     files = partition_files(landing_root, spec, day)
     stage, rejects = stage_names(spec, day, audit.run_id)
     with hook.connection() as conn:
-        hook.ensure_schema(conn)
+        require_current(conn)
         bytes_read = files_size(files)
         rates = day_rates(conn, day) if spec.name in HAS_AMOUNT_USD else None
         loaded_at = datetime.now(UTC).isoformat()

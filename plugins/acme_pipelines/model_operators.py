@@ -51,12 +51,13 @@ class TrainChurnModelOperator(WarehouseOperator):
 
         from acme_pipelines import churn_model as cm
         from acme_pipelines.lineage import storage_dataset
+        from acme_pipelines.migrations import require_current
 
         partition = resolve_partition(context, DAY)
         version = f"churn-{partition.dt:%Y%m%d}"
         hook = self.warehouse
         with hook.connection() as conn:
-            hook.ensure_schema(conn)
+            require_current(conn)
             data = cm.load_labelled(
                 conn,
                 partition.dt,

@@ -4,10 +4,9 @@ This is the one place that answers the question, so that a scheduled run, a
 manual trigger in the UI, ``airflow dags test`` and a backfill all agree.
 The rule, in order of precedence:
 
-1. ``params.partition`` if the run names one (UI trigger form, ``-c``/``--conf``).
-2. The ``partition`` that the triggering asset events carry in their ``extra``
-   (asset-scheduled DAGs: the producer says which day it published).
-3. The run's data interval: the partition is the grain-aligned period in which
+1. ``params.partition`` if the run names one (UI trigger form, ``-c``/``--conf``,
+   and the runs a producer triggers for the partition it published: ``downstream``).
+2. The run's data interval: the partition is the grain-aligned period in which
    ``data_interval_start`` falls. Scheduled DAGs use data-interval timetables
    (``CronDataIntervalTimetable``), so the run the scheduler starts at
    2026-11-02T02:00 covers [11-01T02:00, 11-02T02:00) and processes day
@@ -20,7 +19,7 @@ is not complete yet. All times are UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -33,7 +32,6 @@ _ANCHOR = datetime(1970, 1, 5, tzinfo=UTC)
 
 PARAM_NAME = "partition"
 END_PARAM_NAME = "partition_end"
-EXTRA_KEY = "partition"
 
 
 class PartitionError(AirflowFailException, ValueError):
@@ -150,13 +148,11 @@ def parse_partition(key: str, grain: Grain, *, source: str = "param") -> Partiti
     return Partition(start, grain, source)
 
 
-def resolve_partitions(context: Mapping[str, Any], grain: Grain, *, allow_range: bool = False) -> list[Partition]:
-    """All partitions this run must process, oldest first (see the module docstring).
+def resolve_partition(context: Mapping[str, Any], grain: Grain, *, allow_range: bool = False) -> Partition:
+    """The partition this run processes (see the module docstring).
 
-    More than one only for asset-triggered runs that batch several producer
-    events (for example after a backfill of the producer). With
-    ``allow_range``, ``params.partition_end`` extends a named partition to a
-    range [partition, partition_end) processed as one window.
+    With ``allow_range``, ``params.partition_end`` extends a named partition to
+    a range [partition, partition_end) processed as one window.
     """
     params = context.get("params") or {}
     named = params.get(PARAM_NAME)
@@ -166,50 +162,20 @@ def resolve_partitions(context: Mapping[str, Any], grain: Grain, *, allow_range:
     if named_end and not named:
         raise PartitionError(f"params.{END_PARAM_NAME} needs params.{PARAM_NAME}")
     if named:
-        first = parse_partition(named, grain, source="param")
+        found = parse_partition(named, grain, source="param")
         if named_end:
             last = parse_partition(named_end, grain, source="param")
-            first = Partition(first.start, grain, "param", last.start)
-        found = [first]
+            found = Partition(found.start, grain, "param", last.start)
     else:
-        found = sorted(set(_from_asset_events(context.get("triggering_asset_events"), grain)), key=_start)
-        if not found:
-            found = [_from_data_interval(context, grain)]
+        found = _from_data_interval(context, grain)
     run_after = _run_after(context)
-    for partition in found:
-        if run_after is not None and partition.end > run_after:
-            raise PartitionError(
-                f"partition {partition} is not complete at this run's run_after "
-                f"{run_after:%Y-%m-%dT%H:%M}Z: its data may still be arriving. "
-                f"Name a past partition with params.{PARAM_NAME}."
-            )
-    return found
-
-
-def resolve_partition(context: Mapping[str, Any], grain: Grain, *, allow_range: bool = False) -> Partition:
-    """The single partition this run processes; an error if there are several."""
-    found = resolve_partitions(context, grain, allow_range=allow_range)
-    if len(found) > 1:
-        keys = ", ".join(p.key for p in found)
+    if run_after is not None and found.end > run_after:
         raise PartitionError(
-            f"this run was triggered for {len(found)} partitions ({keys}) but processes one; "
-            f"use resolve_partitions() or trigger one run per partition with params.{PARAM_NAME}"
+            f"partition {found} is not complete at this run's run_after "
+            f"{run_after:%Y-%m-%dT%H:%M}Z: its data may still be arriving. "
+            f"Name a past partition with params.{PARAM_NAME}."
         )
-    return found[0]
-
-
-def _start(partition: Partition) -> datetime:
-    return partition.start
-
-
-def _from_asset_events(events: Any, grain: Grain) -> Iterable[Partition]:
-    if not events:
-        return
-    for asset_events in events.values():
-        for event in asset_events:
-            extra = getattr(event, "extra", None) or {}
-            if extra.get(EXTRA_KEY):
-                yield parse_partition(extra[EXTRA_KEY], grain, source="asset_event")
+    return found
 
 
 def _from_data_interval(context: Mapping[str, Any], grain: Grain) -> Partition:

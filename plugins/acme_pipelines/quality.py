@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from acme_pipelines.migrations import require_current
 from acme_pipelines.warehouse import WarehouseHook
 
 PASSED = "passed"
@@ -53,7 +54,7 @@ def outcomes_from_sql_checks(results: Iterable[Any], default_table: str | None =
 def record_results(hook: WarehouseHook, dt: date, run_id: str, task_id: str, outcomes: list[CheckOutcome]) -> None:
     """Replace this task's results of this run and day with ``outcomes`` (one transaction)."""
     with hook.connection() as conn:
-        hook.ensure_schema(conn)
+        require_current(conn)
         with conn.cursor() as cur:
             cur.execute(
                 "DELETE FROM ops.quality_results WHERE dt = %s AND run_id = %s AND task_id = %s", (dt, run_id, task_id)
@@ -110,3 +111,10 @@ def gate_status(hook: WarehouseHook, dt: date) -> tuple[str | None, list[str]]:
         cur.execute("SELECT status, failed FROM ops.quality_gate WHERE dt = %s", (dt,))
         row = cur.fetchone()
     return (row[0], list(row[1])) if row else (None, [])
+
+
+def days_passed(hook: WarehouseHook, days: list[date]) -> set[date]:
+    """Which of ``days`` have a ``passed`` gate."""
+    with hook.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT dt FROM ops.quality_gate WHERE status = %s AND dt = ANY(%s)", (PASSED, list(days)))
+        return {row[0] for row in cur.fetchall()}

@@ -18,8 +18,9 @@ class Pool:
     FX_API = "fx_api"  # the rate-limited HTTP API
     OBJECT_STORAGE = "object_storage"  # landing zone and cold storage transfers
     CACHE = "cache"  # Redis writes
+    ORCHESTRATION = "orchestration"  # tasks that only ask Airflow to start the next DAG's run
 
-    ALL = (APP_DB, WAREHOUSE, FX_API, OBJECT_STORAGE, CACHE)
+    ALL = (APP_DB, WAREHOUSE, FX_API, OBJECT_STORAGE, CACHE, ORCHESTRATION)
 
 
 class Priority(IntEnum):

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from acme_pipelines.arrow_types import arrow_type
 from acme_pipelines.contract import SourceSpec, SyncTable
+from acme_pipelines.migrations import require_current
 from acme_pipelines.snowflake_warehouse import (
     ParquetSpool,
     SnowflakeWarehouseHook,
@@ -100,7 +101,7 @@ def load_partition(
     bytes_read = files_size(files)
     with hook.connection() as conn:
         cur = conn.cursor()
-        hook.ensure_schema(conn)
+        require_current(conn)
         plan = Plan(False, day, audit.run_id, datetime.now(UTC).isoformat(), day_rates(conn, day) if with_usd else None)
         try:
             with tempfile.TemporaryDirectory(prefix="acme-snowflake-") as tmp:
@@ -222,7 +223,7 @@ def sync_table(
             src.execute("SET TIME ZONE 'UTC'")
         with hook.connection() as conn:
             cur = conn.cursor()
-            hook.ensure_schema(conn)
+            require_current(conn)
             try:
                 with tempfile.TemporaryDirectory(prefix="acme-snowflake-") as tmp:
                     spool = ParquetSpool(Path(tmp), table.source, schema)
@@ -321,7 +322,7 @@ def rebuild_partition(
     from acme_pipelines.dialects import statements
 
     with hook.connection() as conn:
-        hook.ensure_schema(conn)
+        require_current(conn)
         cur = conn.cursor()
         with transaction(cur):
             if precondition_text:

@@ -12,7 +12,8 @@ dropped in ``finally`` (a killed worker leaves an ``ACME_STAGE_*`` table behind)
 The loaders (``snowflake_loads``) build on the same pieces: ``ParquetSpool``
 writes Arrow batches to Parquet files, ``stage_files`` lands them in a transient
 table. ``warehouse.warehouse_hook`` returns this hook when the ``warehouse``
-connection is of type ``snowflake``.
+connection is of type ``snowflake``. The tables are made by the migrations
+(``acme_pipelines.migrations``, DDL derived by ``dialects.warehouse_ddl``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pyarrow as pa
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
@@ -79,7 +80,6 @@ class SnowflakeWarehouseHook(ScopedConnection, SnowflakeHook):
     """
 
     dialect = "snowflake"  # the connector autocommits each statement; loaders open transactions explicitly
-    _schema_applied: ClassVar[set[str]] = set()  # warehouses whose DDL ran in this process
 
     def _get_conn_params(self) -> dict[str, Any]:
         params = super()._get_conn_params()
@@ -99,22 +99,6 @@ class SnowflakeWarehouseHook(ScopedConnection, SnowflakeHook):
     # row accounting: the same portable SQL as on PostgreSQL
     record_audit = staticmethod(WarehouseHook.record_audit)
     clear_rejects = staticmethod(WarehouseHook.clear_rejects)
-
-    def ensure_schema(self, conn: Any) -> None:
-        """The warehouse tables, derived from the PostgreSQL DDL (``dialects``); once per process."""
-        from acme_pipelines.dialects import warehouse_ddl
-
-        # which warehouse, from the extra already read (building the connector's parameters would load the key)
-        key = "/".join(str(self._extra.get(k)) for k in ("account", "host", "port", "database"))
-        if key in self._schema_applied:
-            return
-        cur = conn.cursor()
-        for statement in warehouse_ddl("snowflake"):
-            if match := re.match(r"CREATE TABLE IF NOT EXISTS (\w+)\.", statement):
-                # an AUTOINCREMENT column's sequence belongs to the current schema (fakesnow resolves it there)
-                cur.execute(f"USE SCHEMA {identifier(match[1], parts=1)}")
-            cur.execute(statement)
-        self._schema_applied.add(key)
 
     def namespace(self) -> str:
         """OpenLineage namespace of this warehouse: ``snowflake://<account>``."""

@@ -1,6 +1,8 @@
-"""WarehouseHook: connections, schema, COPY of Arrow batches, and row accounting.
+"""WarehouseHook: connections, COPY of Arrow batches, and row accounting.
 
-The warehouse is the ``warehouse`` Airflow connection (PostgreSQL locally).
+The warehouse is the ``warehouse`` Airflow connection (PostgreSQL locally). Its
+schema is changed only by the migrations (``acme_pipelines.migrations``, run by the
+setup steps); tasks check its version with ``migrations.require_current``.
 Everything that writes goes through here: Arrow batches are encoded to CSV by
 Arrow's C++ writer and streamed with ``COPY ... FROM STDIN``; publishing is
 one transaction per load (see the loaders), so readers see the old state or
@@ -15,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -23,9 +24,6 @@ import pyarrow.csv as pacsv
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException
 from psycopg2 import sql
-
-SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "warehouse" / "schema.sql"
-_SCHEMA_LOCK = 7_300_001  # pg_advisory_xact_lock key: one schema migration at a time
 
 
 @dataclass
@@ -204,22 +202,6 @@ class WarehouseHook(ScopedConnection, BaseHook):
     def begin(cur: Any) -> None:
         """psycopg2 opens a transaction with the first statement; nothing to do (Snowflake needs BEGIN)."""
 
-    # -- schema ---------------------------------------------------------------------------
-    def ensure_schema(self, conn: Any) -> None:
-        """Create what is missing (idempotent, serialised across concurrent tasks).
-
-        Fact tables made before they were partitioned by day are converted in the
-        same transaction (``day_partitions.convert_unpartitioned``).
-        """
-        from acme_pipelines import day_partitions
-
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            renamed = day_partitions.convert_unpartitioned(cur)
-            cur.execute(SCHEMA_SQL.read_text())
-            day_partitions.refill(cur, renamed)
-        conn.commit()
-
     # -- bulk movement --------------------------------------------------------------------
     @staticmethod
     def copy_arrow(cur: Any, table: str, data: pa.Table, columns: Sequence[str] | None = None) -> int:
@@ -306,8 +288,10 @@ def rebuild_partition(
         from acme_pipelines.snowflake_loads import rebuild_partition as on_snowflake
 
         return on_snowflake(hook, sql_text, params, target, partition_column, precondition_text)
+    from acme_pipelines.migrations import require_current
+
     with hook.connection() as conn:
-        hook.ensure_schema(conn)
+        require_current(conn)
         with conn.cursor() as cur:
             lock_day(cur, target, params["dt"])
             if precondition_text:

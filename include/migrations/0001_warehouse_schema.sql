@@ -1,6 +1,10 @@
--- Warehouse tables of CONTRACT.md §3 (PostgreSQL dialect). Idempotent: applied
--- before every load by WarehouseHook.ensure_schema(), so a new environment
--- needs no manual step. Keys are enforced by the database.
+-- Migration 0001: the warehouse tables of CONTRACT.md §3 (PostgreSQL dialect), as they
+-- stood when versioned migrations began (this was include/sql/warehouse/schema.sql).
+-- Applied once, by acme_pipelines.migrations (make migrate, compose's airflow-init, the
+-- Helm migration job); tasks only check the version. Never edit this file once it has
+-- been applied anywhere (the runner refuses a changed checksum): add 0002_<name>.sql.
+-- Keys are enforced by the database. IF NOT EXISTS throughout: a warehouse whose tables
+-- the tasks created before migrations existed takes 0001 without a change.
 --
 -- The two landing fact tables are partitioned by day (PARTITION BY RANGE (dt),
 -- one partition per day, made by the loads: acme_pipelines.day_partitions). A
@@ -9,8 +13,8 @@
 -- A partitioned table's primary key must hold dt, so "one row per business key
 -- across all days" (a key seen again in a newer day moves there) is kept by the
 -- loads, which check the other days' keys (landing_load), not by an index.
--- Tables made before partitioning are converted once by
--- WarehouseHook.ensure_schema (day_partitions.convert_unpartitioned, refill).
+-- Tables made before partitioning are converted by the runner in this migration's
+-- transaction (day_partitions.convert_unpartitioned before it, refill after it).
 CREATE SCHEMA IF NOT EXISTS core;
 CREATE SCHEMA IF NOT EXISTS marts;
 CREATE SCHEMA IF NOT EXISTS ops;
