@@ -358,9 +358,11 @@ def browser_session(stack: Stack, user: str):
 def pick_datetime(page, index: int, day: str, hour: str) -> None:
     """Fill the UI's n-th date-time picker (a popover with a date and a time field, in UTC)."""
     page.get_by_test_id("datetime-input").nth(index).click()
-    page.get_by_placeholder("YYYY/MM/DD").fill(day)
-    page.get_by_placeholder("HH:mm").fill(hour)
+    popover = page.locator("[data-scope=popover][data-part=content][data-state=open]")
+    popover.get_by_placeholder("YYYY/MM/DD").fill(day)
+    popover.get_by_placeholder("HH:mm").fill(hour)
     page.keyboard.press("Escape")
+    popover.wait_for(state="hidden")
 
 
 @pytest.mark.timeout(600)
@@ -375,13 +377,14 @@ def test_the_ui_backfills_a_day_and_triggers_another_through_the_form(synced):
         pick_datetime(page, 0, "2026/11/09", "00:00")
         pick_datetime(page, 1, "2026/11/09", "03:00")
         page.get_by_text("1 run will be triggered").wait_for(timeout=30_000)
-        dialog.get_by_role("button", name="Run Backfill").click()
+        dialog.get_by_role("button", name="Run Backfill", exact=True).click()
         dialog.wait_for(state="hidden", timeout=30_000)
         # Trigger -> Single Run with the partition typed into the run parameters form
         page.get_by_role("button", name="Trigger").first.click()
         dialog = page.get_by_role("dialog").first
+        dialog.get_by_text("Single Run", exact=True).click()  # the dialog remembers the last mode
         dialog.locator("input[name=element_partition]").fill("2026-11-10")
-        dialog.get_by_role("button", name="Trigger").click()
+        dialog.get_by_role("button", name="Trigger", exact=True).click()
         dialog.wait_for(state="hidden", timeout=30_000)
     runs = stack.wait_until_idle(["daily_etl"])["daily_etl"]
     by_day = {day_of(r): r for r in runs if day_of(r) in ("2026-11-09", "2026-11-10")}

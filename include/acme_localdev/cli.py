@@ -60,7 +60,7 @@ def init_airflow() -> None:
 def private_metadata_db(name: str) -> None:
     """A tool that runs DAGs with dag.test (one process, nothing concurrent) gets a SQLite metadata DB of its
     own: its runs, and the downstream runs they trigger, stay out of the DB that `make up` schedules from."""
-    os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", env.sqlite_dsn(env.ROOT / ".airflow" / f"{name}.db"))
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = env.sqlite_dsn(env.ROOT / ".airflow" / f"{name}.db")
 
 
 @contextmanager
