@@ -6,11 +6,15 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_localdev
 
-.PHONY: help venv test demo migrate lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare up down audit
+.PHONY: help venv test test-fast test-integration test-e2e demo migrate lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare up down audit
 
 help:
 	@echo "make demo   - generate sample data and run the pipelines end to end (local defaults)"
-	@echo "make test   - run the test suite against the local PostgreSQL and Redis"
+	@echo "make test   - run the test suite (every tier) against the local PostgreSQL and Redis"
+	@echo "make test-fast - the unit tier only (pytest -m unit): no PostgreSQL or Redis needed, under a minute"
+	@echo "make test-integration - the integration tier (services, dag.test, the airflow CLI)"
+	@echo "make test-e2e - the e2e tier (a running scheduler/api-server stack, headless Chromium)"
+	@echo "               (any test target: PYTEST_ARGS='...' is passed to pytest; tiers in docs/development.md)"
 	@echo "make migrate - apply the warehouse's schema migrations (include/migrations) to the warehouse connection"
 	@echo "make up     - start Airflow (api-server, scheduler, dag-processor, triggerer) on .airflow/, UI on :8080"
 	@echo "make down   - stop what make up started"
@@ -41,6 +45,15 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	@$(RUN) test $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	@$(RUN) test-fast $(PYTEST_ARGS)
+
+test-integration: $(STAMP)
+	@$(RUN) test-integration $(PYTEST_ARGS)
+
+test-e2e: $(STAMP)
+	@$(RUN) test-e2e $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	@$(RUN) demo $(DEMO_ARGS)

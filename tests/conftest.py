@@ -59,6 +59,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
+# -- test tiers (docs/development.md) --------------------------------------------------
+
+TIERS = ("unit", "integration", "e2e")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: every collected test is checked, whatever the run selects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Governance as a test: every test has exactly one tier marker (pytestmark or a decorator)."""
+    wrong = []
+    for item in items:
+        tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
+        if len(tiers) != 1:
+            wrong.append(f"  {item.nodeid}: {', '.join(tiers) or 'no tier'}")
+    if wrong:
+        raise pytest.UsageError(
+            f"{len(wrong)} test(s) need exactly one tier marker ({', '.join(f'@pytest.mark.{t}' for t in TIERS)}; "
+            "per module: pytestmark = pytest.mark.<tier>), see docs/development.md:\n" + "\n".join(wrong)
+        )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -68,6 +68,7 @@ def _slack_texts(recorder) -> list[str]:
     return [r.json()["text"] for r in recorder.requests if r.method == "POST" and r.path.startswith("/services/")]
 
 
+@pytest.mark.integration
 def test_a_task_failing_after_its_retry_alerts_once_with_what_on_call_needs(
     dagbag, alert_env, one_fast_retry, smtp_alerts, monkeypatch
 ):
@@ -93,6 +94,7 @@ def test_a_task_failing_after_its_retry_alerts_once_with_what_on_call_needs(
     assert f"run {run.run_id}" in mail.text()
 
 
+@pytest.mark.integration
 def test_without_alert_emails_no_mail_is_attempted(dagbag, alert_env, one_fast_retry, smtp_alerts, monkeypatch):
     # a working SMTP connection (smtp_alerts): only the missing variable keeps mail away
     one_fast_retry("cache_refresh")
@@ -102,6 +104,7 @@ def test_without_alert_emails_no_mail_is_attempted(dagbag, alert_env, one_fast_r
     assert smtp_alerts.messages == []
 
 
+@pytest.mark.integration
 def test_a_critical_run_pages_pagerduty_once_however_many_tasks_fail(
     dagbag, alert_env, pagerduty_server, one_fast_retry
 ):
@@ -123,12 +126,14 @@ def test_a_critical_run_pages_pagerduty_once_however_many_tasks_fail(
     assert payload["custom_details"]["runbook"].endswith("docs/runbook.md#hourly_incremental_sync")
 
 
+@pytest.mark.integration
 def test_a_non_critical_run_never_pages(dagbag, alert_env, pagerduty_server, one_fast_retry):
     one_fast_retry("cache_refresh")
     run_dag(dagbag, "cache_refresh", expect="failed", partition="2026-11-01T00:45")
     assert [r for r in pagerduty_server.requests if r.path == "/v2/enqueue"] == []
 
 
+@pytest.mark.unit
 def test_every_alert_links_to_an_entry_of_the_runbook(dagbag):
     from acme_pipelines.alerting import ALERT_ANCHORS
 
@@ -179,6 +184,7 @@ def _missed_deadlines_fire() -> list[object]:
     return outcomes
 
 
+@pytest.mark.integration
 def test_a_missed_deadline_fires_its_callback_once(alert_env, pagerduty_server):
     """daily_etl's run for 2026-11-01 was due by 2026-11-02 04:00; it is still running: Slack and PagerDuty hear."""
     from airflow.models.dagbag import DBDagBag

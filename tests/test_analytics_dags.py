@@ -30,6 +30,8 @@ from acme_sample_data.generator import GeneratorConfig
 from conftest import query, run_dag, scratch_databases
 from test_dags_end_to_end import pg_conn_json
 
+pytestmark = pytest.mark.integration
+
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=8, scale=0.3, bad_share=0.004, seed=11)
 DAYS = CONFIG.day_list()
 LAST = DAYS[-1]

@@ -18,6 +18,7 @@ DAY = "2026-11-22"  # a Sunday; its four previous Sundays are the history
 # -- scoring ------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_a_normal_series_raises_nothing():
     rng = random.Random(7)
     flagged = []
@@ -31,6 +32,7 @@ def test_a_normal_series_raises_nothing():
     assert flagged == []
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("observed", "severity", "direction"),
     [(160, "critical", "spike"), (70, "warning", "spike"), (5, "warning", "drop"), (44, None, None)],
@@ -44,6 +46,7 @@ def test_spikes_and_drops_are_scored(observed, severity, direction):
         assert (z > 0) == (direction == "spike")
 
 
+@pytest.mark.unit
 def test_too_little_history_is_refused():
     with pytest.raises(ValueError, match="at least 3"):
         anomalies.score(10, [1, 2], anomalies.count_floor)
@@ -121,6 +124,7 @@ def findings(dsn: str) -> set[tuple]:
     )
 
 
+@pytest.mark.integration
 def test_incidents_are_found_scored_and_alerted_once(dagbag, incident_env):
     wh, slack = incident_env["warehouse"], incident_env["slack"]
     run_dag(dagbag, "anomaly_detection", partition=f"{DAY}T08:30")  # window 08:00-09:00: normal
@@ -150,6 +154,7 @@ def test_incidents_are_found_scored_and_alerted_once(dagbag, incident_env):
     assert any("orders spike 160 vs 40 expected" in p for p in posts)
 
 
+@pytest.mark.integration
 def test_critical_anomalies_page_pagerduty_once(dagbag, incident_env, pagerduty_server):
     """Each critical anomaly sends one event to the PagerDuty Events API (a local HTTPS server here),
     its continuation and a rerun none."""

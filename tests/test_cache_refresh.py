@@ -14,6 +14,8 @@ from acme_sample_data.generator import GeneratorConfig
 from conftest import free_port, query, run_dag
 from test_dags_end_to_end import pg_conn_json
 
+pytestmark = pytest.mark.integration
+
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=3, scale=0.2, bad_share=0.0, seed=3)
 WINDOW = "2026-11-03T12:00"  # the run's 15 minutes: [12:00, 12:15) of 11-03
 

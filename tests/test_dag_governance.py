@@ -12,6 +12,8 @@ from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNoti
 from acme_pipelines.resources import Pool, Priority
 from conftest import ROOT
 
+pytestmark = pytest.mark.unit
+
 CRON = {
     "hourly_incremental_sync": "0 * * * *",
     "daily_etl": "0 2 * * *",
@@ -121,12 +123,3 @@ def test_pools_used_exist_in_settings_and_priorities_follow_the_scheme(dagbag):
             assert task.pool in defined, f"{dag.dag_id}.{task.task_id} uses undefined pool {task.pool}"
             assert task.priority_weight in weights
             assert task.weight_rule == "absolute"
-
-
-def test_placeholders_are_paused_and_say_so(dagbag):
-    for dag in dagbag.dags.values():
-        placeholder = any(hasattr(t, "issue") for t in dag.tasks)
-        assert ("not-built" in dag.tags) == placeholder
-        if placeholder:
-            assert dag.is_paused_upon_creation is True
-            assert "not built yet" in dag.doc_md

@@ -16,6 +16,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.integration
+
 PROBE = ROOT / "tests" / "probes" / "audited_parse.py"
 # Libraries that belong inside task code, never at DAG-file top level.
 HEAVY = (

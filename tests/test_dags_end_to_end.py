@@ -17,6 +17,8 @@ from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
 from conftest import OPENLINEAGE_EVENTS, pipeline_environment, query, run_dag, table_checksum
 
+pytestmark = pytest.mark.integration
+
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=2, scale=0.3, bad_share=0.004, seed=5)
 
 

@@ -181,11 +181,13 @@ def seed_the_rest_of_the_week(warehouse: str) -> None:
     )
 
 
+@pytest.mark.unit
 def test_every_dag_is_run_on_a_good_and_on_a_failing_day():
     assert sorted(d for d, _, _ in GOOD) == DAG_IDS
     assert sorted(d for d, _, _ in FAILING) == DAG_IDS
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(CLI_TIMEOUT + 60)
 @pytest.mark.parametrize(("dag_id", "conf", "overrides"), GOOD, ids=[d for d, _, _ in GOOD])
 def test_a_good_day_exits_0(cli, dag_id, conf, overrides):
@@ -221,6 +223,7 @@ def good_day_outcome(cli, dag_id: str, output: str) -> None:
         assert (cli.artifacts / "reports" / f"dt={DAY}" / "report.html").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(CLI_TIMEOUT + 60)
 @pytest.mark.parametrize(("dag_id", "conf", "overrides"), FAILING, ids=[d for d, _, _ in FAILING])
 def test_a_failing_day_exits_non_zero(cli, dag_id, conf, overrides):

@@ -17,6 +17,8 @@ import pytest
 from acme_localdev import dashboard_preview as dp
 from acme_localdev import observability as obs
 
+pytestmark = pytest.mark.unit
+
 DASHBOARDS = obs.DASHBOARDS_DIR
 ROWS = DASHBOARDS / "rows_and_rejects.json"
 HEALTH = DASHBOARDS / "pipeline_health.json"

@@ -16,6 +16,8 @@ from acme_pipelines.archive_operators import ArchivePartitionsOperator
 from conftest import add_day_partitions, query, run_dag
 from test_dags_end_to_end import pg_conn_json
 
+pytestmark = pytest.mark.integration
+
 RUN_DAY = "2026-11-08"
 OLD_DAYS = [date(2026, 11, 1), date(2026, 11, 2)]
 KEPT_DAY = date(2026, 11, 3)

@@ -17,6 +17,8 @@ from acme_pipelines.landing_load import load_partition
 from conftest import query, table_checksum
 from test_landing_load import DAY, EVENT, HEADER, add_fx, audit, load_payments, write
 
+pytestmark = pytest.mark.integration
+
 DAY2 = DAY + timedelta(days=1)
 
 

@@ -14,6 +14,7 @@ from acme_sample_data.generator import GeneratorConfig
 from conftest import query
 
 
+@pytest.mark.unit
 def test_sqlite_file_in_batches(tmp_path):
     path = tmp_path / "legacy.sqlite"
     with sqlite3.connect(path) as conn:
@@ -27,6 +28,7 @@ def test_sqlite_file_in_batches(tmp_path):
         list(sqlite_query_batches(path, "DELETE FROM t"))
 
 
+@pytest.mark.integration
 def test_postgres_window_uses_a_server_side_cursor(tmp_path, pg_database):
     build(GeneratorConfig(start=date(2026, 11, 1), days=1, scale=0.2, seed=2), tmp_path / "l", pg_database)
     start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, 12, tzinfo=UTC)

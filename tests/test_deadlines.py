@@ -32,11 +32,13 @@ SCHEDULED = {
 # -- the decision ---------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_a_scheduled_run_alerts():
     assert skip_reason(SCHEDULED) is None
     assert skip_reason({**SCHEDULED, "clear_number": 0}) is None
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("run", "reason"),
     [
@@ -67,6 +69,7 @@ def test_other_runs_do_not_alert(run, reason):
     assert skip_reason(run) == reason
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("run_id", "alerts"),
     [("scheduled__2026-11-01T02:00:00+00:00", True), ("backfill__2026-11-01T02:00:00+00:00", False),
@@ -76,6 +79,7 @@ def test_without_run_type_the_run_id_decides(run_id, alerts):
     assert (skip_reason({"dag_run_id": run_id}) is None) == alerts
 
 
+@pytest.mark.unit
 def test_a_skipped_miss_logs_one_line_and_returns_why(monkeypatch):
     """No Slack connection is defined here: a skip must not reach for one."""
     records: list[logging.LogRecord] = []
@@ -101,6 +105,7 @@ def test_a_skipped_miss_logs_one_line_and_returns_why(monkeypatch):
     ]
 
 
+@pytest.mark.integration
 def test_without_alert_connections_a_scheduled_miss_is_logged_not_raised(monkeypatch, airflow_db):
     """A laptop or CI: no slack_alerts, no pagerduty_events. Both channels are off; nothing raises."""
     from acme_pipelines import alerting
@@ -168,6 +173,7 @@ def slack_only(monkeypatch, airflow_db, http_recorder):
     return http_recorder
 
 
+@pytest.mark.integration
 def test_only_the_scheduled_run_posts_its_missed_deadline(slack_only):
     from airflow.models import DagRun
     from airflow.models.backfill import Backfill, _create_backfill

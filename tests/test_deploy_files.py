@@ -20,6 +20,8 @@ import yaml
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.unit
+
 COMPOSE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"

@@ -52,6 +52,7 @@ def snowflake_columns(fakesnow_server) -> dict[str, list[tuple[str, str]]]:
         conn.close()
 
 
+@pytest.mark.integration
 def test_snowflake_tables_have_the_postgres_columns(warehouse, snowflake_columns):
     rows = query(
         warehouse.dsn,
@@ -71,6 +72,7 @@ def test_snowflake_tables_have_the_postgres_columns(warehouse, snowflake_columns
         assert [family(t) for _, t in theirs] == [family(t) for _, t in columns], (table, theirs, columns)
 
 
+@pytest.mark.unit
 def test_snowflake_ddl_has_nothing_snowflake_rejects():
     for statement in warehouse_ddl("snowflake"):
         tree = sqlglot.parse_one(statement, read="snowflake")
@@ -80,6 +82,7 @@ def test_snowflake_ddl_has_nothing_snowflake_rejects():
         assert tree.args.get("kind") != "INDEX"
 
 
+@pytest.mark.unit
 def test_an_unknown_dialect_is_refused():
     with pytest.raises(ValueError, match="unknown warehouse dialect"):
         warehouse_ddl("oracle")

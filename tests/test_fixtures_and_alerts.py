@@ -2,8 +2,8 @@
 
 These are the parts later pipeline tests build on, so each is exercised here
 end to end: S3 through Airflow's ObjectStoragePath against the moto server,
-Snowflake SQL against the fakesnow server, Redis, PostgreSQL, and the
-placeholder DAGs' loud failure reaching the local Slack stand-in.
+Snowflake SQL against the fakesnow server, Redis, PostgreSQL, and a failed
+DAG run's alert reaching the local Slack stand-in.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import psycopg2
 import pytest
 
 from acme_localdev.services import Service, ServiceMissingError, require
-from acme_pipelines.placeholders import NotBuiltError, NotBuiltOperator
 
 
+@pytest.mark.integration
 def test_object_storage_path_on_moto_s3(s3_server, s3_bucket, monkeypatch):
     from airflow.sdk import ObjectStoragePath
 
@@ -28,6 +28,7 @@ def test_object_storage_path_on_moto_s3(s3_server, s3_bucket, monkeypatch):
     assert [o["Key"] for o in listed] == ["payments/dt=2026-11-01/part-000.csv"]
 
 
+@pytest.mark.integration
 def test_snowflake_sql_on_fakesnow(fakesnow_server):
     import snowflake.connector
 
@@ -46,6 +47,7 @@ def test_snowflake_sql_on_fakesnow(fakesnow_server):
     assert float(total) == 5.75
 
 
+@pytest.mark.integration
 def test_redis_namespace(redis_namespace):
     client, prefix = redis_namespace
     client.set(f"{prefix}k", "v", ex=30)
@@ -53,6 +55,7 @@ def test_redis_namespace(redis_namespace):
     assert 0 < client.ttl(f"{prefix}k") <= 30
 
 
+@pytest.mark.integration
 def test_session_postgres_databases_are_fresh(pg):
     for dsn in (pg.app_dsn, pg.warehouse_dsn):
         with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
@@ -61,6 +64,7 @@ def test_session_postgres_databases_are_fresh(pg):
     assert pg.app != pg.warehouse
 
 
+@pytest.mark.unit
 def test_a_missing_service_names_itself_and_the_fix():
     down = Service("PostgreSQL", "127.0.0.1", 1, "pg_ctlcluster --skip-systemctl-redirect 15 main start")
     with pytest.raises(ServiceMissingError) as raised:
@@ -69,12 +73,7 @@ def test_a_missing_service_names_itself_and_the_fix():
     assert "pg_ctlcluster" in str(raised.value)
 
 
-def test_placeholder_fails_naming_its_issue():
-    op = NotBuiltOperator(task_id="not_built", issue=5)
-    with pytest.raises(NotBuiltError, match="built in issue #5"):
-        op.execute({})
-
-
+@pytest.mark.integration
 def test_failed_dag_posts_one_slack_alert(airflow_db, dagbag, http_recorder, monkeypatch):
     """A run started with a malformed partition fails at once (a PartitionError is not retried) and posts once."""
     monkeypatch.setenv(

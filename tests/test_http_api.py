@@ -11,6 +11,8 @@ from acme_pipelines.fx_rates import FxResponseError, parse_rates
 from acme_pipelines.http_api import ApiError, get_json
 from conftest import free_port
 
+pytestmark = pytest.mark.unit
+
 BODY = {"base": "USD", "date": "2026-11-01", "rates": {"EUR": 0.92}}
 
 

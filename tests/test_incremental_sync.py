@@ -15,6 +15,8 @@ from acme_sample_data.build import build
 from acme_sample_data.generator import GeneratorConfig
 from conftest import query, table_checksum
 
+pytestmark = pytest.mark.integration
+
 START = datetime(2026, 11, 1, tzinfo=UTC)
 EVERYTHING = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC))
 

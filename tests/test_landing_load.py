@@ -27,6 +27,8 @@ from acme_sample_data.build import build
 from acme_sample_data.generator import GeneratorConfig
 from conftest import ROOT, query, table_checksum
 
+pytestmark = pytest.mark.integration
+
 DAY = date(2026, 11, 1)
 HEADER = "payment_id,order_id,amount,currency,method,status,paid_at"
 GOOD = "1,10,12.50,USD,card,captured,2026-11-01T10:00:00Z"

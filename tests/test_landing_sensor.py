@@ -91,6 +91,7 @@ def _write_local(root: Path, *, payments: bool = True, events: bool = True) -> N
 # -- the trigger --------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_the_trigger_serializes_to_an_importable_classpath(tmp_path):
     from airflow.sdk._shared.module_loading import import_string
 
@@ -101,6 +102,7 @@ def test_the_trigger_serializes_to_an_importable_classpath(tmp_path):
     assert json.loads(json.dumps(kwargs)) == kwargs, "plain JSON: the triggerer stores and reloads it"
 
 
+@pytest.mark.unit
 def test_trigger_waits_for_local_files_that_come_later(tmp_path, first_check):
     # payments is there; events has only a file the loads would not read (not *.jsonl[.gz])
     _write_local(tmp_path, events=False)
@@ -117,6 +119,7 @@ def test_trigger_waits_for_local_files_that_come_later(tmp_path, first_check):
     assert 2.0 <= seconds < 10
 
 
+@pytest.mark.integration
 def test_trigger_waits_for_s3_objects_that_come_later(s3_server, s3_bucket, monkeypatch, first_check):
     monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", s3_server.connection_uri())
     client = s3_server.client()
@@ -135,6 +138,7 @@ def test_trigger_waits_for_s3_objects_that_come_later(s3_server, s3_bucket, monk
     assert 2.0 <= seconds < 10
 
 
+@pytest.mark.unit
 def test_trigger_times_out_naming_the_missing_sources(tmp_path):
     _write_local(tmp_path, events=False)
     event = asyncio.run(asyncio.wait_for(anext(_trigger(f"file://{tmp_path}", timeout=1.5).run()), timeout=30))
@@ -142,6 +146,7 @@ def test_trigger_times_out_naming_the_missing_sources(tmp_path):
     assert event.payload["missing"] == ["events"]
 
 
+@pytest.mark.unit
 def test_trigger_reports_a_storage_error_instead_of_hanging(monkeypatch):
     closed = json.dumps(
         {"conn_type": "aws", "login": "testing", "password": "testing",
@@ -160,11 +165,13 @@ def _sensor(root: str, **kwargs) -> LandingFilesSensor:
     return LandingFilesSensor(task_id="wait_for_landing", landing_root=root, poke_interval=1, **kwargs)
 
 
+@pytest.mark.unit
 def test_a_malformed_partition_fails_at_once(tmp_path):
     with pytest.raises(PartitionError, match="not the start of a day"):
         _sensor(f"file://{tmp_path}").execute({"params": {"partition": f"{DAY}T05:00"}})
 
 
+@pytest.mark.unit
 def test_a_bad_timeout_variable_fails_at_once_naming_it(tmp_path):
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -173,12 +180,14 @@ def test_a_bad_timeout_variable_fails_at_once_naming_it(tmp_path):
         _sensor(f"file://{tmp_path}", timeout_minutes="six hours").execute({"params": {"partition": DAY}})
 
 
+@pytest.mark.unit
 def test_files_there_succeed_without_deferring(tmp_path):
     _write_local(tmp_path)
     result = _sensor(f"file://{tmp_path}", timeout_minutes="5").execute({"params": {"partition": DAY}})
     assert result == {"partition": DAY, "waited": False}
 
 
+@pytest.mark.unit
 def test_missing_files_defer_to_the_trigger_with_the_timeout(tmp_path):
     from airflow.sdk.exceptions import TaskDeferred
 
@@ -194,6 +203,7 @@ def test_missing_files_defer_to_the_trigger_with_the_timeout(tmp_path):
     assert deferred.value.method_name == "execute_complete"
 
 
+@pytest.mark.unit
 def test_timeout_fails_without_retry_naming_the_prefix_and_the_variable(tmp_path):
     from airflow.sdk.exceptions import AirflowSensorTimeout
 
@@ -245,6 +255,7 @@ def fast_wait(dagbag, monkeypatch):
     monkeypatch.setattr(dagbag.dags["daily_etl"].get_task("wait_for_landing"), "poke_interval", 1)
 
 
+@pytest.mark.integration
 def test_daily_etl_with_the_files_there_does_not_wait(dagbag, pipeline_env, airflow_db, fast_wait):
     dag_run = run_dag(dagbag, "daily_etl", partition=DAY)
     assert _returned(dag_run, "wait_for_landing") == {"partition": DAY, "waited": False}
@@ -252,6 +263,7 @@ def test_daily_etl_with_the_files_there_does_not_wait(dagbag, pipeline_env, airf
     assert ti.try_number == 1
 
 
+@pytest.mark.integration
 def test_daily_etl_waits_in_the_trigger_for_late_files_then_loads_them(
     dagbag, pipeline_env, airflow_db, fast_wait, monkeypatch
 ):
@@ -293,6 +305,7 @@ def test_daily_etl_waits_in_the_trigger_for_late_files_then_loads_them(
     assert dict(loaded) == {f"landing:{s}": expected[s]["rows_in"] for s in ("events", "payments")}
 
 
+@pytest.mark.integration
 def test_daily_etl_times_out_once_naming_the_missing_prefix(
     dagbag, pipeline_env, airflow_db, fast_wait, http_recorder, monkeypatch
 ):
@@ -318,6 +331,7 @@ def test_daily_etl_times_out_once_naming_the_missing_prefix(
     assert "try 1" in alerts[0]
 
 
+@pytest.mark.unit
 def test_the_timeout_variable_is_declared_with_its_default():
     import yaml
 
@@ -329,6 +343,7 @@ def test_the_timeout_variable_is_declared_with_its_default():
     assert declared[TIMEOUT_VARIABLE] == str(DEFAULT_TIMEOUT_MINUTES)
 
 
+@pytest.mark.unit
 def test_the_loads_wait_for_landing_and_fx_does_not(dagbag):
     dag = dagbag.dags["daily_etl"]
     wait = dag.get_task("wait_for_landing")

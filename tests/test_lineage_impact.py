@@ -24,6 +24,8 @@ from acme_lineage.graph import LineageGraph
 from acme_lineage.layout import BOLD, ELLIPSIS, PAD_X, text_width
 from acme_lineage.names import collapse
 
+pytestmark = pytest.mark.unit
+
 PG = "postgres://127.0.0.1:5432"
 APP = "postgres://127.0.0.1:5433"
 FX = "https://fx.example.test"

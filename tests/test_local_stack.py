@@ -47,6 +47,8 @@ from acme_sample_data.generator import GeneratorConfig
 from conftest import ROOT, free_port, pipeline_environment, query, scratch_databases
 
 # 2026-11-01 is a Sunday: 11-02..11-08 is one ISO week
+pytestmark = pytest.mark.e2e
+
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=10, scale=0.1, bad_share=0.004, seed=21)
 DAG_IDS = sorted(p.stem for p in (ROOT / "dags").glob("*.py"))
 SCREENSHOT = ROOT / "data" / "artifacts" / "ui" / "dags.png"

@@ -27,6 +27,8 @@ from acme_pipelines.warehouse import WarehouseHook
 from conftest import query
 from test_landing_load import DAY, HEADER, add_fx, audit, write
 
+pytestmark = pytest.mark.integration
+
 ALL = [str(m) for m in migrations.discover()]
 COMMAND = "python -m acme_pipelines.migrations upgrade --conn-id warehouse"
 

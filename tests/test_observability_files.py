@@ -23,6 +23,8 @@ import yaml
 from acme_localdev import observability as obs
 from conftest import ROOT
 
+pytestmark = pytest.mark.unit
+
 COMPOSE = ROOT / "docker-compose.yaml"
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 GRAFANA_DATASOURCE = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"

@@ -54,6 +54,7 @@ def scheduler_timetable(dag):
 # -- parsing -----------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_parse_day_hour_week():
     assert parse_partition("2026-11-01", DAY).start == utc(2026, 11, 1)
     assert parse_partition("2026-11-01T05:00", HOUR).end == utc(2026, 11, 1, 6)
@@ -62,6 +63,7 @@ def test_parse_day_hour_week():
     assert parse_partition("2026-11-02", WEEK).end == utc(2026, 11, 9)  # a Monday
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("key", "grain", "hint"),
     [
@@ -75,11 +77,13 @@ def test_misaligned_partition_is_refused_with_the_aligned_value(key, grain, hint
         parse_partition(key, grain)
 
 
+@pytest.mark.unit
 def test_malformed_partition_is_refused():
     with pytest.raises(PartitionError, match="not an ISO date"):
         parse_partition("yesterday", DAY)
 
 
+@pytest.mark.unit
 def test_grain_must_divide_a_week():
     assert Grain.minutes(30).floor(utc(2026, 11, 1, 5, 47)) == utc(2026, 11, 1, 5, 30)
     with pytest.raises(ValueError, match="does not divide a week"):
@@ -89,18 +93,21 @@ def test_grain_must_divide_a_week():
 # -- precedence and safety ---------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_param_wins_over_data_interval():
     ctx = context(utc(2026, 11, 5, 2), utc(2026, 11, 6, 2), params={"partition": "2026-11-01"})
     chosen = resolve_partition(ctx, DAY)
     assert (chosen.key, chosen.source) == ("2026-11-01", "param")
 
 
+@pytest.mark.unit
 def test_incomplete_partition_is_refused():
     ctx = context(run_after=utc(2026, 11, 27, 10), params={"partition": "2026-11-27"})
     with pytest.raises(PartitionError, match="not complete"):
         resolve_partition(ctx, DAY)
 
 
+@pytest.mark.unit
 def test_no_interval_and_no_param_is_an_error():
     with pytest.raises(PartitionError, match=r"params\.partition"):
         resolve_partition(context(run_after=utc(2026, 11, 27)), DAY)
@@ -109,6 +116,7 @@ def test_no_interval_and_no_param_is_an_error():
 # -- scheduled and manual runs, as the scheduler computes them -----------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("dag_id", "grain", "after", "expected"),
     [
@@ -127,6 +135,7 @@ def test_scheduled_run(dagbag, dag_id, grain, after, expected):
     assert resolve_partition(ctx, grain).key == expected
 
 
+@pytest.mark.unit
 def test_manual_trigger_processes_the_last_complete_day(dagbag):
     timetable = scheduler_timetable(dagbag.dags["daily_etl"])
     run_after = utc(2026, 11, 27, 10, 15)
@@ -176,11 +185,13 @@ def probe(airflow_db, tmp_path_factory):
     return SimpleNamespace(airflow=airflow, resolved=resolved)
 
 
+@pytest.mark.integration
 def test_dags_test_with_partition_param(probe):
     probe.airflow("dags", "test", "partition_probe", "-c", '{"partition": "2026-11-01"}')
     assert probe.resolved() == [{"key": "2026-11-01", "source": "param"}]
 
 
+@pytest.mark.integration
 def test_dags_test_at_the_scheduled_moment_matches_the_scheduled_run(probe):
     # `dags test DATE` runs what a trigger at DATE would: at 11-02 02:00 that is day 11-01,
     # the same day the scheduler's run at that moment processes.
@@ -188,6 +199,7 @@ def test_dags_test_at_the_scheduled_moment_matches_the_scheduled_run(probe):
     assert probe.resolved() == [{"key": "2026-11-01", "source": "data_interval"}]
 
 
+@pytest.mark.integration
 def test_backfill_processes_the_days_of_its_date_range(probe):
     # --from-date/--to-date select logical dates (= interval starts, D 02:00) in [from, to]:
     # days 10-01..10-03 is --from-date 2026-10-01 --to-date 2026-10-04 (README, "Backfills").
@@ -212,6 +224,7 @@ def test_backfill_processes_the_days_of_its_date_range(probe):
     assert keys == ["2026-10-01", "2026-10-02", "2026-10-03"]
 
 
+@pytest.mark.unit
 def test_partition_dt_and_str():
     p = Partition(utc(2026, 11, 1), DAY)
     assert p.dt == date(2026, 11, 1)

@@ -40,6 +40,7 @@ def read_text(path: Path) -> str:
     return (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
 
 
+@pytest.mark.unit
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     build(SMALL, tmp_path / "a", None)
     build(SMALL, tmp_path / "b", None)
@@ -49,6 +50,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert digest(tmp_path / "a") != digest(tmp_path / "c")
 
 
+@pytest.mark.unit
 def test_scale_flag_sizes_the_data(tmp_path):
     small = build(SMALL, tmp_path / "s", None)
     bigger = build(GeneratorConfig(**{**SMALL.__dict__, "scale": 0.4}), tmp_path / "b", None)
@@ -56,6 +58,7 @@ def test_scale_flag_sizes_the_data(tmp_path):
     assert 1.8 < ratio < 2.2
 
 
+@pytest.mark.unit
 def test_layout_follows_the_contract(tmp_path):
     build(SMALL, tmp_path, None)
     for day in ("2026-11-01", "2026-11-02"):
@@ -68,6 +71,7 @@ def test_layout_follows_the_contract(tmp_path):
         assert headers[0] != headers[1], "columns come in any order"
 
 
+@pytest.mark.unit
 def test_manifest_matches_an_independent_count_of_the_files(tmp_path):
     build(SMALL, tmp_path, None)
     manifest = json.loads((tmp_path / MANIFEST).read_text())
@@ -101,6 +105,7 @@ def test_manifest_matches_an_independent_count_of_the_files(tmp_path):
         assert e["rows_in"] == e["rows_loaded"] + e["rows_rejected"] + e["rows_duplicate"]
 
 
+@pytest.mark.unit
 def test_bad_share_is_respected(tmp_path):
     build(SMALL, tmp_path, None)
     manifest = json.loads((tmp_path / MANIFEST).read_text())
@@ -112,6 +117,7 @@ def test_bad_share_is_respected(tmp_path):
     assert all(d[s]["rows_rejected"] == 0 for d in manifest["days"].values() for s in ("payments", "events"))
 
 
+@pytest.mark.integration
 def test_app_database_in_postgres(tmp_path, pg_database):
     result = build(SMALL, tmp_path, pg_database)
     conn = psycopg2.connect(pg_database)
@@ -135,6 +141,7 @@ def test_app_database_in_postgres(tmp_path, pg_database):
         assert referenced <= order_ids
 
 
+@pytest.mark.unit
 def test_fx_api_answers_like_the_contract():
     days = [date(2026, 11, 1)]
     with FxServer(days) as server:

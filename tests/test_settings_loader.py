@@ -29,6 +29,7 @@ def read_back():
     return conns, pools, variables
 
 
+@pytest.mark.integration
 def test_applies_connections_pools_and_variables(airflow_db):
     counts = apply_settings(load_settings(SETTINGS, ENV))
     assert counts == {"connections": 8, "pools": 6, "variables": 11}
@@ -46,6 +47,7 @@ def test_applies_connections_pools_and_variables(airflow_db):
     assert variables["max_reject_ratio"] == "0.01"
 
 
+@pytest.mark.integration
 def test_reapplying_updates_in_place_and_drops_removed_fields(airflow_db, tmp_path):
     apply_settings(load_settings(SETTINGS, ENV))
     changed = tmp_path / "settings.yaml"
@@ -74,6 +76,7 @@ airflow:
     assert list(conns).count("app_db") == 1
 
 
+@pytest.mark.unit
 def test_missing_environment_values_are_named_before_anything_is_written():
     env = {k: v for k, v in ENV.items() if k != "SLACK_WEBHOOK_TOKEN"}
     with pytest.raises(SettingsError) as raised:
@@ -82,6 +85,7 @@ def test_missing_environment_values_are_named_before_anything_is_written():
     assert "PAGERDUTY" not in str(raised.value)
 
 
+@pytest.mark.unit
 def test_environment_overrides_defaults_and_nested_defaults_are_lazy():
     missing: list[str] = []
     assert interpolate("${A:-x${B}y}", {"A": "set"}, "v", missing) == "set"
@@ -92,6 +96,7 @@ def test_environment_overrides_defaults_and_nested_defaults_are_lazy():
     assert missing == ["B (needed by v)"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -109,6 +114,7 @@ def test_malformed_files_fail_with_a_reason(tmp_path, text, message):
         load_settings(path, {})
 
 
+@pytest.mark.integration
 def test_cli_exits_2_naming_the_missing_variable(airflow_db):
     env = {k: v for k, v in os.environ.items() if k not in ("SLACK_WEBHOOK_TOKEN", "PAGERDUTY_ROUTING_KEY")}
     result = subprocess.run(

@@ -33,6 +33,8 @@ from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
 from conftest import pipeline_environment, run_dag, scratch_databases
 
+pytestmark = pytest.mark.integration
+
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=2, scale=0.3, bad_share=0.01, seed=11)
 DAYS = [d.isoformat() for d in CONFIG.day_list()]
 CATCH_UP = {"partition": "2025-01-01T00:00", "partition_end": "2026-11-05T00:00"}

@@ -71,6 +71,7 @@ def rows(conn) -> list[tuple]:
     return [(int(i), Decimal(str(a)), d) for i, a, d in cur.fetchall()]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("name", "quoted"),
     [("core.fact_payments", '"CORE"."FACT_PAYMENTS"'), ("WAREHOUSE.CORE.T_1", '"WAREHOUSE"."CORE"."T_1"')],
@@ -79,12 +80,14 @@ def test_identifiers_are_validated_and_quoted(name, quoted):
     assert identifier(name) == quoted
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("bad", ["core.x; DROP TABLE y", 'core."x"', "", "a.b.c.d", "1core.x", "core..x", "core.x y"])
 def test_anything_but_a_plain_identifier_is_refused(bad):
     with pytest.raises(IdentifierError):
         identifier(bad)
 
 
+@pytest.mark.integration
 def test_a_day_is_replaced_atomically_in_several_files(snow):
     day1, day2 = date(2026, 11, 1), date(2026, 11, 2)
     first = publish_arrow(snow, "WAREHOUSE.CORE.FACT_PAYMENTS", [batch(range(1, 6), day1)], replace=("dt", day1))
@@ -104,6 +107,7 @@ def test_a_day_is_replaced_atomically_in_several_files(snow):
     ]
 
 
+@pytest.mark.integration
 def test_merge_updates_matches_and_inserts_the_rest(snow):
     day = date(2026, 11, 1)
     publish_arrow(snow, "WAREHOUSE.CORE.FACT_PAYMENTS", [batch(range(1, 4), day)], merge_on=["payment_id"])
@@ -113,6 +117,7 @@ def test_merge_updates_matches_and_inserts_the_rest(snow):
     ]
 
 
+@pytest.mark.integration
 def test_a_failure_before_commit_leaves_the_table_as_it_was_and_the_retry_succeeds(snow):
     day = date(2026, 11, 1)
     publish_arrow(snow, "WAREHOUSE.CORE.FACT_PAYMENTS", [batch(range(1, 4), day)], replace=("dt", day))
@@ -127,11 +132,13 @@ def test_a_failure_before_commit_leaves_the_table_as_it_was_and_the_retry_succee
     assert rows(snow) == [(i, Decimal("2.00"), day) for i in range(1, 9)]
 
 
+@pytest.mark.integration
 def test_publish_needs_exactly_one_mode(snow):
     with pytest.raises(ValueError, match="exactly one"):
         publish_arrow(snow, "WAREHOUSE.CORE.FACT_PAYMENTS", [], replace=("dt", 1), merge_on=["payment_id"])
 
 
+@pytest.mark.integration
 def test_connection_settings_and_key_pair_auth_come_from_the_airflow_connection(fakesnow_server, monkeypatch):
     """Warehouse, role and database from the connection; a PEM private key (encrypted with the password)
     becomes the connector's key-pair auth, and the session reaches the server with it."""
@@ -176,6 +183,7 @@ def test_connection_settings_and_key_pair_auth_come_from_the_airflow_connection(
         conn.close()
 
 
+@pytest.mark.integration
 def test_an_empty_input_never_empties_a_partition(snow):
     day = date(2026, 11, 1)
     publish_arrow(snow, "WAREHOUSE.CORE.FACT_PAYMENTS", [batch(range(1, 4), day)], replace=("dt", day))

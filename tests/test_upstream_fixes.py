@@ -20,6 +20,7 @@ from acme_pipelines import upstream_fixes
 from conftest import ROOT
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("version", "on"),
     [("3.3.1", True), ("3.3.2", True), ("3.3.3", False), ("3.2.2", False), ("3.4.0", False)],
@@ -28,6 +29,7 @@ def test_the_fix_is_on_only_for_versions_known_to_have_the_defect(version, on):
     assert [fix.issue for fix in upstream_fixes.applicable(version=version)] == (["apache/airflow#73428"] if on else [])
 
 
+@pytest.mark.integration
 def test_airflow_installs_it_when_it_initialises_its_settings():
     """A fresh interpreter that only imports airflow (as the scheduler, the CLI and a worker do)."""
     probe = (
@@ -49,6 +51,7 @@ def test_airflow_installs_it_when_it_initialises_its_settings():
     ), "logged once"
 
 
+@pytest.mark.unit
 def test_this_test_process_has_it_too():
     """The tests' dag.test() runs (conftest.run_dag) rely on the same global fix, not on a test-only patch."""
     from airflow.models.deadline_alert import DeadlineAlert
@@ -59,6 +62,7 @@ def test_this_test_process_has_it_too():
     assert not hasattr(runs, "_deadlines_under_dag_test")
 
 
+@pytest.mark.unit
 def test_plugin_loader_leaves_the_local_settings_alone():
     """plugins/.airflowignore: Airflow's plugin loader would otherwise import it a second time as a plugin."""
     from airflow._shared.module_loading import find_path_from_directory
@@ -67,6 +71,7 @@ def test_plugin_loader_leaves_the_local_settings_alone():
     assert "airflow_local_settings.py" not in files
 
 
+@pytest.mark.integration
 def test_an_encoded_alert_is_answered_from_its_content_and_an_id_from_the_table(dagbag, airflow_db):
     """What dag.test() holds (DagSerialization round trip) reads as the same reference as the stored row."""
     from airflow.models.deadline_alert import DeadlineAlert
@@ -84,6 +89,7 @@ def test_an_encoded_alert_is_answered_from_its_content_and_an_id_from_the_table(
         DeadlineAlert.get_by_id(str(uuid.uuid4()))
 
 
+@pytest.mark.unit
 def test_a_fix_waits_for_its_module_and_is_applied_once(tmp_path, monkeypatch):
     """A fix whose module is not imported yet is applied right after that module runs, then never again."""
     (tmp_path / "acme_fake_upstream.py").write_text("def answer():\n    return 41\n")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 
 import pyarrow as pa
+import pytest
 
 from acme_pipelines.usd import amount_usd
 from conftest import query
 
 
+@pytest.mark.integration
 def test_matches_postgres_rounding(pg_database):
     rng = random.Random(7)
     rates = {"EUR": 92_000_000, "GBP": 78_273_100, "JPY": 15_012_345_678, "ODD": 33_333_333}
@@ -25,6 +27,7 @@ def test_matches_postgres_rounding(pg_database):
     assert got.to_pylist() == [e for (e,) in expected]
 
 
+@pytest.mark.unit
 def test_unknown_currency_is_flagged_and_nulls_pass_through():
     got, missing = amount_usd(pa.array(["1.00", None, "2"]), pa.array(["XXX", None, "EUR"]), {"EUR": 100_000_000})
     assert missing.to_pylist() == [True, False, False]

@@ -3,7 +3,8 @@
 python -m acme_localdev env     # print `export ...` lines for this checkout's Airflow
 python -m acme_localdev init    # migrate the metadata DB and apply airflow_settings.yaml
 python -m acme_localdev migrate # apply the warehouse's schema migrations (make migrate)
-python -m acme_localdev test [pytest args]
+python -m acme_localdev test [pytest args]  # every tier; test-fast (-m unit, no services needed),
+                                            # test-integration, test-e2e: one tier (docs/development.md)
 python -m acme_localdev demo [--days N --scale X]
 python -m acme_localdev images  # the README's lineage and dashboard images, from the last demo
 python -m acme_localdev up [--port 8080] / down  # Airflow's services on .airflow/, no Docker
@@ -129,12 +130,33 @@ def cmd_migrate(_: list[str]) -> int:
     return 0
 
 
-def cmd_test(args: list[str]) -> int:
-    require(POSTGRES, REDIS)
+def run_pytest(args: list[str], tier: str | None = None) -> int:
+    """pytest over tests/, all tiers or the one ``tier`` (a marker: unit, integration, e2e)."""
     # The tests make their own AIRFLOW_HOME and databases; only the paths come from here.
     os.environ.update(env.local_environment(airflow_home=env.ROOT / ".airflow-test"))
-    step("running the test suite (pytest)")
-    return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=env.ROOT)
+    step(f"running the {tier + ' tests' if tier else 'test suite'} (pytest)")
+    selection = ["-m", tier] if tier else []
+    return subprocess.call([sys.executable, "-m", "pytest", *selection, *args], cwd=env.ROOT)
+
+
+def cmd_test(args: list[str]) -> int:
+    require(POSTGRES, REDIS)
+    return run_pytest(args)
+
+
+def cmd_test_fast(args: list[str]) -> int:
+    """The unit tier: no PostgreSQL, Redis or metadata DB, so no require()."""
+    return run_pytest(args, "unit")
+
+
+def cmd_test_integration(args: list[str]) -> int:
+    require(POSTGRES, REDIS)
+    return run_pytest(args, "integration")
+
+
+def cmd_test_e2e(args: list[str]) -> int:
+    require(POSTGRES, REDIS)  # the stack it starts keeps its metadata DB on PostgreSQL
+    return run_pytest(args, "e2e")
 
 
 def cmd_demo(args: list[str]) -> int:
@@ -209,6 +231,9 @@ COMMANDS = {
     "init": cmd_init,
     "migrate": cmd_migrate,
     "test": cmd_test,
+    "test-fast": cmd_test_fast,
+    "test-integration": cmd_test_integration,
+    "test-e2e": cmd_test_e2e,
     "demo": cmd_demo,
     "images": cmd_images,
     "snowflake-compare": cmd_snowflake_compare,

@@ -9,5 +9,4 @@ One package, imported by absolute name from the DAG files (``plugins/`` is on
 - ``assets``: the Airflow Assets the DAGs publish and are scheduled on.
 - ``resources``: pool names and the priority scheme.
 - ``settings_loader``: applies ``airflow_settings.yaml`` to an Airflow metadata DB.
-- ``placeholders``: a loud stand-in task for DAGs that are not built yet.
 """

@@ -29,7 +29,7 @@ START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
 # ACME_TASK_RETRIES lets a local tool fail fast (make demo sets 0); deployments keep 3.
 RETRIES = int(os.environ.get("ACME_TASK_RETRIES", "3"))
-# A deployment schedules a built DAG as soon as it is seen; `make up` sets this so that a local
+# A deployment schedules a DAG as soon as it is seen; `make up` sets this so that a local
 # scheduler runs only what its user unpauses or triggers.
 PAUSED_AT_CREATION = os.environ.get("ACME_DAGS_PAUSED_AT_CREATION", "false").lower() == "true"
 RETRY_DELAY = timedelta(minutes=1)
@@ -66,7 +66,6 @@ def pipeline_dag(
     critical: bool = False,
     priority: Priority = Priority.NORMAL,
     execution_timeout: timedelta = timedelta(hours=1),
-    built: bool = True,
     **dag_kwargs: Any,
 ) -> DAG:
     """A DAG with the project's defaults.
@@ -75,7 +74,6 @@ def pipeline_dag(
         the assets the DAG is scheduled on, or None for a DAG that its producer
         triggers once per partition (``downstream``).
     :param critical: page PagerDuty on failure, not only Slack.
-    :param built: False for a placeholder; it is paused when first seen.
     """
     if not doc_md or not doc_md.strip():
         raise ValueError(f"{dag_id}: every DAG needs doc_md (what it does, owner's runbook link)")
@@ -91,8 +89,6 @@ def pipeline_dag(
     all_tags = [*tags, f"priority:{priority.name.lower()}"]
     if critical:
         all_tags.append("critical")
-    if not built:
-        all_tags.append("not-built")
     dag_kwargs.setdefault("max_active_runs", 1)  # partitions publish in order: newer wins
     if critical:
         dag_kwargs.setdefault("on_failure_callback", run_failure_notifiers(critical=True))
@@ -122,6 +118,6 @@ def pipeline_dag(
                 "process [partition, partition_end) in one run, e.g. a catch-up.",
             ),
         },
-        is_paused_upon_creation=PAUSED_AT_CREATION or not built,
+        is_paused_upon_creation=PAUSED_AT_CREATION,
         **dag_kwargs,
     )
