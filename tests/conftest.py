@@ -28,7 +28,7 @@ import pytest
 from acme_localdev import env as localenv
 from acme_localdev.recorder import HttpRecorder
 from acme_localdev.runs import run_in_process
-from acme_localdev.warehouse_compare import pipeline_environment  # noqa: F401 (the tests' import point)
+from acme_localdev.warehouse_compare import pipeline_environment, postgres_connection
 
 ROOT = localenv.ROOT
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="acme-airflow-test-"))
@@ -396,3 +396,22 @@ def table_checksum(dsn: str, table: str, key: str) -> tuple[int, str]:
         dsn, f"SELECT count(*), md5(coalesce(string_agg(({row})::text, '|' ORDER BY {key}), '')) FROM {table}"
     )
     return count, digest
+
+
+@pytest.fixture
+def pipeline_env(pipeline_config, monkeypatch, tmp_path, make_database, warehouse, http_recorder):
+    """Generated app DB and landing files for the module's ``pipeline_config`` fixture (a GeneratorConfig); every
+    connection of the DAGs pointing at test services."""
+    from acme_sample_data.build import build
+    from acme_sample_data.fx import FxServer
+
+    app_dsn = make_database()
+    landing = tmp_path / "landing"
+    manifest = json.loads(build(pipeline_config, landing, app_dsn).manifest_path.read_text())["days"]
+    with FxServer(pipeline_config.day_list()) as fx:
+        connections = pipeline_environment(
+            app_dsn, postgres_connection(warehouse.dsn), fx.url, http_recorder.url, landing
+        )
+        for name, value in connections.items():
+            monkeypatch.setenv(name, value)
+        yield {"manifest": manifest, "landing": landing, "warehouse": warehouse.dsn, "app": app_dsn}

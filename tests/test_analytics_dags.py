@@ -22,13 +22,13 @@ import pandas as pd
 import pytest
 
 from acme_localdev.recorder import HttpRecorder
+from acme_localdev.warehouse_compare import postgres_connection as pg_conn_json
 from acme_pipelines.migrations import upgrade
 from acme_pipelines.warehouse import WarehouseHook
 from acme_sample_data.build import build
 from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
 from conftest import query, run_dag, scratch_databases
-from test_dags_end_to_end import pg_conn_json
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 
 import pytest
 
+from acme_localdev.warehouse_compare import postgres_connection as pg_conn_json
 from acme_pipelines import anomalies
 from conftest import add_day_partitions, query, run_dag
-from test_dags_end_to_end import pg_conn_json
 
 DAY = "2026-11-22"  # a Sunday; its four previous Sundays are the history
 

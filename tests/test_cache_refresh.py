@@ -8,11 +8,11 @@ from datetime import date
 
 import pytest
 
+from acme_localdev.warehouse_compare import postgres_connection as pg_conn_json
 from acme_pipelines import cache
 from acme_sample_data.build import build
 from acme_sample_data.generator import GeneratorConfig
 from conftest import free_port, query, run_dag
-from test_dags_end_to_end import pg_conn_json
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,8 @@ from datetime import date
 
 import pytest
 
-from acme_localdev.warehouse_compare import postgres_connection as pg_conn_json
-from acme_sample_data.build import build
-from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
-from conftest import OPENLINEAGE_EVENTS, pipeline_environment, query, run_dag, table_checksum
+from conftest import OPENLINEAGE_EVENTS, query, run_dag, table_checksum
 
 pytestmark = pytest.mark.integration
 
@@ -23,17 +20,8 @@ CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=2, scale=0.3, bad_share=0
 
 
 @pytest.fixture
-def pipeline_env(monkeypatch, tmp_path, make_database, warehouse, http_recorder):
-    """Generated app DB and landing files; every connection of the DAGs pointing at test services."""
-    app_dsn = make_database()
-    result = build(CONFIG, tmp_path / "landing", app_dsn)
-    manifest = json.loads(result.manifest_path.read_text())["days"]
-    with FxServer(CONFIG.day_list()) as fx:
-        for name, value in pipeline_environment(
-            app_dsn, pg_conn_json(warehouse.dsn), fx.url, http_recorder.url, tmp_path / "landing"
-        ).items():
-            monkeypatch.setenv(name, value)
-        yield {"manifest": manifest, "landing": tmp_path / "landing", "warehouse": warehouse.dsn, "app": app_dsn}
+def pipeline_config():
+    return CONFIG
 
 
 def run(dagbag, dag_id: str, **conf) -> None:

@@ -11,10 +11,10 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 
+from acme_localdev.warehouse_compare import postgres_connection as pg_conn_json
 from acme_pipelines import archive
 from acme_pipelines.archive_operators import ArchivePartitionsOperator
 from conftest import add_day_partitions, query, run_dag
-from test_dags_end_to_end import pg_conn_json
 
 pytestmark = pytest.mark.integration
 

@@ -17,13 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from acme_localdev.warehouse_compare import postgres_connection
 from acme_pipelines.landing_sensor import TIMEOUT_VARIABLE, LandingFilesSensor, LandingFilesTrigger
 from acme_pipelines.partitions import PartitionError
-from acme_sample_data.build import build
-from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
-from conftest import free_port, pipeline_environment, query, run_dag
+from conftest import free_port, query, run_dag
 
 DAY = "2026-11-01"
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=1, scale=0.1, bad_share=0.004, seed=11)
@@ -236,17 +233,8 @@ def _states(dag_run) -> dict[str, str]:
 
 
 @pytest.fixture
-def pipeline_env(monkeypatch, tmp_path, make_database, warehouse, http_recorder):
-    """One generated day in a local landing zone and app DB; daily_etl's connections pointing at test services."""
-    app_dsn = make_database()
-    result = build(CONFIG, tmp_path / "landing", app_dsn)
-    manifest = json.loads(result.manifest_path.read_text())["days"]
-    with FxServer(CONFIG.day_list()) as fx:
-        landing = tmp_path / "landing"
-        env = pipeline_environment(app_dsn, postgres_connection(warehouse.dsn), fx.url, http_recorder.url, landing)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        yield {"manifest": manifest, "landing": landing, "warehouse": warehouse.dsn}
+def pipeline_config():
+    return CONFIG
 
 
 @pytest.fixture

@@ -56,10 +56,7 @@ def test_this_test_process_has_it_too():
     """The tests' dag.test() runs (conftest.run_dag) rely on the same global fix, not on a test-only patch."""
     from airflow.models.deadline_alert import DeadlineAlert
 
-    from acme_localdev import runs
-
     assert hasattr(DeadlineAlert.get_by_id, "__wrapped__")
-    assert not hasattr(runs, "_deadlines_under_dag_test")
 
 
 @pytest.mark.unit

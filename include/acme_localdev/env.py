@@ -85,21 +85,10 @@ def ensure_database(url: str) -> bool:
     parsed = make_url(url)
     if not parsed.drivername.startswith("postgresql"):
         return False
-    import psycopg2
-    from psycopg2 import sql
+    from acme_pipelines.migrations import create_database
 
-    server = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    conn = psycopg2.connect(server)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,))
-            if cur.fetchone():
-                return False
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(parsed.database)))
-            return True
-    finally:
-        conn.close()
+    server = {"host": parsed.host, "port": parsed.port or 5432, "user": parsed.username, "password": parsed.password}
+    return create_database(parsed.database, **server)
 
 
 # The ports of the FX API and Slack stand-ins that airflow_settings.yaml's default connections name.

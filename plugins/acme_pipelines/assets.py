@@ -25,8 +25,6 @@ def warehouse_table(table: str) -> Asset:
 FACT_PAYMENTS = warehouse_table("core.fact_payments")
 FACT_EVENTS = warehouse_table("core.fact_events")
 DAILY_REVENUE = warehouse_table("marts.daily_revenue")
-# daily_etl's outlets: the quality check runs when all three were updated.
-DAILY_ETL_OUTPUTS = (FACT_PAYMENTS, FACT_EVENTS, DAILY_REVENUE)
 
 QUALITY_PASSED = Asset(name="quality.daily_passed", uri="x-quality://daily_passed", group="quality")
 CUSTOMER_FEATURES = warehouse_table("features.customer_features")

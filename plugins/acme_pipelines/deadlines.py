@@ -98,7 +98,6 @@ def deadline_alert(dag_id: str, cron: str, *, critical: bool) -> Any:
 
 
 SCHEDULED = "scheduled"
-RUN_TYPES = ("scheduled", "backfill", "manual", "operator_triggered", "asset_triggered", "asset_materialization")
 
 
 def run_id_of(run: dict) -> str:
@@ -113,9 +112,10 @@ def skip_reason(run: dict) -> str | None:
     asset, or a scheduled run that was cleared (where the context says so).
     """
     run_id = run_id_of(run)
-    run_type = run.get("run_type") or next(  # a context without run_type: the run id's prefix
-        (kind for kind in RUN_TYPES if run_id.startswith(f"{kind}__")), "unknown"
-    )
+    if not (run_type := run.get("run_type")):  # a context without run_type: Airflow's rule for the run id's prefix
+        from airflow.utils.types import DagRunType
+
+        run_type = DagRunType.from_run_id(run_id).value
     if run_type != SCHEDULED:
         return f"{run_type} run {run_id}, not a scheduled one"
     if clears := run.get("clear_number"):

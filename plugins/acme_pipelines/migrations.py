@@ -297,18 +297,28 @@ def forget() -> None:
 # -- command line -----------------------------------------------------------------------------
 
 
-def create_database_if_missing(hook: Any) -> bool:
-    """PostgreSQL: create the connection's database when it does not exist (through the ``postgres``
-    database, with the same credentials); True if it was created. For fresh local and compose setups."""
+def create_database(name: str, **server: Any) -> bool:
+    """Create the PostgreSQL database ``name`` if it is missing, through the server's ``postgres`` database
+    (``server``: psycopg2.connect keywords); True if it was created."""
     import psycopg2
     from psycopg2 import sql
 
+    admin = psycopg2.connect(**{**server, "dbname": "postgres"})
+    admin.autocommit = True
     try:
-        hook.get_conn().close()
-        return False
-    except psycopg2.OperationalError as error:
-        if "does not exist" not in str(error):
-            raise
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone():
+                return False
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+    finally:
+        admin.close()
+
+
+def create_database_if_missing(hook: Any) -> bool:
+    """PostgreSQL: create the connection's database when it does not exist (with the same credentials);
+    True if it was created. For fresh local and compose setups."""
     conn_id = hook.warehouse_conn_id
     if hook.dsn:
         from urllib.parse import urlsplit
@@ -324,14 +334,7 @@ def create_database_if_missing(hook: Any) -> bool:
         params = {"host": conn.host, "port": conn.port or 5432, "user": conn.login, "password": conn.password,
                   "dbname": "postgres", "sslmode": conn.extra_dejson.get("sslmode", "prefer")}  # fmt: skip
         name = conn.schema
-    admin = psycopg2.connect(**params)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        admin.close()
-    return True
+    return create_database(name, **params)
 
 
 def status_lines(hook: Any) -> tuple[int, list[str]]:
