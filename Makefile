@@ -29,15 +29,17 @@ help:
 	@echo "make images - README images from the last demo (lineage page via headless Chromium, dashboard previews)"
 	@echo "make snowflake-compare [DAYS=3] - the sync and daily_etl into PostgreSQL and into Snowflake (fakesnow"
 	@echo "               server), same DAG code; prints each table's row counts side by side and whether they match"
-	@echo "make lock   - re-resolve requirements.txt into requirements.lock"
+	@echo "make lock   - re-resolve requirements.txt into requirements.lock (runtime, the image) and"
+	@echo "               requirements-dev.txt into requirements-dev.lock (the venv), constrained by it"
 	@echo "make clean  - remove .venv, .airflow and generated data"
 
-$(STAMP): requirements.lock
+# The venv gets the dev lock (runtime + test/dev tools); the image gets requirements.lock alone.
+$(STAMP): requirements.lock requirements-dev.lock
 	@command -v $(PYTHON) >/dev/null || { echo "ERROR: $(PYTHON) not found: install Python 3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
-	@echo "==> creating/refreshing $(VENV) from requirements.lock"
+	@echo "==> creating/refreshing $(VENV) from requirements-dev.lock"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	@$(VENV)/bin/uv pip sync --quiet --python $(VENV)/bin/python requirements.lock
+	@$(VENV)/bin/uv pip sync --quiet --python $(VENV)/bin/python requirements-dev.lock
 	@touch $(STAMP)
 	@echo "==> $(VENV) ready"
 
@@ -99,8 +101,11 @@ lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
+# Runtime lock first; the dev lock takes it as constraint, so the versions they share agree.
 lock: $(STAMP)
 	@$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --no-header requirements.txt -o requirements.lock
+	@$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --no-header requirements-dev.txt \
+		-c requirements.lock -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .airflow .airflow-test data artifacts

@@ -26,7 +26,7 @@ COMPOSE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 SETTINGS = ROOT / "airflow_settings.yaml"
-ONE_SHOT_SERVICES = {"airflow-init"}  # run to completion; nothing to health-check
+ONE_SHOT_SERVICES = {"postgres-init", "airflow-init"}  # run to completion; nothing to health-check
 
 # ${NAME} without a default: the settings loader fails when it is unset.
 REQUIRED_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -96,6 +96,16 @@ def env_example_names() -> set[str]:
         if line and not line.startswith("#") and "=" in line:
             names.add(line.split("=", 1)[0].removeprefix("export ").strip())
     return names
+
+
+def env_example_values() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            name, value = line.split("=", 1)
+            values[name.removeprefix("export ").strip()] = value.strip()
+    return values
 
 
 def git(*args: str) -> subprocess.CompletedProcess[str]:
@@ -241,6 +251,8 @@ def test_env_example_lists_required_settings_variables() -> None:
     values = strings_in(yaml.safe_load(SETTINGS.read_text()))
     needed = {name for value in values for name in REQUIRED_REF.findall(value)}
     assert needed, "expected ${NAME} references in airflow_settings.yaml"
+    # Optional in compose: unset, airflow-init drops the pagerduty_events connection (paging off).
+    needed -= {"PAGERDUTY_ROUTING_KEY"}
     missing = sorted(needed - env_example_names())
     assert not missing, f".env.example lacks variables airflow_settings.yaml requires: {missing}"
 
@@ -335,12 +347,112 @@ def test_compose_secrets_are_required_from_env_never_defaulted() -> None:
             assert set(referenced) <= env_example_names(), (name, setting, value)
 
 
-def test_compose_auth_manager_has_one_user_per_role() -> None:
-    environment = airflow_env("airflow-apiserver")
-    assert environment["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
-    assert environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
-    users = environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(":-", 1)[1].rstrip("}")
-    assert sorted(pair.split(":")[1] for pair in users.split(",")) == ["admin", "op", "user", "viewer"]
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+USERS_FILE = ROOT / "include" / "auth" / "users.yaml"
+CREATE_USERS = "python /opt/airflow/include/auth/create_users.py /opt/airflow/include/auth/users.yaml"
+
+
+def auth_users() -> dict[str, str]:
+    """username -> role of include/auth/users.yaml."""
+    raw = yaml.safe_load(USERS_FILE.read_text())
+    return {name: spec if isinstance(spec, str) else spec["role"] for name, spec in raw.items()}
+
+
+def password_variable(username: str) -> str:
+    return "ACME_USER_PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", username.upper())
+
+
+def test_compose_runs_fab_and_creates_every_user_of_users_yaml_after_the_migration() -> None:
+    """FAB keeps users in the metadata DB (nothing regenerated per container); airflow-init creates them
+    from include/auth/users.yaml with passwords from .env, each required, after `airflow db migrate`."""
+    assert sorted(auth_users().values()) == ["Admin", "Op", "User", "Viewer"]
+    for name in [*AIRFLOW_COMPONENTS, "airflow-init"]:
+        environment = airflow_env(name)
+        assert environment["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER, name
+        assert environment["AIRFLOW__FAB__CONFIG_FILE"] == "/opt/airflow/include/auth/webserver_config.py"
+        assert not [k for k in environment if "SIMPLE_AUTH_MANAGER" in k], name
+    init = " ".join(services()["airflow-init"]["command"])
+    assert init.index("airflow db migrate") < init.index(CREATE_USERS), init
+    environment = airflow_env("airflow-init")
+    for username in auth_users():
+        variable = password_variable(username)
+        assert environment[variable] == f"${{{variable}:?set it in .env}}", variable
+        assert variable in env_example_names(), variable
+    assert (ROOT / "include" / "auth" / "webserver_config.py").is_file()
+
+
+def test_compose_creates_the_databases_the_connections_name() -> None:
+    """app_db and warehouse point at databases of the compose PostgreSQL; postgres-init creates them."""
+    connections = {c["conn_id"]: c for c in yaml.safe_load(SETTINGS.read_text())["airflow"]["connections"]}
+    names = {
+        re.fullmatch(r"\$\{[A-Z_]+:-(\w+)\}", connections[c]["conn_schema"]).group(1) for c in ("app_db", "warehouse")
+    }
+    assert names == {"app", "warehouse"}
+    environment = airflow_env("airflow-init")
+    assert environment["APP_DB_HOST"] == environment["WAREHOUSE_HOST"] == "postgres"
+    assert "APP_DB_NAME" not in environment  # the default: app
+    assert "WAREHOUSE_DB_NAME" not in environment  # the default: warehouse
+    init = services()["postgres-init"]
+    script = " ".join(init["command"])
+    for part in ("for db in app warehouse", "CREATE DATABASE", "pg_database"):
+        assert part in script, part
+    assert init["environment"]["PGHOST"] == "postgres"
+    assert init["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services()["airflow-init"]["depends_on"]["postgres-init"]["condition"] == "service_completed_successfully"
+
+
+AIRFLOW_SERVICES = [*AIRFLOW_COMPONENTS, "airflow-init"]
+
+
+def test_compose_every_airflow_service_shares_one_data_volume() -> None:
+    assert "airflow-data" in compose()["volumes"]
+    for name in AIRFLOW_SERVICES:
+        mounts = [str(m) for m in services()[name]["volumes"] if str(m).endswith(":/opt/airflow/data")]
+        assert mounts == ["airflow-data:/opt/airflow/data"], (name, mounts)
+    assert set(AIRFLOW_COMPONENTS) >= {
+        "airflow-worker",
+        "airflow-scheduler",
+        "airflow-triggerer",
+        "airflow-dag-processor",
+        "airflow-apiserver",
+    }
+
+
+def test_compose_local_profile_runs_the_standins_with_tooling_outside_the_image() -> None:
+    standins = services()["standins"]
+    assert standins["profiles"] == ["local"]
+    assert 'main(["standins"])' in " ".join(standins["command"])
+    assert "./include:/opt/acme-tooling/include:ro" in standins["volumes"]
+    assert standins["environment"]["PYTHONPATH"] == "/opt/acme-tooling/include"
+    assert [n for n, s in services().items() if s.get("profiles")] == ["standins"]
+    environment = airflow_env("airflow-worker")
+    assert environment["FX_API_URL"] == "${FX_API_URL:-http://standins:18080}"
+    assert environment["SLACK_WEBHOOK_BASE"] == "${SLACK_WEBHOOK_BASE:-http://standins:18081/services}"
+
+
+def test_compose_dags_start_paused() -> None:
+    for name in AIRFLOW_SERVICES:
+        assert airflow_env(name)["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "true", name
+
+
+def test_compose_pagerduty_is_off_until_a_key_is_set() -> None:
+    """No default routing key anywhere; without PAGERDUTY_ROUTING_KEY, airflow-init removes the connection
+    (acme_pipelines.alerting then logs "PagerDuty off: no connection pagerduty_events")."""
+    from acme_pipelines.alerting import PAGERDUTY_CONN_ID
+
+    for name, service in services().items():
+        assert "PAGERDUTY_ROUTING_KEY" not in (service.get("environment") or {}), name
+    assert "change-me" not in [v for k, v in env_example_values().items() if "PAGERDUTY" in k]
+    assert "PAGERDUTY_ROUTING_KEY" not in env_example_names()
+    init = " ".join(services()["airflow-init"]["command"])
+    assert 'if [ -n "$${PAGERDUTY_ROUTING_KEY:-}" ]' in init
+    assert f"airflow connections delete {PAGERDUTY_CONN_ID}" in init.split("else", 1)[1].split("fi;", 1)[0]
+
+
+def test_compose_states_the_minimum_compose_version_it_needs() -> None:
+    text = COMPOSE.read_text()
+    assert "Minimum Docker Compose: 2.24.0" in text
+    assert all(s["env_file"] == [{"path": ".env", "required": False}] for s in map(services().get, AIRFLOW_SERVICES))
 
 
 @cache
@@ -383,8 +495,9 @@ def test_helm_values_match_the_compose_stack() -> None:
             name = f"AIRFLOW__{section.upper()}__{option.upper()}"
             if name in environment and "${" not in environment[name] and section != "openlineage":
                 assert str(value) == environment[name], name
-    compose_users = environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(":-", 1)[1].rstrip("}")
-    assert config["core"]["simple_auth_manager_users"] == compose_users
+    assert config["core"]["auth_manager"] == FAB_AUTH_MANAGER
+    assert config["fab"]["config_file"] == environment["AIRFLOW__FAB__CONFIG_FILE"]
+    assert config["core"]["dags_are_paused_at_creation"] == "true"
     for option in ("statsd_on", "statsd_influxdb_enabled", "legacy_names_on", "statsd_prefix"):
         assert str(config["metrics"][option]) == environment[f"AIRFLOW__METRICS__{option.upper()}"], option
 
@@ -410,3 +523,38 @@ def test_setup_steps_apply_the_warehouse_migrations() -> None:
     assert job["applyCustomEnv"] is True  # extraEnvFrom: the warehouse connection
     script = job["args"][-1]
     assert script.index("airflow db migrate") < script.index(upgrade), script
+
+
+def test_helm_statsd_mappings_are_the_projects() -> None:
+    """overrideMappings replaces the chart's rules, without `defaults:`: each rule is the file's, with its defaults."""
+    mapping = yaml.safe_load((ROOT / "deploy" / "statsd" / "mapping.yml").read_text())
+    expected = [{**mapping["defaults"], **rule} for rule in mapping["mappings"]]
+    assert helm_values()["statsd"]["enabled"] is True
+    assert helm_values()["statsd"]["overrideMappings"] == expected
+
+
+def test_helm_imports_every_pool_of_airflow_settings() -> None:
+    values = helm_values()
+    script = values["migrateDatabaseJob"]["args"][-1]
+    assert script.index("airflow db migrate") < script.index("airflow pools import /opt/airflow/pools/pools.json")
+    [mount] = values["migrateDatabaseJob"]["extraVolumeMounts"]
+    [volume] = values["migrateDatabaseJob"]["extraVolumes"]
+    assert mount["mountPath"] == "/opt/airflow/pools"
+    assert mount["name"] == volume["name"]
+    configmap = values["extraConfigMaps"][volume["configMap"]["name"]]
+    pools = json.loads(yaml.safe_load(configmap["data"])["pools.json"])
+    settings = yaml.safe_load(SETTINGS.read_text())["airflow"]["pools"]
+    assert {p["pool_name"]: int(p["pool_slot"]) for p in settings} == {n: p["slots"] for n, p in pools.items()}
+
+
+def test_helm_creates_the_users_of_users_yaml_with_passwords_from_a_secret() -> None:
+    """No `airflow users create` default user: the user Job runs create_users.py under FAB, every
+    password of users.yaml by reference to a Kubernetes Secret."""
+    job = helm_values()["createUserJob"]
+    assert job["args"][-1].strip() == f"exec {CREATE_USERS}"
+    assert "users create" not in HELM_VALUES.read_text()
+    env = {e["name"]: e for e in job["env"]}
+    assert set(env) == {password_variable(u) for u in auth_users()}
+    for name, entry in env.items():
+        assert "value" not in entry, name
+        assert entry["valueFrom"]["secretKeyRef"] == {"name": "acme-airflow-user-passwords", "key": name}
