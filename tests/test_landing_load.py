@@ -129,18 +129,26 @@ def test_timestamps_columns_order_gzip_and_usd(warehouse, tmp_path):
     ]
 
 
+MANY = "".join(f"{i},10,1.00,USD,card,captured,2026-11-01T10:00:00Z\n" for i in range(100, 20_100))
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("part-000.csv", b"payment_id,amount\n1,2\n", "does not match the contract columns"),
-        ("part-000.csv", f"{HEADER}\n{GOOD}\n".encode() + b"2,10,1.00,USD,card,captured,\xff\xfe\n", "cannot be read"),
-        ("part-000.csv.gz", f"{HEADER}\n{GOOD}\n".encode(), "not gzip"),
+        ("part-001.csv", b"payment_id,amount\n1,2\n", "does not match the contract columns"),
+        ("part-001.csv", b"", "empty file, no header row"),  # zero bytes: not even a header
+        ("part-001.csv.gz", f"{HEADER}\n{GOOD}\n".encode(), "not gzip"),
+        ("part-001.csv.gz", b"", "not gzip"),
+        ("part-001.csv.gz", gzip.compress(f"{HEADER}\n{MANY}".encode())[:-2000], "cannot be read: Compressed file"),
     ],
+    ids=["header", "zero-byte", "not-gzip", "zero-byte-gzip", "truncated-gzip"],
 )
 def test_unreadable_file_fails_the_load_naming_it_and_publishes_nothing(warehouse, tmp_path, name, content, message):
     write(tmp_path / "before", "payments", "part-000.csv", f"{HEADER}\n{GOOD}\n")
     load_payments(warehouse, tmp_path / "before")
     before = table_checksum(warehouse.dsn, "core.fact_payments", "payment_id")
+    # a good file first, so rows are already on their way when the bad one is reached
+    write(tmp_path / "bad", "payments", "part-000.csv", f"{HEADER}\n{GOOD.replace('12.50', '99.00')}\n{MANY}")
     path = write(tmp_path / "bad", "payments", name, content)
     with pytest.raises(SourceFileError, match=message) as raised:
         load_payments(warehouse, tmp_path / "bad", run_id="run-2")

@@ -242,17 +242,18 @@ def prepare_tables(spec: SourceSpec, batch: RawBatch, file_no: int, file_name: s
     reasons: dict[str, int] = {}
     missing_fx: set[str] = set()
     parts = []
-    if batch.malformed:
+    if batch.malformed:  # records that are not rows: malformed lines, bytes that are not UTF-8
         parts.append(
             pa.table(
                 {
                     "locator": [f"{file_name}:{m.line}" for m in batch.malformed],
-                    "reason": ["malformed_line"] * len(batch.malformed),
+                    "reason": [m.reason for m in batch.malformed],
                     "raw_record": [m.text for m in batch.malformed],
                 }
             )
         )
-        reasons["malformed_line"] = len(batch.malformed)
+        for m in batch.malformed:
+            reasons[m.reason] = reasons.get(m.reason, 0) + 1
     good = None
     if batch.num_rows:
         checked = validate(batch.columns, spec)

@@ -2,14 +2,29 @@
 
 Memory is bounded by ``batch_rows`` / the CSV block size, never by the file.
 Files come from local paths or any ``ObjectStoragePath`` (file://, s3://);
-``.gz`` files are decompressed on the fly. Every source line ends up in
-exactly one place: a batch row, or a ``Malformed`` entry (a line that is not a
-record at all). A file that cannot be read at all (wrong header, not UTF-8,
-not gzip though named so) raises ``SourceFileError`` naming the file.
+``.gz`` files are decompressed on the fly. Files are read as CONTRACT.md §1.2
+says real systems write them: UTF-8 with or without a byte-order mark, LF or
+CRLF line ends, RFC 4180 quoting (a quoted value may hold commas, quotes and
+line breaks), a CSV with a header and no rows is a file of zero rows.
+
+Every source record ends up in exactly one place: a batch row, or a
+``Malformed`` entry with its reason: ``malformed_line`` (not a record at all)
+or ``bad_encoding`` (its bytes are not UTF-8; the rest of the file loads).
+A ``bad_encoding`` entry keeps the record's raw bytes, escaped (``escape_bytes``).
+A file that cannot be read at all (missing or wrong header, a zero-byte CSV,
+not gzip though named so, a truncated gzip) raises ``SourceFileError`` naming
+the file.
+
+UTF-8 is checked while streaming, one read of the CSV reader at a time
+(``_Utf8Checked``): a clean file passes through untouched. In a read that is not
+UTF-8, each invalid byte is replaced by a private-use character that stands for
+it (``MARK``), so that Arrow's reader still parses the file; the records holding
+one are then taken out of their batch as ``bad_encoding`` with their bytes restored.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import gzip
@@ -30,6 +45,15 @@ from acme_pipelines.validation import WRONG_TYPE
 
 DEFAULT_BATCH_ROWS = 20_000  # rows per Arrow batch: 2,000,000 rows load as fast as at 50,000, 20 MB smaller
 CSV_BLOCK_BYTES = 1 << 18  # the CSV reader reads several blocks ahead: 256 KiB peaked 50 MB below 1 MiB, as fast
+BOM = codecs.BOM_UTF8
+MALFORMED_LINE = "malformed_line"
+BAD_ENCODING = "bad_encoding"
+# An invalid byte b stands in the text as chr(MARK + b) while a file is parsed: U+10FF00..U+10FFFF, the end of
+# Supplementary Private Use Area-B. Their UTF-8 encodings all start with F4 8F (``_MARK_PREFIX``).
+MARK = 0x10FF00
+_MARK_PREFIX = b"\xf4\x8f"
+_MARK_PATTERN = "[\\x{10FF00}-\\x{10FFFF}]"
+_MARK_ERRORS = "acme_pipelines.readers.mark"
 
 
 class SourceFileError(RuntimeError):
@@ -38,8 +62,30 @@ class SourceFileError(RuntimeError):
 
 @dataclass(frozen=True)
 class Malformed:
+    """A source record that is not a row: its line, raw text and reason (``malformed_line``, ``bad_encoding``)."""
+
     line: int
     text: str
+    reason: str = MALFORMED_LINE
+
+
+def escape_bytes(data: bytes) -> str:
+    """Bytes that are not all UTF-8 as text: valid UTF-8 as itself, each invalid byte as ``\\xNN``, a backslash
+    as ``\\\\``. ``codecs.escape_decode(text.encode())[0]`` gives the bytes back exactly."""
+    return data.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+
+
+def _mark_invalid(error: UnicodeDecodeError) -> tuple[str, int]:
+    return "".join(chr(MARK + b) for b in error.object[error.start : error.end]), error.end
+
+
+codecs.register_error(_MARK_ERRORS, _mark_invalid)
+_UNMARK = {0x5C: "\\\\", **{MARK + b: f"\\x{b:02x}" for b in range(256)}}
+
+
+def _unmarked(text: str) -> str:
+    """Text read with invalid bytes marked, escaped as ``escape_bytes`` escapes the original bytes."""
+    return text.translate(_UNMARK)
 
 
 @dataclass
@@ -76,17 +122,26 @@ def data_files(folder: Any, spec: SourceSpec) -> list[Any]:
 
 
 def open_binary(path: Any) -> IO[bytes]:
-    """Open a local or object-storage file, decompressing ``.gz``; a bad gzip fails here."""
+    """Open a local or object-storage file, decompressing ``.gz``; a bad gzip (or a zero-byte one) fails here."""
     handle = path.open("rb")
     if not path.name.endswith(".gz"):
         return handle
     stream = gzip.GzipFile(fileobj=handle, mode="rb")
     try:
-        stream.peek(1)
+        if not stream.peek(1) and not _gzip_bytes_read(handle):
+            raise EOFError("the file is empty")
     except (OSError, EOFError, zlib.error) as exc:
         handle.close()
         raise SourceFileError(f"{path}: named .gz but is not gzip data ({exc})") from None
     return stream
+
+
+def _gzip_bytes_read(handle: Any) -> bool:
+    """Whether the gzip reader consumed any byte of ``handle`` (an empty gzip member still has 20)."""
+    try:
+        return handle.tell() > 0
+    except (AttributeError, OSError, ValueError):
+        return True
 
 
 def read_batches(path: Any, spec: SourceSpec, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[RawBatch]:
@@ -102,36 +157,183 @@ def read_batches(path: Any, spec: SourceSpec, batch_rows: int = DEFAULT_BATCH_RO
 # -- CSV ----------------------------------------------------------------------------------
 
 
+class _Utf8Checked:
+    """The bytes after a CSV header, as Arrow's CSV reader reads them, checked for UTF-8 on the way.
+
+    Each read is decoded (Python's decoder checks clean ASCII or UTF-8 at memory speed) and, when it is valid,
+    handed on as it is. A sequence cut by the end of a read waits for the next one. A read that is not UTF-8 is
+    handed on with each invalid byte replaced by its stand-in (``MARK``): ``escaped`` then says the batches
+    hold such rows. ``quoted`` says a quote was seen, so values may hold line breaks.
+    """
+
+    def __init__(self, stream: IO[bytes], path: Any) -> None:
+        self._stream = stream
+        self._path = path
+        self._out = b""  # ready to hand on
+        self._tail = b""  # the start of a sequence cut by the end of the last read
+        self._eof = False
+        self._mark_like = False  # the file holds bytes that look like a stand-in (F4 8F ...)
+        self.escaped = False
+        self.quoted = False
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(functools.partial(self.read, CSV_BLOCK_BYTES), b""))
+        while not self._out and not self._eof:
+            self._fill(size)
+        if len(self._out) <= size:
+            out, self._out = self._out, b""
+        else:
+            out, self._out = self._out[:size], self._out[size:]
+        return out
+
+    def at_end(self) -> bool:
+        """Whether nothing follows (reads ahead, without losing what it read)."""
+        while not self._out and not self._eof:
+            self._fill(CSV_BLOCK_BYTES)
+        return not self._out
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _fill(self, size: int) -> None:
+        data = self._stream.read(max(size - len(self._tail), 4))
+        if not data:
+            self._eof = True
+            data, self._tail = self._tail, b""  # a sequence the file cuts off: invalid, marked below
+        else:
+            if self._tail:
+                data = self._tail + data
+            cut = _complete_prefix(data)
+            if cut < len(data):
+                data, self._tail = data[:cut], data[cut:]
+            else:
+                self._tail = b""
+        if not self.quoted and b'"' in data:
+            self.quoted = True
+        if data.isascii():  # the common case, and valid UTF-8
+            self._out = data
+            return
+        if b"\xf4" in data and _MARK_PREFIX in data:  # (a one-byte search first: much faster)
+            self._mark_like = True
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            data = data.decode("utf-8", _MARK_ERRORS).encode("utf-8")
+            self.escaped = True
+        if self.escaped and self._mark_like:
+            raise SourceFileError(
+                f"{self._path}: holds bytes that are not UTF-8 and characters U+10F000..U+10FFFF, "
+                "which this reader cannot tell apart"
+            )
+        self._out = data
+
+
+def _complete_prefix(data: bytes) -> int:
+    """Where a UTF-8 sequence cut by the end of ``data`` starts (``len(data)`` when none is)."""
+    n = len(data)
+    for back in range(1, min(4, n) + 1):
+        byte = data[n - back]
+        if byte < 0x80:
+            return n
+        if byte >= 0xC0:  # a lead byte: how long its sequence is
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return n - back if back < need else n
+    return n  # continuation bytes only: invalid anyway, the decoder says so
+
+
+def _csv_header(path: Any, stream: IO[bytes], spec: SourceSpec) -> list[str]:
+    """The header row (a byte-order mark before it is ignored); SourceFileError unless it names the contract
+    columns, in any order."""
+    line = stream.readline()
+    if line.startswith(BOM):
+        line = line[len(BOM) :]
+    if not line.strip():
+        raise SourceFileError(f"{path}: empty file, no header row" if not line else f"{path}: no header row")
+    try:
+        header = next(iter(_csv_rows(line.decode("utf-8"))))
+    except (UnicodeDecodeError, StopIteration, csv.Error):
+        raise SourceFileError(f"{path}: no readable header row") from None
+    if sorted(header) != sorted(spec.column_names):
+        raise SourceFileError(f"{path}: header {header} does not match the contract columns {list(spec.column_names)}")
+    return header
+
+
+class _Lines:
+    """Line numbers of CSV records. Arrow's reader numbers records (1 = the first after the header); a record
+    whose quoted values hold line breaks spans that many lines more."""
+
+    def __init__(self) -> None:
+        self.next_record = 1
+        self.breaks = 0  # line breaks inside the records numbered so far
+
+    def number(
+        self, n_rows: int, row_breaks: np.ndarray | None, skipped: list[tuple[int, str]]
+    ) -> tuple[np.ndarray, list[tuple[int, str]], list[tuple[int, str]]]:
+        """Lines of a block's ``n_rows`` rows and of the records the reader skipped, reported since the last
+        block (``(record, text)``). Returns the rows' lines, the skipped records numbered now as
+        ``(line, text)``, and those that follow the block's last row, left for the next block."""
+        skipped = sorted(skipped)
+        numbers = np.array([record for record, _ in skipped], dtype=np.int64)
+        span = np.arange(self.next_record, self.next_record + n_rows + len(numbers), dtype=np.int64)
+        records = np.setdiff1d(span, numbers, assume_unique=True)[:n_rows] if len(numbers) else span
+        if n_rows:  # records after the last row: the next block's (or the file's last ones)
+            now = int(np.searchsorted(numbers, records[-1]))
+            skipped, later = skipped[:now], skipped[now:]
+            numbers = numbers[:now]
+        else:
+            later = []
+        skipped_breaks = np.array([text.count("\n") for _, text in skipped], dtype=np.int64)
+        if row_breaks is None:
+            row_breaks = np.zeros(n_rows, dtype=np.int64)
+        if not (skipped_breaks.any() or row_breaks.any()):
+            lines = records + (1 + self.breaks)
+            skipped_lines = numbers + (1 + self.breaks)
+        else:  # each record starts after the line breaks inside the records before it
+            every = np.concatenate([records, numbers])
+            breaks = np.concatenate([row_breaks, skipped_breaks])
+            order = np.argsort(every, kind="stable")
+            before = np.cumsum(breaks[order]) - breaks[order] + self.breaks
+            placed = np.empty_like(every)
+            placed[order] = every[order] + 1 + before
+            lines, skipped_lines = placed[:n_rows], placed[n_rows:]
+            self.breaks += int(breaks.sum())
+        last = max(int(records[-1]) if n_rows else 0, int(numbers[-1]) if len(numbers) else 0)
+        self.next_record = max(self.next_record, last + 1)
+        return lines, [(int(line), text) for line, (_, text) in zip(skipped_lines, skipped, strict=True)], later
+
+
 def _read_csv(path: Any, spec: SourceSpec, batch_rows: int) -> Iterator[RawBatch]:
-    malformed: list[Malformed] = []
+    reported: list[tuple[int, str]] = []  # records the reader skipped: (record number, text)
 
     def on_invalid(row: Any) -> str:
-        malformed.append(Malformed(row.number + 1, row.text))  # +1: the header was read above
+        reported.append((row.number, row.text))
         return "skip"
 
     with open_binary(path) as stream:
-        header_line = stream.readline()
-        try:
-            header = next(iter(_csv_rows(header_line.decode("utf-8"))))
-        except (UnicodeDecodeError, StopIteration):
-            raise SourceFileError(f"{path}: no readable header row") from None
-        if sorted(header) != sorted(spec.column_names):
-            raise SourceFileError(
-                f"{path}: header {header} does not match the contract columns {list(spec.column_names)}"
-            )
+        header = _csv_header(path, stream, spec)
+        source = _Utf8Checked(stream, path)
+        if source.at_end():  # a header and no rows: a file of zero rows
+            return
         reader = pacsv.open_csv(
-            pa.PythonFile(stream, mode="r"),
+            pa.PythonFile(source, mode="r"),
             read_options=pacsv.ReadOptions(
                 column_names=header, block_size=min(CSV_BLOCK_BYTES, batch_rows * 64), use_threads=False
             ),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
+                check_utf8=False,  # _Utf8Checked did
             ),
         )
-        next_line = 2  # line 1 is the header
+        numbering = _Lines()
+        later: list[tuple[int, str]] = []
         pending: list[pa.RecordBatch] = []
         pending_lines: list[np.ndarray] = []
         pending_malformed: list[Malformed] = []
@@ -143,7 +345,7 @@ def _read_csv(path: Any, spec: SourceSpec, batch_rows: int) -> Iterator[RawBatch
                 columns=table.select(list(spec.column_names)),
                 lines=pa.array(lines, pa.int64()),
                 raw=functools.partial(_csv_record_text, table, header),
-                malformed=pending_malformed[:],
+                malformed=sorted(pending_malformed, key=lambda m: m.line),
             )
             pending.clear()
             pending_lines.clear()
@@ -152,25 +354,61 @@ def _read_csv(path: Any, spec: SourceSpec, batch_rows: int) -> Iterator[RawBatch
 
         rows = 0
         for block in reader:
-            # Malformed lines are reported (with their line numbers) before the
-            # block that follows them is returned, so the valid rows' line
-            # numbers are the lines not taken by malformed ones.
-            skipped = np.array(sorted(m.line for m in malformed if m.line >= next_line), dtype=np.int64)
-            span = np.arange(next_line, next_line + block.num_rows + len(skipped), dtype=np.int64)
-            lines = np.setdiff1d(span, skipped, assume_unique=True)[: block.num_rows] if len(skipped) else span
-            if block.num_rows:
-                next_line = int(lines[-1]) + 1
+            # Records the reader skips are reported before the block that holds them is returned, so the
+            # block's rows are the records not taken by skipped ones.
+            skipped, reported[:] = [*later, *reported], []
+            breaks = _line_breaks(block) if source.quoted and block.num_rows else None
+            lines, numbered, later = numbering.number(block.num_rows, breaks, skipped)
+            pending_malformed.extend(_skipped(line, text) for line, text in numbered)
+            if source.escaped and block.num_rows:
+                block, lines = _take_bad_encoding(block, lines, header, pending_malformed)
             pending.append(block)
             pending_lines.append(lines)
-            pending_malformed.extend(malformed)
-            malformed.clear()
             rows += block.num_rows
-            if rows >= batch_rows:  # small CSV blocks keep the reader's read-ahead small; batches stay big
+            if rows + len(pending_malformed) >= batch_rows:  # small blocks keep read-ahead small; batches big
                 yield flush()
                 rows = 0
-        pending_malformed.extend(malformed)
+        _, numbered, _ = numbering.number(0, None, [*later, *reported])
+        pending_malformed.extend(_skipped(line, text) for line, text in numbered)
         if pending or pending_malformed:
             yield flush()
+
+
+def _skipped(line: int, text: str) -> Malformed:
+    """A record the CSV reader skipped (not as many fields as the header): malformed, or not UTF-8."""
+    if _has_mark(text):
+        return Malformed(line, _unmarked(text), BAD_ENCODING)
+    return Malformed(line, text, MALFORMED_LINE)
+
+
+def _has_mark(text: str) -> bool:
+    return any(ord(c) >= MARK for c in text) if not text.isascii() else False
+
+
+def _line_breaks(block: pa.RecordBatch) -> np.ndarray:
+    """Line breaks inside each row's (quoted) values."""
+    total = np.zeros(block.num_rows, dtype=np.int64)
+    for column in block.columns:
+        total += pc.count_substring(column, "\n").to_numpy(zero_copy_only=False)
+    return total
+
+
+def _take_bad_encoding(
+    block: pa.RecordBatch, lines: np.ndarray, header: list[str], rejected: list[Malformed]
+) -> tuple[pa.RecordBatch, np.ndarray]:
+    """Move the rows holding a stand-in for an invalid byte from ``block`` to ``rejected`` (``bad_encoding``,
+    their record with the original bytes escaped)."""
+    bad = pa.repeat(pa.scalar(False), block.num_rows)
+    for column in block.columns:
+        bad = pc.or_(bad, pc.match_substring_regex(column, _MARK_PATTERN))
+    if not pc.any(bad).as_py():
+        return block, lines
+    is_bad = bad.to_numpy(zero_copy_only=False)
+    texts = _csv_record_text(pa.Table.from_batches([block]), header, bad).to_pylist()
+    rejected.extend(
+        Malformed(int(line), _unmarked(text), BAD_ENCODING) for line, text in zip(lines[is_bad], texts, strict=True)
+    )
+    return block.filter(pc.invert(bad)), lines[~is_bad]
 
 
 def _csv_rows(text: str) -> Iterator[list[str]]:
@@ -222,8 +460,17 @@ def _read_jsonl(path: Any, spec: SourceSpec, batch_rows: int) -> Iterator[RawBat
 
     with open_binary(path) as stream:
         for number, line_bytes in enumerate(stream, 1):
-            text = line_bytes.decode("utf-8").rstrip("\r\n")  # not UTF-8: the file fails
-            if not text.strip():
+            if number == 1 and line_bytes.startswith(BOM):
+                line_bytes = line_bytes[len(BOM) :]
+            try:
+                text = line_bytes.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:  # this line is rejected, the rest of the file loads
+                text = None
+            if text is None or not text.strip():
+                if text is None:
+                    malformed.append(Malformed(number, escape_bytes(line_bytes.rstrip(b"\r\n")), BAD_ENCODING))
+                    if len(malformed) >= batch_rows:
+                        yield flush()
                 continue
             try:
                 record = _decoder.decode(text)
@@ -231,6 +478,8 @@ def _read_jsonl(path: Any, spec: SourceSpec, batch_rows: int) -> Iterator[RawBat
                 record = None
             if not isinstance(record, dict):
                 malformed.append(Malformed(number, text))
+                if len(malformed) >= batch_rows:
+                    yield flush()
                 continue
             for column in spec.columns:
                 columns[column.name].append(_as_text(column, record.get(column.name)))
