@@ -72,10 +72,11 @@ class Api:
             request.add_header("Authorization", f"Bearer {token}")
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
-                status, text = answer.status, answer.read().decode()
+                status, text, answer_type = answer.status, answer.read().decode(), answer.headers["Content-Type"] or ""
         except urllib.error.HTTPError as error:
-            status, text = error.code, error.read().decode()
-        return status, (json.loads(text) if text else {})
+            status, text, answer_type = error.code, error.read().decode(), error.headers["Content-Type"] or ""
+        is_json = text and answer_type.startswith("application/json")
+        return status, (json.loads(text) if is_json else {"text": text})
 
     def token(self, role: str) -> str:
         user = BY_ROLE[role]
@@ -179,6 +180,14 @@ def test_no_token_and_a_wrong_password_get_401(fab):
     assert status == 401, body
     status, body = api.call("POST", "/auth/token", body={"username": "nobody", "password": "x"})
     assert status == 401, body
+
+
+def test_the_ui_has_a_sign_in_form_and_no_self_registration(fab):
+    api = fab["api"]
+    status, page = api.call("GET", "/auth/login/")
+    assert status == 200
+    assert 'name="password"' in page["text"]
+    assert api.call("GET", "/auth/register/")[0] == 404
 
 
 def test_the_viewer_reads_the_dags_but_may_not_trigger(fab):
