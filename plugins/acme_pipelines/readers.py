@@ -163,7 +163,8 @@ class _Utf8Checked:
     Each read is decoded (Python's decoder checks clean ASCII or UTF-8 at memory speed) and, when it is valid,
     handed on as it is. A sequence cut by the end of a read waits for the next one. A read that is not UTF-8 is
     handed on with each invalid byte replaced by its stand-in (``MARK``): ``escaped`` then says the batches
-    hold such rows. ``quoted`` says a quote was seen, so values may hold line breaks.
+    hold such rows. A read never ends with a CR: Arrow's reader (pyarrow 26) drops the LF of a CRLF inside
+    quotes when a block ends between the two.
     """
 
     def __init__(self, stream: IO[bytes], path: Any) -> None:
@@ -174,7 +175,6 @@ class _Utf8Checked:
         self._eof = False
         self._mark_like = False  # the file holds bytes that look like a stand-in (F4 8F ...)
         self.escaped = False
-        self.quoted = False
         self.closed = False
 
     def read(self, size: int = -1) -> bytes:
@@ -209,12 +209,12 @@ class _Utf8Checked:
             if self._tail:
                 data = self._tail + data
             cut = _complete_prefix(data)
+            if data[cut - 1 : cut] == b"\r":  # (Arrow's reader loses a quoted CRLF's LF cut from its CR)
+                cut -= 1
             if cut < len(data):
                 data, self._tail = data[:cut], data[cut:]
             else:
                 self._tail = b""
-        if not self.quoted and b'"' in data:
-            self.quoted = True
         if data.isascii():  # the common case, and valid UTF-8
             self._out = data
             return
@@ -287,7 +287,7 @@ class _Lines:
             numbers = numbers[:now]
         else:
             later = []
-        skipped_breaks = np.array([text.count("\n") for _, text in skipped], dtype=np.int64)
+        skipped_breaks = np.array([_breaks(text) for _, text in skipped], dtype=np.int64)
         if row_breaks is None:
             row_breaks = np.zeros(n_rows, dtype=np.int64)
         if not (skipped_breaks.any() or row_breaks.any()):
@@ -357,7 +357,7 @@ def _read_csv(path: Any, spec: SourceSpec, batch_rows: int) -> Iterator[RawBatch
             # Records the reader skips are reported before the block that holds them is returned, so the
             # block's rows are the records not taken by skipped ones.
             skipped, reported[:] = [*later, *reported], []
-            breaks = _line_breaks(block) if source.quoted and block.num_rows else None
+            breaks = _line_breaks(block)
             lines, numbered, later = numbering.number(block.num_rows, breaks, skipped)
             pending_malformed.extend(_skipped(line, text) for line, text in numbered)
             if source.escaped and block.num_rows:
@@ -385,12 +385,25 @@ def _has_mark(text: str) -> bool:
     return any(ord(c) >= MARK for c in text) if not text.isascii() else False
 
 
-def _line_breaks(block: pa.RecordBatch) -> np.ndarray:
-    """Line breaks inside each row's (quoted) values."""
-    total = np.zeros(block.num_rows, dtype=np.int64)
+def _line_breaks(block: pa.RecordBatch) -> np.ndarray | None:
+    """Line breaks (LF, CRLF or a lone CR, as the reader splits records) inside each row's quoted values;
+    None when there are none (a look at each column's bytes tells)."""
+    total = None
     for column in block.columns:
-        total += pc.count_substring(column, "\n").to_numpy(zero_copy_only=False)
+        data = column.buffers()[2]
+        if data is None:
+            continue
+        text = data.to_pybytes()
+        if b"\n" not in text and b"\r" not in text:
+            continue
+        breaks = sum(pc.count_substring(column, c).to_numpy(zero_copy_only=False) for c in ("\n", "\r"))
+        breaks = breaks - pc.count_substring(column, "\r\n").to_numpy(zero_copy_only=False)
+        total = breaks if total is None else total + breaks
     return total
+
+
+def _breaks(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
 def _take_bad_encoding(
