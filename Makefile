@@ -16,7 +16,8 @@ help:
 	@echo "make test-e2e - the e2e tier (a running scheduler/api-server stack, headless Chromium)"
 	@echo "               (any test target: PYTEST_ARGS='...' is passed to pytest; tiers in docs/development.md)"
 	@echo "make migrate - apply the warehouse's schema migrations (include/migrations) to the warehouse connection"
-	@echo "make up     - start Airflow (api-server, scheduler, dag-processor, triggerer) on .airflow/, UI on :8080"
+	@echo "make up     - start the deployed topology on .airflow/: api-server (UI on :8080), scheduler, dag-processor,"
+	@echo "               triggerer, WORKERS=2 Celery workers (broker: the local Redis); EXECUTOR=local: no broker/workers"
 	@echo "make down   - stop what make up started"
 	@echo "make audit  - pip-audit of requirements.lock against PyPI's advisory data (docs/operations.md)"
 	@echo "make env    - print the exports for this checkout's Airflow: eval \"\$$(make -s env)\""
@@ -85,7 +86,7 @@ images: $(STAMP)
 	@$(RUN) images
 
 up: $(STAMP)
-	@$(RUN) up $(if $(PORT),--port $(PORT))
+	@$(RUN) up $(if $(PORT),--port $(PORT)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(EXECUTOR),--executor $(EXECUTOR))
 
 down: $(STAMP)
 	@$(RUN) down

@@ -1,9 +1,10 @@
 """`make up` as a user meets it: a running scheduler, the REST API, the UI, the chain of DAGs.
 
-The module starts the stack once, as ``python -m acme_localdev.stack up`` does for
-``make up`` (api-server, scheduler, dag-processor, triggerer; LocalExecutor on a
-PostgreSQL metadata DB of its own), on a free port and a throwaway AIRFLOW_HOME, with
-every connection pointing at this test's databases, landing files and stand-ins.
+The module starts the cluster once, as ``make up`` does (tests/cluster.py: api-server,
+scheduler, dag-processor, triggerer and two Celery workers; CeleryExecutor with a Redis
+broker, a PostgreSQL metadata DB of its own), on a free port and a throwaway
+AIRFLOW_HOME, with every connection pointing at this test's databases, landing files and
+stand-ins.
 Nothing here uses ``dag.test``: runs are created through the REST API (what the UI
 calls) and executed by the scheduler. Then:
 
@@ -24,27 +25,19 @@ the tests create runs. Task retries are 0, so any transient error fails the test
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import pytest
 
-from acme_localdev.recorder import HttpRecorder
-from acme_localdev.stack import USERS, process_alive
-from acme_localdev.warehouse_compare import postgres_connection
-from acme_sample_data.build import build
-from acme_sample_data.fx import FxServer
+from acme_localdev.stack import USERS
 from acme_sample_data.generator import GeneratorConfig
-from conftest import ROOT, free_port, pipeline_environment, query, scratch_databases
+from cluster import Cluster, running_cluster
+from conftest import ROOT, query
 
 # 2026-11-01 is a Sunday: 11-02..11-08 is one ISO week
 pytestmark = pytest.mark.e2e
@@ -54,122 +47,11 @@ DAG_IDS = sorted(p.stem for p in (ROOT / "dags").glob("*.py"))
 SCREENSHOT = ROOT / "data" / "artifacts" / "ui" / "dags.png"
 
 
-@dataclass
-class Stack:
-    url: str
-    home: Path
-    warehouse: str
-    manifest: dict
-    slack: HttpRecorder
-    env: dict
-
-    def passwords(self) -> dict[str, str]:
-        return json.loads((self.home / "passwords.json").read_text())
-
-    def token(self, user: str) -> str:
-        body = {"username": user, "password": self.passwords()[user]}
-        return self.call("POST", "/auth/token", body=body, expect=201)["access_token"]
-
-    def call(self, method: str, path: str, token: str | None = None, body: dict | None = None,
-             expect: int = 200) -> dict:  # fmt: skip
-        request = urllib.request.Request(
-            f"{self.url}{path}", method=method, data=json.dumps(body).encode() if body is not None else None
-        )
-        request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                status, text = answer.status, answer.read().decode()
-        except urllib.error.HTTPError as error:
-            status, text = error.code, error.read().decode()
-        assert status == expect, f"{method} {path}: {status} {text[:500]}"
-        return json.loads(text) if text else {}
-
-    def op(self, method: str, path: str, body: dict | None = None, expect: int = 200) -> dict:
-        """A call as the user with the ``op`` role (what an on-call data engineer has)."""
-        if not getattr(self, "_op_token", None):
-            self._op_token = self.token("operator")
-        return self.call(method, path, token=self._op_token, body=body, expect=expect)
-
-    def pause(self, dag_id: str, paused: bool) -> None:
-        self.op("PATCH", f"/api/v2/dags/{dag_id}", body={"is_paused": paused})
-
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.op("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-
-    def runs(self, dag_id: str) -> list[dict]:
-        return self.op("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=run_after")["dag_runs"]
-
-    def wait_until_idle(self, dag_ids: list[str], timeout: float = 600) -> dict[str, list[dict]]:
-        """Wait until no run of ``dag_ids`` is queued or running (twice in a row); returns their runs. A producer's
-        trigger task creates the consumer's run before the producer's run ends, so idle means done."""
-        deadline, calm = time.monotonic() + timeout, 0
-        while time.monotonic() < deadline:
-            runs = {dag_id: self.runs(dag_id) for dag_id in dag_ids}
-            busy = [
-                (d, r["dag_run_id"], r["state"])
-                for d in dag_ids
-                for r in runs[d]
-                if r["state"] in ("queued", "running")
-            ]
-            calm = 0 if busy else calm + 1
-            if calm >= 2:
-                return runs
-            time.sleep(2)
-        raise AssertionError(f"still busy after {timeout:.0f}s: {busy}")
-
-    def backfill(self, dag_id: str, first: str, last: str, max_active_runs: int) -> dict:
-        """Backfill the days ``first``..``last`` as the UI's dialog does (logical dates are the data
-        intervals' starts, 02:00 of each day)."""
-        return self.op("POST", "/api/v2/backfills", body={
-            "dag_id": dag_id, "from_date": f"{first}T00:00:00Z", "to_date": f"{last}T03:00:00Z",
-            "max_active_runs": max_active_runs, "reprocess_behavior": "none", "run_backwards": False,
-        })  # fmt: skip
-
-    def deadline_posts(self) -> list[str]:
-        return [r.body.decode() for r in self.slack.requests if b"Deadline missed" in r.body]
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    home = tmp_path_factory.mktemp("stack") / "airflow"
-    port = free_port()
-    with scratch_databases() as make, FxServer(CONFIG.day_list()) as fx, HttpRecorder() as slack:
-        app, warehouse = make(), make()
-        metadata_db = make().replace("postgresql://", "postgresql+psycopg2://")  # a scheduler needs PostgreSQL
-        landing = home.parent / "landing"
-        result = build(CONFIG, landing, app)
-        environment = {
-            **os.environ,
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db,
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
-                {"type": "file", "log_file_path": str(home / "events.jsonl"), "append": True}
-            ),
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only triggered runs
-            "ACME_TASK_RETRIES": "0",
-            "AIRFLOW_VAR_LANDING_WAIT_TIMEOUT_MINUTES": "3",  # a day without files fails soon, not in 6 h
-            "ACME_FX_PORT": str(free_port()),
-            "ACME_SLACK_PORT": str(free_port()),
-            **pipeline_environment(app, postgres_connection(warehouse), fx.url, slack.url, landing),
-        }
-        home.mkdir(parents=True)
-        command = [sys.executable, "-m", "acme_localdev.stack"]
-        started = subprocess.run([*command, "up", "--port", str(port)], env=environment, capture_output=True,
-                                 text=True, timeout=400)  # fmt: skip
-        try:
-            assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
-            manifest = json.loads(result.manifest_path.read_text())["days"]
-            yield Stack(f"http://127.0.0.1:{port}", home, warehouse, manifest, slack, environment)
-        finally:
-            pids = {f.stem: int(f.read_text()) for f in (home / "run").glob("*.pid")}
-            stopped = subprocess.run([*command, "down"], env=environment, capture_output=True, text=True, timeout=120)
-            assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-            assert len(pids) == 5, pids  # api-server, scheduler, dag-processor, triggerer, stand-ins
-            still = {name: pid for name, pid in pids.items() if process_alive(pid)}
-            assert still == {}, "make down left services running"
+    with running_cluster(tmp_path_factory.mktemp("stack") / "airflow", CONFIG) as cluster:
+        assert sorted(cluster.worker_hostnames()) == [f"worker-{n}@{socket.gethostname()}" for n in (1, 2)]
+        yield cluster
 
 
 def test_the_rest_api_refuses_calls_without_a_token_and_honours_roles(stack):
@@ -338,7 +220,7 @@ def test_headless_chromium_signs_in_and_sees_the_ten_dags(stack):
     assert SCREENSHOT.stat().st_size > 20_000
 
 
-def browser_session(stack: Stack, user: str):
+def browser_session(stack: Cluster, user: str):
     """A headless Chromium page signed in to the UI as ``user`` (a context manager); skips without Chromium."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

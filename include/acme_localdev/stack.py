@@ -1,20 +1,24 @@
-"""`make up` / `make down`: Airflow's services on this checkout's AIRFLOW_HOME, without Docker.
+"""`make up` / `make down`: the deployed topology on this machine, on this checkout's AIRFLOW_HOME, without Docker.
 
 ``up`` creates and migrates the metadata DB (PostgreSQL, ``env.METADATA_DB``), applies
 ``airflow_settings.yaml``, applies the warehouse's schema migrations, then starts
-api-server, scheduler, dag-processor and triggerer (LocalExecutor), plus the
-local stand-ins the default connections point at (the FX API on 18080, a Slack
-webhook recorder on 18081). Each runs in its own process group; pids go to
-``.airflow/run/``, output to ``.airflow/logs/services/``. ``up`` returns once
-``/api/v2/monitor/health`` reports every component healthy.
+api-server, scheduler, dag-processor, triggerer and ``--workers`` Celery workers
+(CeleryExecutor, as compose and Helm run it: broker ``AIRFLOW__CELERY__BROKER_URL``,
+the local Redis by default; results in the metadata DB), plus the local stand-ins the
+default connections point at (the FX API on 18080, a Slack webhook recorder on 18081).
+``--executor local`` is the lighter variant: LocalExecutor, no broker, no workers.
+Each service runs in its own process group; pids go to ``.airflow/run/``, output to
+``.airflow/logs/services/``. ``up`` returns once ``/api/v2/monitor/health`` reports every
+component healthy and every worker answers a Celery ping.
 
 Sign-in: SimpleAuthManager with one user per role (``USERS``); the api-server
 generates their passwords into ``.airflow/passwords.json`` (git-ignored). The
 REST API answers 401 without a bearer token (``POST /auth/token``).
 
-python -m acme_localdev.stack up [--port 8080]
+python -m acme_localdev.stack up [--port 8080] [--workers 2] [--executor celery|local]
 python -m acme_localdev.stack down
-python -m acme_localdev.stack standins   # what the "standins" service runs
+python -m acme_localdev.stack start NAME   # start one service again (after a crash, or a test's kill -9)
+python -m acme_localdev.stack standins     # what the "standins" service runs
 """
 
 from __future__ import annotations
@@ -40,6 +44,27 @@ COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 # the ports the default connections (airflow_settings.yaml) name; the tests move them
 FX_PORT = int(os.environ.get("ACME_FX_PORT", env.FX_PORT))
 SLACK_PORT = int(os.environ.get("ACME_SLACK_PORT", env.SLACK_PORT))
+
+
+# The broker `make up` uses unless AIRFLOW__CELERY__BROKER_URL is set: a database of the local Redis of its own
+# (compose uses redis://redis:6379/1 too); task results go to the metadata DB, as in compose and Helm.
+BROKER_URL = "redis://127.0.0.1:6379/1"
+# Task slots per worker: 2 workers x 2 on this 2-core machine; a worker serves the default queue, as in compose.
+WORKER_CONCURRENCY = 2
+
+
+def celery_environment() -> dict[str, str]:
+    """CeleryExecutor settings as compose and Helm set them (values already in the environment win)."""
+    metadata = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", env.metadata_dsn())
+    defaults = {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": BROKER_URL,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata.replace("postgresql+psycopg2://", "postgresql://"),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+    }
+    values = {name: os.environ.get(name, value) for name, value in defaults.items()}
+    values["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"  # env.local_environment's LocalExecutor is the light variant
+    return values
 
 
 def stack_environment(home: Path, port: int) -> dict[str, str]:
@@ -77,15 +102,62 @@ def pause_all_once(home: Path) -> int:
     return paused
 
 
-def services(port: int, host: str) -> dict[str, list[str]]:
+def services(port: int, host: str, workers: int = 0) -> dict[str, list[str]]:
+    """Service name -> command. Workers are ``worker-1`` .. ``worker-N``, each with a Celery hostname of its own;
+    task logs are files on this machine's disk, which the api-server reads, so no worker serves them."""
     airflow = [sys.executable, "-m", "airflow"]
-    return {
+    commands = {
         "standins": [sys.executable, "-m", "acme_localdev.stack", "standins"],
         "api-server": [*airflow, "api-server", "--host", host, "--port", str(port), "--workers", "1"],
         "scheduler": [*airflow, "scheduler"],
         "dag-processor": [*airflow, "dag-processor"],
         "triggerer": [*airflow, "triggerer"],
     }
+    for number in range(1, workers + 1):
+        commands[f"worker-{number}"] = [
+            *airflow, "celery", "worker", "--celery-hostname", f"worker-{number}@%h", "--skip-serve-logs",
+        ]  # fmt: skip
+    return commands
+
+
+def saved_services(home: Path) -> dict[str, list[str]]:
+    """The commands and environment ``up`` started (``start`` restarts one of them the same way)."""
+    return json.loads((run_dir(home) / "services.json").read_text())
+
+
+def start(home: Path, name: str, command: list[str], environment: dict[str, str]) -> subprocess.Popen:
+    """Start one service in a process group of its own, output appended to its log, pid to its pid file."""
+    logs = home / "logs" / "services"
+    logs.mkdir(parents=True, exist_ok=True)
+    run_dir(home).mkdir(parents=True, exist_ok=True)
+    with (logs / f"{name}.log").open("a") as log:
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environment)
+    (run_dir(home) / f"{name}.pid").write_text(str(child.pid))
+    return child
+
+
+def celery_workers(timeout: float = 2.0) -> list[str]:
+    """Hostnames of the Celery workers that answer a ping on the configured broker."""
+    from airflow.providers.celery.executors.celery_executor_utils import app
+
+    try:
+        return sorted(name for reply in app.control.ping(timeout=timeout) for name in reply)
+    except Exception:  # a broker that does not answer yet is a state to wait through, not an error
+        return []
+
+
+def broker_answers(url: str) -> bool:
+    """True if the broker's host:port accepts a TCP connection."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    default = 6379 if parts.scheme.startswith("redis") else 5672
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default), timeout=3):
+            return True
+    except OSError:
+        return False
 
 
 def run_dir(home: Path) -> Path:
@@ -101,7 +173,8 @@ def process_alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
     zombie = any(line.startswith("State:") and "Z" in line.split()[1] for line in status.splitlines())
-    return not zombie and (b"airflow" in command or b"acme_localdev.stack" in command)
+    # a Celery worker retitles itself "[celeryd: worker-1@host:MainProcess] ..."
+    return not zombie and any(mark in command for mark in (b"airflow", b"acme_localdev.stack", b"celeryd: "))
 
 
 def running(home: Path) -> dict[str, int]:
@@ -142,12 +215,24 @@ def parsed_dags(since: datetime) -> tuple[int, dict[str, str]]:
     return count, errors
 
 
-def up(port: int = 8080, host: str = "127.0.0.1", timeout: float = 240.0) -> int:
+def up(port: int = 8080, host: str = "127.0.0.1", workers: int = 2, executor: str = "celery",
+       timeout: float = 240.0) -> int:  # fmt: skip
     from acme_localdev.cli import detail, init_airflow, migrate_warehouse, step
 
     home = Path(os.environ["AIRFLOW_HOME"])
     os.environ.update(stack_environment(home, port))
-    commands = services(port, host)
+    if executor == "celery":
+        os.environ.update(celery_environment())
+        broker = os.environ["AIRFLOW__CELERY__BROKER_URL"]
+        if not broker_answers(broker):
+            print(f"ERROR: the Celery broker {broker} does not answer. Start Redis with\n"
+                  "  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no\n"
+                  "or set AIRFLOW__CELERY__BROKER_URL, or run the light variant: make up EXECUTOR=local",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+    else:
+        workers = 0
+    commands = services(port, host, workers)
     names = list(commands)
     if alive := running(home):
         if set(alive) == set(names):
@@ -161,34 +246,35 @@ def up(port: int = 8080, host: str = "127.0.0.1", timeout: float = 240.0) -> int
     if paused := pause_all_once(home):
         detail(f"first start: paused {paused} DAG(s) left unpaused by earlier runs; unpause in the UI what should run")
     logs = home / "logs" / "services"
-    logs.mkdir(parents=True, exist_ok=True)
     run_dir(home).mkdir(parents=True, exist_ok=True)
-    step(f"[2/3] starting {', '.join(names)} (logs: {logs}/)")
+    (run_dir(home) / "services.json").write_text(json.dumps({"commands": commands, "environment": dict(os.environ)}))
+    step(f"[2/3] starting {', '.join(names)} (executor: {os.environ['AIRFLOW__CORE__EXECUTOR']}; logs: {logs}/)")
     started_at = datetime.now(UTC)
-    children: dict[str, subprocess.Popen] = {}
-    for name, command in commands.items():
-        with (logs / f"{name}.log").open("a") as log:
-            children[name] = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ
-            )
-        (run_dir(home) / f"{name}.pid").write_text(str(children[name].pid))
+    children = {name: start(home, name, command, dict(os.environ)) for name, command in commands.items()}
 
     def failed(why: str) -> int:
         print(f"ERROR: {why}; see {logs}/<name>.log", file=sys.stderr)
         down()
         return 1
 
-    step(f"[3/3] waiting for http://127.0.0.1:{port}/api/v2/monitor/health and the DAGs")
+    step(f"[3/3] waiting for http://127.0.0.1:{port}/api/v2/monitor/health, the DAGs and {workers} worker(s)")
     started, last = time.monotonic(), {}
     expected = len(list(Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).glob("*.py")))
     while True:
         if dead := [name for name, child in children.items() if child.poll() is not None]:
             return failed(f"{', '.join(dead)} exited")
         now = health(port)
+        if workers:
+            answering = celery_workers()
+            now["celery workers"] = f"{len(answering)}/{workers}"
         if now != last:
             detail(", ".join(f"{k} {v}" for k, v in now.items()) or "api-server not answering yet")
             last = now
-        if now and all(v == "healthy" for v in now.values()):
+        if (
+            now
+            and all(v == "healthy" for k, v in now.items() if k in COMPONENTS)
+            and (not workers or now["celery workers"] == f"{workers}/{workers}")
+        ):
             count, errors = parsed_dags(since=started_at)
             if errors:
                 for path, error in errors.items():
@@ -200,6 +286,8 @@ def up(port: int = 8080, host: str = "127.0.0.1", timeout: float = 240.0) -> int
             return failed(f"not ready after {timeout:.0f}s: {last}, {parsed_dags(since=started_at)[0]} DAGs parsed")
         time.sleep(2)
     detail(f"{count} DAGs parsed from {expected} files in {os.environ['AIRFLOW__CORE__DAGS_FOLDER']}")
+    if workers:
+        detail(f"Celery workers: {', '.join(celery_workers())} on {os.environ['AIRFLOW__CELERY__BROKER_URL']}")
     step(f"Airflow is up at http://{host}:{port} in {time.monotonic() - started:.0f}s")
     detail(f"users (role): {', '.join(f'{u} ({r})' for u, r in USERS.items())}")
     detail(f"passwords: {home / 'passwords.json'} (generated by the api-server; git-ignored)")
@@ -251,16 +339,40 @@ def standins() -> int:
     return 0
 
 
+def restart(name: str) -> int:
+    """Start service ``name`` of the running stack again, with the command and environment ``up`` gave it."""
+    from acme_localdev.cli import step
+
+    home = Path(os.environ["AIRFLOW_HOME"])
+    saved = saved_services(home)
+    if name not in saved["commands"]:
+        print(f"ERROR: no service {name!r}; the stack has {', '.join(saved['commands'])}", file=sys.stderr)
+        return 1
+    if name in running(home):
+        step(f"{name} is running")
+        return 0
+    child = start(home, name, saved["commands"][name], saved["environment"])
+    step(f"{name} started (pid {child.pid})")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m acme_localdev.stack")
-    parser.add_argument("command", choices=("up", "down", "standins"))
+    parser.add_argument("command", choices=("up", "down", "start", "standins"))
+    parser.add_argument("name", nargs="?", help="start: the service to start again (e.g. scheduler, worker-1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_PORT", "8080")))
     parser.add_argument("--host", default=os.environ.get("AIRFLOW_HOST", "127.0.0.1"))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS") or 2),
+                        help="Celery workers (default 2; env WORKERS)")  # fmt: skip
+    parser.add_argument("--executor", choices=("celery", "local"), default=os.environ.get("EXECUTOR") or "celery",
+                        help="celery (default: the deployed topology) or local (LocalExecutor, no broker)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.command == "standins":
         return standins()
     env.activate()
-    return up(args.port, args.host) if args.command == "up" else down()
+    if args.command == "start":
+        return restart(args.name or parser.error("start needs the service's name"))
+    return up(args.port, args.host, args.workers, args.executor) if args.command == "up" else down()
 
 
 if __name__ == "__main__":
