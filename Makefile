@@ -46,16 +46,29 @@ $(STAMP): requirements.lock requirements-dev.lock
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# The compose validator: dclint (Compose specification schema), pinned in
+# tools/compose-validate/package-lock.json; tests/test_deploy_validation.py runs it. Without npm the
+# install is skipped and that test skips (it says how to install Node.js and npm).
+NODE_DIR := tools/compose-validate
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		echo "==> installing the compose validator (npm ci in $(NODE_DIR))"; \
+		npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "WARNING: npm not found (apt-get install nodejs npm): the compose validation test will skip"; \
+	fi
+
+test: $(STAMP) $(NODE_STAMP)
 	@$(RUN) test $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(NODE_STAMP)
 	@$(RUN) test-fast $(PYTEST_ARGS)
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) $(NODE_STAMP)
 	@$(RUN) test-integration $(PYTEST_ARGS)
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) $(NODE_STAMP)
 	@$(RUN) test-e2e $(PYTEST_ARGS)
 
 demo: $(STAMP)

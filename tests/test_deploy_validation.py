@@ -1,0 +1,151 @@
+"""docker-compose.yaml and deploy/helm/values.yaml checked by real validators, not by hand-written rules.
+
+- Compose: dclint (pinned in tools/compose-validate/package-lock.json, installed by `make test*`) validates
+  the file against the Compose specification's JSON schema, as it ships it. The schema refuses unknown
+  keys (top level, service, healthcheck, ...) and mistyped values.
+
+Each validator is also fed deliberately broken copies and must reject them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.unit
+
+COMPOSE = ROOT / "docker-compose.yaml"
+VALIDATOR_DIR = ROOT / "tools" / "compose-validate"
+DCLINT = VALIDATOR_DIR / "node_modules" / "dclint" / "bin" / "dclint.cjs"
+DCLINT_SCHEMA = VALIDATOR_DIR / "node_modules" / "dclint" / "schemas" / "compose.schema.json"
+DCLINT_CONFIG = VALIDATOR_DIR / "dclintrc.json"  # schema validation only: dclint's style rules are off
+# dclint's rules for a file that does not parse or does not match the Compose schema
+SCHEMA_RULES = {"invalid-yaml", "invalid-schema", "unknown-error"}
+
+
+# --- docker-compose.yaml: dclint ------------------------------------------------------------------
+
+
+def pinned_dclint_version() -> str:
+    lock = json.loads((VALIDATOR_DIR / "package-lock.json").read_text())
+    return lock["packages"]["node_modules/dclint"]["version"]
+
+
+def require_dclint() -> None:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm not installed: apt-get install nodejs npm (Node.js >= 20.19), then make test-fast")
+    assert DCLINT.is_file(), (
+        f"{DCLINT.relative_to(ROOT)} missing: make test-fast installs it "
+        f"(or: npm ci --prefix {VALIDATOR_DIR.relative_to(ROOT)})"
+    )
+    installed = json.loads((DCLINT.parent.parent / "package.json").read_text())["version"]
+    assert installed == pinned_dclint_version(), (
+        f"dclint {installed} installed, the lock pins {pinned_dclint_version()}: make test-fast reinstalls it"
+    )
+
+
+def dclint(paths: list[Path], workdir: Path) -> tuple[int, dict[Path, list[dict[str, Any]]]]:
+    """dclint's exit code and, per compose file, its messages (from its JSON report, written to a file).
+    One run for every file: Node's start-up is most of the time."""
+    report = workdir / "dclint-report.json"
+    report.unlink(missing_ok=True)
+    run = subprocess.run(
+        ["node", str(DCLINT), *map(str, paths), "-c", str(DCLINT_CONFIG), "-f", "json", "-o", str(report)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert report.is_file(), f"dclint wrote no report (exit {run.returncode}): {run.stdout}\n{run.stderr}"
+    results = json.loads(report.read_text())
+    assert isinstance(results, list), results
+    by_file = {Path(r["filePath"]).resolve(): r["messages"] for r in results}
+    assert set(by_file) == {p.resolve() for p in paths}, results
+    return run.returncode, by_file
+
+
+def schema_errors(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["message"] for m in messages if m["rule"] in SCHEMA_RULES]
+
+
+def test_the_pinned_compose_schema_knows_the_syntax_this_file_uses() -> None:
+    """dclint's bundled Compose schema is recent enough for the file: a schema without these keys
+    would reject a valid file (or, worse, be an older schema that accepts a wrong one)."""
+    require_dclint()
+    schema = json.loads(DCLINT_SCHEMA.read_text())
+    definitions = schema["definitions"]
+    assert schema["additionalProperties"] is False
+    assert definitions["service"]["additionalProperties"] is False
+    assert "content" in definitions["config"]["properties"]  # configs.content (inline)
+    assert "profiles" in definitions["service"]["properties"]
+    env_file_object = definitions["env_file"]["oneOf"][1]["items"]["oneOf"][1]  # env_file: [{path, required}]
+    assert {"path", "required"} <= set(env_file_object["properties"])
+    depends_on = definitions["service"]["properties"]["depends_on"]["oneOf"][1]["patternProperties"]
+    [condition] = [entry["properties"]["condition"] for entry in depends_on.values()]
+    assert {"service_healthy", "service_completed_successfully"} <= set(condition["enum"])
+
+
+def break_compose(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"the compose file changed: {old!r} is not there once"
+    return text.replace(old, new)
+
+
+BROKEN_COMPOSE = {
+    # an unknown top-level key
+    "unknown top-level key": (
+        "\nvolumes:\n  postgres-db-volume:",
+        "\nvolume:\n  spare: {}\nvolumes:\n  postgres-db-volume:",
+        '""',
+    ),
+    # a misspelled service key
+    "unknown service key": (
+        "  redis:\n    image: redis:7.2.5\n",
+        "  redis:\n    image: redis:7.2.5\n    healthchek: {}\n",
+        '"/services/redis"',
+    ),
+    # a duration written as a number (Compose wants "15s")
+    "mistyped value": ("      interval: 15s\n", "      interval: 15\n", '"/services/marquez/healthcheck/interval"'),
+    # a list written as a string
+    "string instead of list": ("    profiles: [local]", "    profiles: local", '"/services/standins/profiles"'),
+}
+
+
+@pytest.fixture(scope="module")
+def compose_reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+    """dclint on docker-compose.yaml and on one broken copy per BROKEN_COMPOSE case, in one run."""
+    require_dclint()
+    workdir = tmp_path_factory.mktemp("compose")
+    files = {"docker-compose.yaml": COMPOSE}
+    for index, (case, (old, new, _)) in enumerate(BROKEN_COMPOSE.items()):
+        broken = workdir / f"broken{index}" / "docker-compose.yaml"
+        broken.parent.mkdir()
+        broken.write_text(break_compose(COMPOSE.read_text(), old, new))
+        files[case] = broken
+    code, by_file = dclint(list(files.values()), workdir)
+    return code, {case: by_file[path.resolve()] for case, path in files.items()}
+
+
+def test_compose_file_is_valid_against_the_compose_spec(compose_reports) -> None:
+    """dclint parses the file (YAML merge keys resolved) and validates it against the Compose schema.
+    It validates before interpolation, so no ${VAR} needs a value."""
+    _, reports = compose_reports
+    messages = reports["docker-compose.yaml"]
+    assert messages == [], "\n".join(m["message"] for m in messages)
+
+
+@pytest.mark.parametrize("case", BROKEN_COMPOSE)
+def test_the_compose_validator_rejects_a_broken_copy(case: str, compose_reports) -> None:
+    code, reports = compose_reports
+    errors = schema_errors(reports[case])
+    assert code != 0
+    assert errors, reports[case]
+    _, _, where = BROKEN_COMPOSE[case]
+    assert any(f"instancePath={where}" in e for e in errors), errors
