@@ -3,19 +3,25 @@
 - Compose: dclint (pinned in tools/compose-validate/package-lock.json, installed by `make test*`) validates
   the file against the Compose specification's JSON schema, as it ships it. The schema refuses unknown
   keys (top level, service, healthcheck, ...) and mistyped values.
+- Helm: deploy/helm/values.schema.json restates, for the key paths the values use, what the official chart's
+  values.schema.json says (name, type, allowed values, additionalProperties: false; source in its $comment);
+  jsonschema validates deploy/helm/values.yaml against it.
 
 Each validator is also fed deliberately broken copies and must reject them.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 
 from conftest import ROOT
 
@@ -28,6 +34,9 @@ DCLINT_SCHEMA = VALIDATOR_DIR / "node_modules" / "dclint" / "schemas" / "compose
 DCLINT_CONFIG = VALIDATOR_DIR / "dclintrc.json"  # schema validation only: dclint's style rules are off
 # dclint's rules for a file that does not parse or does not match the Compose schema
 SCHEMA_RULES = {"invalid-yaml", "invalid-schema", "unknown-error"}
+
+HELM_VALUES = ROOT / "deploy" / "helm" / "values.yaml"
+HELM_SCHEMA = ROOT / "deploy" / "helm" / "values.schema.json"
 
 
 # --- docker-compose.yaml: dclint ------------------------------------------------------------------
@@ -149,3 +158,54 @@ def test_the_compose_validator_rejects_a_broken_copy(case: str, compose_reports)
     assert errors, reports[case]
     _, _, where = BROKEN_COMPOSE[case]
     assert any(f"instancePath={where}" in e for e in errors), errors
+
+
+# --- deploy/helm/values.yaml: jsonschema against the restated chart schema --------------------------
+
+
+def helm_errors(values: dict[str, Any]) -> list[jsonschema.ValidationError]:
+    schema = json.loads(HELM_SCHEMA.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    return list(jsonschema.Draft7Validator(schema).iter_errors(values))
+
+
+def helm_values() -> dict[str, Any]:
+    return yaml.safe_load(HELM_VALUES.read_text())
+
+
+def test_helm_values_are_valid_against_the_chart_schema() -> None:
+    errors = helm_errors(helm_values())
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_the_helm_schema_covers_every_top_level_key_and_names_its_source() -> None:
+    schema = json.loads(HELM_SCHEMA.read_text())
+    assert schema["additionalProperties"] is False
+    assert set(helm_values()) <= set(schema["properties"])
+    assert "apache/airflow" in schema["$comment"]
+    assert "chart/values.schema.json" in schema["$comment"]
+
+
+def broken_values(path: list[str], value: Any) -> dict[str, Any]:
+    values = copy.deepcopy(helm_values())
+    target = values
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return values
+
+
+BROKEN_VALUES = {
+    "unknown top-level key": (["webserverReplicas"], 2, "webserverReplicas"),
+    "unknown nested key": (["workers", "keda", "maxReplicas"], 8, "maxReplicas"),
+    "mistyped value": (["workers", "replicas"], "2", "is not of type 'integer'"),
+    "value outside the allowed set": (["images", "airflow", "pullPolicy"], "Sometimes", "is not one of"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_VALUES)
+def test_the_helm_validator_rejects_a_broken_copy(case: str) -> None:
+    path, value, expected = BROKEN_VALUES[case]
+    errors = helm_errors(broken_values(path, value))
+    assert errors, case
+    assert any(expected in e.message for e in errors), [e.message for e in errors]
