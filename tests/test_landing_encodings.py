@@ -136,6 +136,20 @@ def test_a_row_that_is_not_utf8_is_rejected_with_its_bytes_and_the_rest_of_the_f
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("every", [1, 3, 1000])
+def test_a_large_file_with_many_rows_not_utf8_reads_to_its_end(tmp_path, every):
+    """A Latin-1 export (every row), or rows here and there: stand-ins make a read longer than Arrow asked for,
+    and what is left over must not become a block of its own (a record would span three blocks)."""
+    lines_in = [payment(i).replace(b"card", b"c\xe9rd") if i % every == 0 else payment(i) for i in range(30_000)]
+    path = put(tmp_path, "payments", "part-000.csv", HEADER + b"\n" + b"\n".join(lines_in) + b"\n")
+    rows, lines, others = read_all(path)
+    assert len(others) == len(range(0, 30_000, every))
+    assert {reason for _, reason, _ in others} == {BAD_ENCODING}
+    assert sorted([*lines, *(line for line, _, _ in others)]) == list(range(2, 30_002))
+    assert len(rows) == 30_000 - len(others)
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize("batch_rows", [1, 2, 3, 5, 64, 20_000])
 def test_every_record_is_a_row_or_a_reject_exactly_once(tmp_path, batch_rows):
     """Rows, malformed lines, non-UTF-8 rows and quoted line breaks mixed, with reads and batches of every size."""

@@ -3,7 +3,9 @@
 Validation (``validation.py``) and the loaders read these specs; nothing else
 hard-codes a column rule. Reasons recorded for a broken rule are
 ``<rule>:<column>`` (``bad_type:amount``, ``missing:paid_at``, ...) plus
-``malformed_line`` and ``duplicate_key:<key>``.
+``malformed_line``, ``bad_encoding`` (a record whose bytes are not UTF-8) and
+``duplicate_key:<key>``. How files are read (byte-order mark, CRLF, quoting,
+header-only files) is ``readers``'.
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ MARK = 0x10FF00
 _MARK_PREFIX = b"\xf4\x8f"
 _MARK_PATTERN = "[\\x{10FF00}-\\x{10FFFF}]"
 _MARK_ERRORS = "acme_pipelines.readers.mark"
+_HELD_BACK = 4  # at most the bytes a read holds back for the next: a cut UTF-8 sequence (3) and a CR
 
 
 class SourceFileError(RuntimeError):
@@ -180,8 +181,10 @@ class _Utf8Checked:
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             return b"".join(iter(functools.partial(self.read, CSV_BLOCK_BYTES), b""))
-        while not self._out and not self._eof:
-            self._fill(size)
+        # Hand on (nearly) ``size`` bytes: Arrow's reader fails on a record that spans three of its blocks, so
+        # what is left of a read that stand-ins made longer is topped up, not handed on as a block of its own.
+        while len(self._out) < max(size - _HELD_BACK, 1) and not self._eof:
+            self._fill(size - len(self._out))
         if len(self._out) <= size:
             out, self._out = self._out, b""
         else:
@@ -215,9 +218,12 @@ class _Utf8Checked:
                 data, self._tail = data[:cut], data[cut:]
             else:
                 self._tail = b""
-        if data.isascii():  # the common case, and valid UTF-8
-            self._out = data
-            return
+        if not data.isascii():  # the common case is ASCII, which is valid UTF-8
+            data = self._checked(data)
+        self._out = self._out + data if self._out else data
+
+    def _checked(self, data: bytes) -> bytes:
+        """``data`` if it is UTF-8, else ``data`` with each invalid byte replaced by its stand-in."""
         if b"\xf4" in data and _MARK_PREFIX in data:  # (a one-byte search first: much faster)
             self._mark_like = True
         try:
@@ -230,7 +236,7 @@ class _Utf8Checked:
                 f"{self._path}: holds bytes that are not UTF-8 and characters U+10F000..U+10FFFF, "
                 "which this reader cannot tell apart"
             )
-        self._out = data
+        return data
 
 
 def _complete_prefix(data: bytes) -> int:
@@ -411,10 +417,13 @@ def _take_bad_encoding(
 ) -> tuple[pa.RecordBatch, np.ndarray]:
     """Move the rows holding a stand-in for an invalid byte from ``block`` to ``rejected`` (``bad_encoding``,
     their record with the original bytes escaped)."""
-    bad = pa.repeat(pa.scalar(False), block.num_rows)
+    bad = None
     for column in block.columns:
-        bad = pc.or_(bad, pc.match_substring_regex(column, _MARK_PATTERN))
-    if not pc.any(bad).as_py():
+        data = column.buffers()[2]
+        if data is not None and _MARK_PREFIX in data.to_pybytes():  # (most blocks: none, a byte search tells)
+            found = pc.match_substring_regex(column, _MARK_PATTERN)
+            bad = found if bad is None else pc.or_(bad, found)
+    if bad is None or not pc.any(bad).as_py():
         return block, lines
     is_bad = bad.to_numpy(zero_copy_only=False)
     texts = _csv_record_text(pa.Table.from_batches([block]), header, bad).to_pylist()
