@@ -395,6 +395,46 @@ def test_a_truncated_events_gzip_beside_a_good_file_fails_naming_it_and_publishe
     assert query(warehouse.dsn, "SELECT count(*) FROM ops.load_audit WHERE status = 'success'") == [(0,)]
 
 
+@pytest.mark.integration
+def test_the_issue_day_loads_from_s3_and_a_zero_byte_gzip_there_fails_naming_it(
+    warehouse, tmp_path, s3_server, s3_bucket, monkeypatch
+):
+    """The same files as objects on S3 (moto server), read through ObjectStoragePath and gunzipped on the fly."""
+    from airflow.sdk import ObjectStoragePath
+
+    from acme_pipelines.landing_load import load_partition
+    from conftest import query
+
+    day = issue_day(tmp_path / "local", gz=True)
+    day2 = DAY.replace(day=2)  # and a day with a good file and a zero-byte gzip beside it
+    folder2 = tmp_path / "local" / "payments" / f"dt={day2}"
+    folder2.mkdir()
+    (folder2 / "part-000.csv.gz").write_bytes(gzip.compress(HEADER + b"\n" + payment(7) + b"\n"))
+    (folder2 / "part-001.csv.gz").write_bytes(b"")
+    client = s3_server.client()  # every object is there before the first listing (fsspec caches listings)
+    for path in (tmp_path / "local").rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), s3_bucket, f"landing/{path.relative_to(tmp_path / 'local')}")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", s3_server.connection_uri())
+    root = ObjectStoragePath(f"s3://aws_test@{s3_bucket}/landing")
+    add_fx_postgres(warehouse)
+    for source, spec in (("payments", PAYMENTS), ("events", EVENTS)):
+        counts = load_partition(warehouse, spec, root, DAY, audit(source), max_reject_ratio=0.01).counts
+        assert counted(counts) == day[source]["counts"]
+        [(locator, raw)] = query(
+            warehouse.dsn, "SELECT locator, raw_record FROM ops.rejected_rows WHERE source = %s", (f"landing:{source}",)
+        )
+        local_locator, raw_bytes = day[source]["reject"]
+        where, line = locator.rsplit(":", 1)
+        assert where.startswith("s3://")
+        assert where.endswith(local_locator.rsplit(":", 1)[0].split("/local/")[1])
+        assert (line, unescaped(raw)) == (local_locator.rsplit(":", 1)[1], raw_bytes)
+    with pytest.raises(SourceFileError, match="not gzip data") as raised:
+        load_partition(warehouse, PAYMENTS, root, day2, audit("payments", "run-2"), max_reject_ratio=0.01)
+    assert f"payments/dt={day2}/part-001.csv.gz" in str(raised.value)
+    assert query(warehouse.dsn, "SELECT count(*) FROM core.fact_payments") == [(1001,)], "nothing of day 2"
+
+
 @pytest.fixture(scope="module")
 def snowflake(fakesnow_server):
     """A migrated warehouse database on the fakesnow server, the ``warehouse`` connection pointing at it."""
