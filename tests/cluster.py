@@ -11,6 +11,7 @@ plus the processes, so a test can kill one and start it again as ``stack start N
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -191,8 +192,11 @@ class Cluster:
         return {f.stem: int(f.read_text()) for f in (self.home / "run").glob("*.pid")}
 
     def kill(self, name: str) -> None:
-        """kill -9 a service and everything it started (its process group), as a crash or an OOM kill does."""
-        os.killpg(self.pids()[name], signal.SIGKILL)
+        """kill -9 a service and every process it started (task processes run in groups of their own), as a
+        crash of its machine or container does."""
+        for pid in [self.pids()[name], *descendants(self.pids()[name])]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while process_alive(self.pids()[name]) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -203,10 +207,13 @@ class Cluster:
         assert started.returncode == 0, started.stdout + started.stderr
 
     def service_of(self, pid: int) -> str:
-        """The service whose process group runs ``pid`` (a task's process is in its worker's group)."""
-        group = os.getpgid(pid)
-        (name,) = [n for n, p in self.pids().items() if p == group]
-        return name
+        """The service that started process ``pid`` (a task's process descends from its worker, in a process
+        group of its own)."""
+        services = {p: n for n, p in self.pids().items()}
+        while pid > 1 and pid not in services:
+            status = Path(f"/proc/{pid}/status").read_text()
+            pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+        return services[pid]
 
     def worker_hostnames(self) -> list[str]:
         """The Celery workers that answer a ping on this cluster's broker (``celery inspect ping``)."""
@@ -215,6 +222,19 @@ class Cluster:
                               timeout=60)  # fmt: skip
         (line,) = [line for line in done.stdout.splitlines() if line.startswith("WORKERS")]  # airflow logs go there too
         return line.split()[1:]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children first found through /proc/<pid>/task/*/children)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for threads in Path(f"/proc/{parent}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                children = [int(c) for c in threads.read_text().split()]
+                found += children
+                todo += children
+    return found
 
 
 @contextmanager

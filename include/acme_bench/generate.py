@@ -26,8 +26,9 @@ def partition_file(landing_root: Path, day: date, source: str = "payments") -> P
     return landing_root / source / f"dt={day.isoformat()}" / "part-000.csv"
 
 
-def write_payments_csv(path: Path, rows: int, day: date, seed: int = DEFAULT_SEED) -> int:
-    """Write ``rows`` payments of ``day`` to ``path`` (header first); returns the file size in bytes."""
+def write_payments_csv(path: Path, rows: int, day: date, seed: int = DEFAULT_SEED, first_id: int = 1) -> int:
+    """Write ``rows`` payments of ``day`` to ``path`` (header first), ids from ``first_id``; returns the file
+    size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     prefix = f"{day.isoformat()}T"
@@ -51,7 +52,7 @@ def write_payments_csv(path: Path, rows: int, day: date, seed: int = DEFAULT_SEE
                 "".join(
                     f"{pid},{oid},{w}.{cents[f]},{currencies[c]},{methods[m]},{statuses[s]},{clock[t]}\n"
                     for pid, oid, w, f, c, m, s, t in zip(
-                        range(start + 1, start + n + 1),
+                        range(first_id + start, first_id + start + n),
                         order_ids,
                         whole.tolist(),
                         frac.tolist(),

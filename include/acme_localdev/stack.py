@@ -53,6 +53,26 @@ BROKER_URL = "redis://127.0.0.1:6379/1"
 WORKER_CONCURRENCY = 2
 
 
+# While the broker is down, a publish fails at once and the Celery executor fails the task (a try burnt per
+# scheduler loop: a 20 s outage used up 2 tries in tests/test_cluster_faults.py). Celery retrying the publish
+# for longer than [celery] operation_timeout (1 s) turns that into a timeout, which the executor retries on its
+# next loop, task_publish_max_retries times (300: about 5 minutes), the task still queued. Compose and Helm set
+# the same.
+BROKER_OUTAGE_SETTINGS = {
+    "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps(
+        {
+            "task_publish_retry_policy": {
+                "max_retries": 10,
+                "interval_start": 0.5,
+                "interval_step": 0.5,
+                "interval_max": 1,
+            }
+        }
+    ),
+    "AIRFLOW__CELERY__TASK_PUBLISH_MAX_RETRIES": "300",
+}
+
+
 def celery_environment() -> dict[str, str]:
     """CeleryExecutor settings as compose and Helm set them (values already in the environment win)."""
     metadata = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", env.metadata_dsn())
@@ -61,6 +81,7 @@ def celery_environment() -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": BROKER_URL,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata.replace("postgresql+psycopg2://", "postgresql://"),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+        **BROKER_OUTAGE_SETTINGS,
     }
     values = {name: os.environ.get(name, value) for name, value in defaults.items()}
     values["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"  # env.local_environment's LocalExecutor is the light variant
