@@ -6,7 +6,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_localdev
 
-.PHONY: help venv test test-fast test-integration test-e2e demo migrate lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare up down audit
+.PHONY: bench-cluster help venv test test-fast test-integration test-e2e demo migrate lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare up down audit
 
 help:
 	@echo "make demo   - generate sample data and run the pipelines end to end (local defaults)"
@@ -23,6 +23,8 @@ help:
 	@echo "make env    - print the exports for this checkout's Airflow: eval \"\$$(make -s env)\""
 	@echo "make lint   - ruff"
 	@echo "make bench  - time the payments load vs raw COPY, pandas, insert_rows on one generated file (N=2000000)"
+	@echo "make bench-cluster - a 14-day backfill of daily_etl and its chain on the Celery cluster: wall time,"
+	@echo "               the most tasks running/slots occupied per pool (metadata DB), whether a pool was exceeded"
 	@echo "make bench-memory - peak RSS of the payments load at 1M and 5M rows"
 	@echo "make impact TABLE=core.fact_payments [UPSTREAM=1] - what is downstream (upstream) of a table or file,"
 	@echo "               from the recorded OpenLineage events; writes data/artifacts/lineage/lineage.{html,png}"
@@ -82,6 +84,10 @@ migrate: $(STAMP)
 
 bench: $(STAMP)
 	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_bench --rows $(or $(N),2000000)
+
+# not part of make test: a 14-day backfill of daily_etl and its chain on make up's cluster (tests/bench_cluster.py)
+bench-cluster: $(STAMP)
+	@$(RUN) test tests/bench_cluster.py -s -q $(PYTEST_ARGS)
 
 bench-memory: $(STAMP)
 	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_bench --memory-scaling

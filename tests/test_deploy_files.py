@@ -558,3 +558,13 @@ def test_helm_creates_the_users_of_users_yaml_with_passwords_from_a_secret() -> 
     for name, entry in env.items():
         assert "value" not in entry, name
         assert entry["valueFrom"]["secretKeyRef"] == {"name": "acme-airflow-user-passwords", "key": name}
+
+
+def test_compose_helm_and_make_up_ride_out_a_broker_outage_alike() -> None:
+    """The settings tests/test_cluster_faults.py proves on make up's cluster are the ones compose and Helm run."""
+    from acme_localdev.stack import BROKER_OUTAGE_SETTINGS
+
+    celery = helm_values()["config"]["celery"]
+    for name, value in BROKER_OUTAGE_SETTINGS.items():
+        assert airflow_env("airflow-scheduler")[name] == value, name
+        assert celery[name.removeprefix("AIRFLOW__CELERY__").lower()] == value, name

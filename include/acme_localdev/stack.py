@@ -103,7 +103,7 @@ def stack_environment(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW__CORE__PARALLELISM": "4",  # 2 cores
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        "ACME_DAGS_PAUSED_AT_CREATION": "true",  # nothing runs until its user unpauses or triggers it
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # nothing runs until its user unpauses or triggers it
     }
 
 

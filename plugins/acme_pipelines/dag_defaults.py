@@ -29,9 +29,8 @@ START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
 # ACME_TASK_RETRIES lets a local tool fail fast (make demo sets 0); deployments keep 3.
 RETRIES = int(os.environ.get("ACME_TASK_RETRIES", "3"))
-# A deployment schedules a DAG as soon as it is seen; `make up` sets this so that a local
-# scheduler runs only what its user unpauses or triggers.
-PAUSED_AT_CREATION = os.environ.get("ACME_DAGS_PAUSED_AT_CREATION", "false").lower() == "true"
+# Whether a new DAG starts paused is Airflow's [core] dags_are_paused_at_creation (default true), which
+# compose, Helm and `make up` set to true: nothing runs until someone unpauses or triggers it.
 # The first retry's delay is Airflow's [core] default_task_retry_delay (seconds; Airflow's default 300):
 # compose, Helm and the local environment set 60, tests that wait for a retry set a few seconds.
 RETRY_BACKOFF = 2.0  # then 2x, 4x ... that delay
@@ -118,6 +117,5 @@ def pipeline_dag(
                 "process [partition, partition_end) in one run, e.g. a catch-up.",
             ),
         },
-        is_paused_upon_creation=PAUSED_AT_CREATION,
         **dag_kwargs,
     )
