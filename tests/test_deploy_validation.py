@@ -186,7 +186,29 @@ def test_the_helm_schema_covers_every_top_level_key_and_names_its_source() -> No
     assert "chart/values.schema.json" in schema["$comment"]
 
 
-def broken_values(path: list[str], value: Any) -> dict[str, Any]:
+def test_every_subtree_the_values_use_is_restated() -> None:
+    """No subtree of the values is accepted as "any object": each names at least one property or value type."""
+    schema = json.loads(HELM_SCHEMA.read_text())["properties"]
+    for key, value in helm_values().items():
+        if isinstance(value, dict):
+            node = schema[key]
+            assert "properties" in node or isinstance(node.get("additionalProperties"), dict), key
+            for child in set(value) - set(node.get("properties", {})):
+                assert isinstance(node.get("additionalProperties"), dict), f"{key}.{child} not restated"
+
+
+def test_the_user_job_renders_and_takes_passwords_by_secret_reference() -> None:
+    """The chart renders the user Job only if webserver.defaultUser.enabled and createUserJob.enabled;
+    the restated createUserJob.env accepts valueFrom.secretKeyRef entries."""
+    values = helm_values()
+    assert values["webserver"]["defaultUser"]["enabled"] is True
+    assert values["createUserJob"]["enabled"] is True
+    env = json.loads(HELM_SCHEMA.read_text())["properties"]["createUserJob"]["properties"]["env"]
+    assert "secretKeyRef" in env["items"]["properties"]["valueFrom"]["properties"]
+    assert env["items"]["additionalProperties"] is False
+
+
+def broken_values(path: list[str | int], value: Any) -> dict[str, Any]:
     values = copy.deepcopy(helm_values())
     target = values
     for key in path[:-1]:
@@ -200,6 +222,16 @@ BROKEN_VALUES = {
     "unknown nested key": (["workers", "keda", "maxReplicas"], 8, "maxReplicas"),
     "mistyped value": (["workers", "replicas"], "2", "is not of type 'integer'"),
     "value outside the allowed set": (["images", "airflow", "pullPolicy"], "Sometimes", "is not one of"),
+    # typos inside subtrees restated from the chart's schema (additionalProperties: false there)
+    "misspelled statsd key": (["statsd", "overideMappings"], [], "overideMappings"),
+    "misspelled user Job key": (["createUserJob", "comand"], ["bash"], "comand"),
+    "user Job env entry with an unknown key": (
+        ["createUserJob", "env", 0, "valueFromm"],
+        {"secretKeyRef": {"name": "x", "key": "y"}},
+        "valueFromm",
+    ),
+    "mistyped triggerer replicas": (["triggerer", "replicas"], "1", "is not of type 'integer'"),
+    "config option that is not a scalar": (["config", "core", "load_examples"], ["False"], "is not of type"),
 }
 
 
