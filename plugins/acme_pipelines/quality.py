@@ -72,30 +72,33 @@ def record_results(hook: WarehouseHook, dt: date, run_id: str, task_id: str, out
         conn.commit()
 
 
-def decide_gate(hook: WarehouseHook, dt: date, run_id: str) -> tuple[str, list[str]]:
-    """Set the day's gate from this run's results: passed only if every check of the run passed.
+def decide_gate(hook: WarehouseHook, dt: date, run_id: str, checks: Iterable[str] = ()) -> tuple[str, list[str]]:
+    """Set the day's gate from this run's results: passed only if every check of the run passed and each of
+    ``checks`` (task ids) recorded a result (a check task that failed before checking, e.g. killed, records none).
 
     Runs after the checks, whose ``record_results`` created the tables.
     """
     with hook.connection() as conn:
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT count(*), coalesce(array_agg(check_name ORDER BY check_name) FILTER (WHERE NOT passed), '{}') "
-                "FROM ops.quality_results WHERE dt = %s AND run_id = %s",
+                "SELECT check_name, passed, task_id FROM ops.quality_results WHERE dt = %s AND run_id = %s",
                 (dt, run_id),
             )
-            total, failed = cur.fetchone()
-            status = PASSED if total and not failed else FAILED
-            if not total:
-                failed = ["no quality results recorded for this run"]
+            results = cur.fetchall()
+            failed = sorted(name for name, passed, _ in results if not passed)
+            silent = sorted(set(checks) - {task for _, _, task in results})
+            failed += [f"{task}: no result (the task failed before checking; see its log)" for task in silent]
+            if not results:
+                failed.append("no quality results recorded for this run")
+            status = FAILED if failed else PASSED
             cur.execute(
                 "INSERT INTO ops.quality_gate (dt, status, run_id, failed, decided_at) VALUES (%s, %s, %s, %s, now()) "
                 "ON CONFLICT (dt) DO UPDATE SET status = excluded.status, run_id = excluded.run_id, "
                 "failed = excluded.failed, decided_at = excluded.decided_at",
-                (dt, status, run_id, list(failed)),
+                (dt, status, run_id, failed),
             )
         conn.commit()
-    return status, list(failed)
+    return status, failed
 
 
 def gate_status(hook: WarehouseHook, dt: date) -> tuple[str | None, list[str]]:

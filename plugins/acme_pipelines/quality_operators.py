@@ -123,6 +123,9 @@ class DayIntervalCheckOperator(_RecordedChecks, SQLIntervalCheckOperator):
     def __init__(self, *, date_column: str = "dt", conn_id: str = "warehouse", **kwargs: Any) -> None:
         super().__init__(conn_id=conn_id, date_filter_column=date_column, **kwargs)
         self.date_column = date_column
+        # common-sql's queries filter on '{{ ds }}', which a run without a logical date (every run the
+        # scheduler creates for a triggered day) cannot render; _scope writes the run's queries instead.
+        self.sql1 = self.sql2 = "-- the run's day, set in execute"
 
     def _scope(self, partition: Partition) -> None:
         metrics = ", ".join(self.metrics_sorted)
@@ -189,7 +192,7 @@ class QualityGateOperator(WarehouseOperator):
 
         partition = resolve_partition(context, DAY)
         hook = self.warehouse
-        status, failed = decide_gate(hook, partition.dt, context["run_id"])
+        status, failed = decide_gate(hook, partition.dt, context["run_id"], checks=self.upstream_task_ids)
         self._set_lineage(
             hook,
             [hook.dataset(RESULTS_TABLE)],
