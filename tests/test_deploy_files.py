@@ -421,7 +421,8 @@ def test_compose_every_airflow_service_shares_one_data_volume() -> None:
 def test_compose_local_profile_runs_the_standins_with_tooling_outside_the_image() -> None:
     standins = services()["standins"]
     assert standins["profiles"] == ["local"]
-    assert 'main(["standins"])' in " ".join(standins["command"])
+    assert standins["command"] == ["python", "-m", "acme_localdev.stack", "standins"]
+    assert standins["environment"]["ACME_STANDINS_HOST"] == "0.0.0.0"  # the other containers reach them
     assert "./include:/opt/acme-tooling/include:ro" in standins["volumes"]
     assert standins["environment"]["PYTHONPATH"] == "/opt/acme-tooling/include"
     assert [n for n, s in services().items() if s.get("profiles")] == ["standins"]

@@ -31,9 +31,9 @@ class Request:
 
 
 class HttpRecorder:
-    """Records requests on 127.0.0.1:``port`` (0 picks a free port); answers 200 "ok"."""
+    """Records requests on ``host``:``port`` (127.0.0.1; port 0 picks a free one); answers 200 "ok"."""
 
-    def __init__(self, port: int = 0, *, tls: bool = False) -> None:
+    def __init__(self, port: int = 0, *, tls: bool = False, host: str = "127.0.0.1") -> None:
         self.requests: list[Request] = []
         self.headers_for_status: dict[int, dict[str, str]] = {}  # extra response headers by status
         self._scripted: dict[str, deque[tuple[int, bytes]]] = defaultdict(deque)
@@ -62,7 +62,7 @@ class HttpRecorder:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.ca_file: str | None = None

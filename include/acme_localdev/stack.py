@@ -349,7 +349,8 @@ def standins() -> int:
 
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
-    with FxServer(port=FX_PORT), HttpRecorder(SLACK_PORT) as slack:
+    host = os.environ.get("ACME_STANDINS_HOST", "127.0.0.1")  # compose's stand-ins container: 0.0.0.0
+    with FxServer(port=FX_PORT, host=host), HttpRecorder(SLACK_PORT, host=host) as slack:
         print(f"FX API on 127.0.0.1:{FX_PORT}, Slack webhook recorder on 127.0.0.1:{SLACK_PORT}", flush=True)
         seen = 0
         while not stop:

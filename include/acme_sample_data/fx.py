@@ -32,9 +32,9 @@ def response_for(day: date) -> dict:
 
 
 class FxServer:
-    """A local FX API for the given days, on 127.0.0.1 (port 0 picks a free one)."""
+    """A local FX API for the given days, on ``host`` (127.0.0.1; port 0 picks a free one)."""
 
-    def __init__(self, days: list[date] | None = None, port: int = 0) -> None:
+    def __init__(self, days: list[date] | None = None, port: int = 0, host: str = "127.0.0.1") -> None:
         known = set(days) if days is not None else None
 
         class Handler(BaseHTTPRequestHandler):
@@ -61,7 +61,7 @@ class FxServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="fx-api", daemon=True)
