@@ -152,7 +152,9 @@ def test_backfills_flow_through_the_chain_one_run_per_day_also_after_a_pause(syn
     assert failed == {dag_id: [] for dag_id in CHAIN}
     assert {r["state"] for r in runs["ml_training"]} == {"queued"}
     # every check of a day ran and passed (a run is "success" by its last tasks, whatever a check did)
-    checks = {t["task_id"]: t["state"] for t in stack.task_instances("data_quality_check", "partition__2026-11-02")}
+    checks = {t["task_id"]: t["state"] for t in stack.task_instances("data_quality_check", "partition__2026-11-02")
+              if t["task_id"].startswith("check_") or t["task_id"] == "publish_gate"}  # fmt: skip
+    assert len(checks) == 7
     assert set(checks.values()) == {"success"}, checks  # paused: waiting, one run per day
     # the first four days' loads ran at the same time, each on its first try (no deadlock, no retry)
     loads = [t for r in etl if day_of(r) in days[:4] for t in stack.task_instances("daily_etl", r["dag_run_id"])
