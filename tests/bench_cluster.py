@@ -42,15 +42,7 @@ GROUP BY p.pool, p.slots
 @pytest.mark.timeout(3600)
 def test_bench_a_14_day_backfill_of_the_chain_on_the_cluster(tmp_path):
     with running_cluster(tmp_path / "airflow", CONFIG, ACME_TASK_RETRIES="1") as cluster:
-        cluster.pause("hourly_incremental_sync", False)
-        cluster.op("POST", "/api/v2/dags/hourly_incremental_sync/dagRuns", body={
-            "logical_date": None, "conf": {"partition": "2025-09-01T00:00", "partition_end": "2026-11-20T00:00"},
-        })  # fmt: skip
-        # the window reaches past the last day: an order is updated up to 30 h after it was placed
-        synced = cluster.wait_until_idle(["hourly_incremental_sync"], timeout=600)["hourly_incremental_sync"]
-        assert [r["state"] for r in synced] == ["success"]
-        for dag_id in CHAIN:
-            cluster.pause(dag_id, False)
+        cluster.catch_up_sync("2026-11-20", then_unpause=CHAIN)  # past the last day: late order updates
 
         engine = create_engine(cluster.metadata)
         peaks: dict[str, dict[str, int]] = defaultdict(lambda: {"slots": 0, "running": 0, "occupied": 0})

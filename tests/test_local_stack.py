@@ -102,14 +102,7 @@ WEEK = [f"2026-11-{d:02d}" for d in range(2, 9)]  # Monday 11-02 .. Sunday 11-08
 @pytest.fixture(scope="module")
 def synced(stack):
     """The hourly sync's catch-up window, run once by the scheduler: the orders every quality check needs."""
-    stack.pause("hourly_incremental_sync", False)
-    stack.op("POST", "/api/v2/dags/hourly_incremental_sync/dagRuns", body={
-        "logical_date": None, "conf": {"partition": "2025-09-01T00:00", "partition_end": "2026-11-14T00:00"},
-    })  # fmt: skip
-    runs = stack.wait_until_idle(["hourly_incremental_sync"], timeout=300)["hourly_incremental_sync"]
-    assert [r["state"] for r in runs] == ["success"]
-    for dag_id in CHAIN:
-        stack.pause(dag_id, False)
+    stack.catch_up_sync("2026-11-14", then_unpause=CHAIN)
     return stack
 
 

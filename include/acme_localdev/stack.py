@@ -77,15 +77,13 @@ def celery_environment() -> dict[str, str]:
     """CeleryExecutor settings as compose and Helm set them (values already in the environment win)."""
     metadata = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", env.metadata_dsn())
     defaults = {
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CELERY__BROKER_URL": BROKER_URL,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata.replace("postgresql+psycopg2://", "postgresql://"),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
         **BROKER_OUTAGE_SETTINGS,
     }
-    values = {name: os.environ.get(name, value) for name, value in defaults.items()}
-    values["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"  # env.local_environment's LocalExecutor is the light variant
-    return values
+    # the executor is not a default: env.local_environment's LocalExecutor is the light variant
+    return {"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor", **{n: os.environ.get(n, v) for n, v in defaults.items()}}
 
 
 def stack_environment(home: Path, port: int) -> dict[str, str]:
@@ -105,22 +103,6 @@ def stack_environment(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # nothing runs until its user unpauses or triggers it
     }
-
-
-def pause_all_once(home: Path) -> int:
-    """On the stack's first start, pause the DAGs earlier tools left in the metadata DB unpaused (``make demo``'s
-    dag.test runs create them so); later starts keep whatever the user chose. Returns how many were paused."""
-    marker = run_dir(home) / "paused-once"
-    if marker.exists():
-        return 0
-    from airflow.models import DagModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        paused = session.query(DagModel).filter(DagModel.is_paused.is_(False)).update({"is_paused": True})
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text("the local stack paused every DAG once on its first start\n")
-    return paused
 
 
 def services(port: int, host: str, workers: int = 0) -> dict[str, list[str]]:
@@ -264,8 +246,6 @@ def up(port: int = 8080, host: str = "127.0.0.1", workers: int = 2, executor: st
     step("[1/3] metadata DB, airflow_settings.yaml and the warehouse's schema")
     init_airflow()
     migrate_warehouse()
-    if paused := pause_all_once(home):
-        detail(f"first start: paused {paused} DAG(s) left unpaused by earlier runs; unpause in the UI what should run")
     logs = home / "logs" / "services"
     run_dir(home).mkdir(parents=True, exist_ok=True)
     (run_dir(home) / "services.json").write_text(json.dumps({"commands": commands, "environment": dict(os.environ)}))
