@@ -1,4 +1,5 @@
-"""The sources of CONTRACT.md §1 as data: columns, rules, keys (app tables §1.1, landing §1.2).
+"""The sources of CONTRACT.md §1 as data: columns, rules, keys (app tables §1.1, landing §1.2, point-of-sale
+files docs/contract.md §1.4).
 
 Validation (``validation.py``) and the loaders read these specs; nothing else
 hard-codes a column rule. Reasons recorded for a broken rule are
@@ -19,7 +20,8 @@ class Column:
 
     kinds: ``int``, ``decimal2`` (>= 0, at most 2 decimals), ``currency``
     (3 upper-case letters), ``enum``, ``timestamp`` (ISO 8601; no offset = UTC),
-    ``text`` (non-empty), ``uuid``, ``json_object``.
+    ``text`` (non-empty), ``uuid``, ``json_object``. An ``int`` column may have
+    bounds (``minimum``, ``maximum``): an integer outside them is ``out_of_range``.
     """
 
     name: str
@@ -27,16 +29,19 @@ class Column:
     required: bool = True
     values: tuple[str, ...] = ()
     pg_type: str = "text"
+    minimum: int | None = None
+    maximum: int | None = None
 
 
 @dataclass(frozen=True)
 class SourceSpec:
     name: str  # the landing folder and the audit's source name
-    file_format: str  # csv | jsonl
+    file_format: str  # csv | jsonl | sqlite (the files' suffix)
     key: str
     columns: tuple[Column, ...]
     target: str  # the published table
     time_column: str  # the column whose day is the partition
+    table: str | None = None  # sqlite: the table of each file that holds the rows
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -85,7 +90,26 @@ EVENTS = SourceSpec(
     ),
 )
 
-SOURCES = {spec.name: spec for spec in (PAYMENTS, EVENTS)}
+# docs/contract.md §1.4: one SQLite database per day from the stores' point-of-sale system, rows in table sales.
+POS = SourceSpec(
+    name="pos",
+    file_format="sqlite",
+    key="sale_id",
+    target="core.fact_pos_sales",
+    time_column="sold_at",
+    table="sales",
+    columns=(
+        Column("sale_id", "int", pg_type="bigint"),
+        Column("store_id", "int", pg_type="bigint"),
+        Column("product_id", "int", pg_type="bigint"),
+        Column("quantity", "int", pg_type="int", minimum=1, maximum=2**31 - 1),
+        Column("amount", "decimal2", pg_type="numeric(12,2)"),
+        Column("currency", "currency", pg_type="char(3)"),
+        Column("sold_at", "timestamp", pg_type="timestamptz"),
+    ),
+)
+
+SOURCES = {spec.name: spec for spec in (PAYMENTS, EVENTS, POS)}
 
 
 # -- §1.1 application database tables, as the hourly sync reads them ---------------------

@@ -1,9 +1,10 @@
 """Day partitions of the landing fact tables (PostgreSQL declarative partitioning by ``dt``).
 
-``core.fact_payments`` and ``core.fact_events`` are ``PARTITION BY RANGE (dt)``
-with one partition per day, named ``<table>_pYYYYMMDD``. Loads create them
-(``ensure``) or swap a freshly built one in (``exchange``); a day's query,
-publish or archival then touches that one partition. A PostgreSQL partitioned
+``core.fact_payments``, ``core.fact_events`` and ``core.fact_pos_sales`` are
+``PARTITION BY RANGE (dt)`` with one partition per day, named
+``<table>_pYYYYMMDD``. Loads create them (``ensure``) or swap a freshly built
+one in (``exchange``); a day's query, publish or archival then touches that one
+partition. A PostgreSQL partitioned
 table has no global unique index, so ``keys_in_other_days`` is how a load finds
 a business key that another day already published (contract §2: the newer day
 wins).
@@ -31,7 +32,7 @@ from typing import Any
 
 from psycopg2 import sql
 
-from acme_pipelines.contract import EVENTS, PAYMENTS
+from acme_pipelines.contract import EVENTS, PAYMENTS, POS
 from acme_pipelines.warehouse import lock_day  # noqa: F401  (the first lock of the order below)
 from acme_pipelines.warehouse import qualified as _qualified
 
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 EXCHANGE_LOCK_TIMEOUT = "30s"
 
 # The partitioned tables and the business key each keeps unique across days.
-PARTITIONED = {spec.target: spec.key for spec in (PAYMENTS, EVENTS)}
+PARTITIONED = {spec.target: spec.key for spec in (PAYMENTS, EVENTS, POS)}
 UNPARTITIONED_SUFFIX = "_unpartitioned"
 
 

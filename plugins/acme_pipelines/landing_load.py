@@ -1,4 +1,4 @@
-"""Load one day of a landing source (payments CSV, events JSONL) into its fact table.
+"""Load one day of a landing source (payments CSV, events JSONL, point-of-sale SQLite) into its fact table.
 
 Steps, each streaming in bounded memory:
 
@@ -72,7 +72,7 @@ class LoadResult:
 
 
 # Sources whose rows carry amount_usd, derived from the day's FX rate (``usd.amount_usd``).
-HAS_AMOUNT_USD = {"payments"}
+HAS_AMOUNT_USD = {"payments", "pos"}
 
 
 def stage_names(spec: SourceSpec, day: date, run_id: str) -> tuple[str, str]:

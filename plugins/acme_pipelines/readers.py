@@ -15,6 +15,16 @@ A file that cannot be read at all (missing or wrong header, a zero-byte CSV,
 not gzip though named so, a truncated gzip) raises ``SourceFileError`` naming
 the file.
 
+SQLite files (docs/contract.md §1.4) are databases, not text: the spec's table
+is read ``batch_rows`` rows at a time in rowid order, opened read-only and
+immutable (nothing is written beside the file, no lock is taken), each value
+turned into the text a CSV would hold (``_sqlite_text``), so the same rules
+reject the same values; a row's line is its rowid and its raw record a JSON
+object of its contract columns. A file that is not a SQLite database, or is
+corrupt, or lacks the table or one of its contract columns, raises
+``SourceFileError`` naming the file (and the table). A file that is not on the
+local disk (s3://) is copied to a temporary file first: SQLite reads local files.
+
 UTF-8 is checked while streaming, one read of the CSV reader at a time
 (``_Utf8Checked``): a clean file passes through untouched. In a read that is not
 UTF-8, each invalid byte is replaced by a private-use character that stands for
@@ -25,14 +35,21 @@ one are then taken out of their batch as ``bad_encoding`` with their bytes resto
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import functools
 import gzip
 import io
+import math
+import shutil
+import sqlite3
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import msgspec
 import numpy as np
@@ -115,8 +132,13 @@ class RawBatch:
 
 
 def data_files(folder: Any, spec: SourceSpec) -> list[Any]:
-    """The partition's files for ``spec``, in name order (the order rows are read in)."""
-    suffixes = (f".{spec.file_format}", f".{spec.file_format}.gz")
+    """The partition's files for ``spec``, in name order (the order rows are read in). Text formats may be
+    gzipped (``.csv.gz``); a database file (``.sqlite``) may not."""
+    suffixes = (
+        (f".{spec.file_format}",)
+        if spec.file_format == "sqlite"
+        else (f".{spec.file_format}", f".{spec.file_format}.gz")
+    )
     if not folder.exists():
         return []
     return sorted((p for p in folder.iterdir() if p.name.endswith(suffixes)), key=lambda p: p.name)
@@ -146,11 +168,13 @@ def _gzip_bytes_read(handle: Any) -> bool:
 
 
 def read_batches(path: Any, spec: SourceSpec, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[RawBatch]:
-    reader = _read_csv if spec.file_format == "csv" else _read_jsonl
+    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "sqlite": _read_sqlite}[spec.file_format]
     try:
         yield from reader(path, spec, batch_rows)
     except SourceFileError:
         raise
+    except sqlite3.DatabaseError as exc:  # not a database, corrupt, unreadable
+        raise SourceFileError(f"{path}: cannot be read as a SQLite database: {exc}") from exc
     except (UnicodeDecodeError, pa.ArrowInvalid, OSError, EOFError, zlib.error) as exc:
         raise SourceFileError(f"{path}: cannot be read: {exc}") from exc
 
@@ -524,3 +548,145 @@ def _as_text(column: Column, value: Any) -> str | None:
     if column.kind == "json_object":
         return _encoder.encode(value).decode() if isinstance(value, dict) else WRONG_TYPE + str(value)
     return value if isinstance(value, str) else WRONG_TYPE + str(value)
+
+
+# -- SQLite ---------------------------------------------------------------------------------
+
+
+class _NotUtf8(bytes):
+    """A TEXT value whose bytes are not UTF-8 (the reader's text factory returns it instead of failing the fetch;
+    a BLOB comes back as plain ``bytes``)."""
+
+
+def _decode_text(data: bytes) -> str | _NotUtf8:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _NotUtf8(data)
+
+
+def _sqlite_text(value: Any) -> str | None:
+    """A SQLite value as the text a CSV would hold, for the contract's rules: TEXT as itself, an INTEGER in
+    decimal, a REAL as the shortest text that reads back as the same number (``12.5``, ``10.125``, ``1e+16``),
+    NULL as null; a BLOB is the wrong type for every contract column (marked ``WRONG_TYPE``)."""
+    if value is None or type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)
+    if type(value) is float:
+        return repr(value)
+    return WRONG_TYPE + _raw_value(value)
+
+
+def _raw_value(value: Any) -> Any:
+    """A SQLite value as it goes into a row's raw record (JSON): numbers and text as they are, a BLOB as its
+    SQL literal (``X'0A0B'``), TEXT that is not UTF-8 escaped as ``escape_bytes`` escapes it."""
+    if isinstance(value, _NotUtf8):
+        return escape_bytes(bytes(value))
+    if isinstance(value, bytes):
+        return f"X'{value.hex().upper()}'"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
+def _raw_records(names: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    """Each row (its rowid first, then the contract columns) as a JSON object of its contract columns."""
+    return [
+        _encoder.encode({name: _raw_value(v) for name, v in zip(names, row[1:], strict=True)}).decode() for row in rows
+    ]
+
+
+def _column_texts(values: tuple) -> list[str | None]:
+    kinds = set(map(type, values))
+    if kinds <= {str, type(None)}:  # the common cases first: text, integers
+        return list(values)
+    if kinds <= {int, type(None)}:
+        return [None if v is None else str(v) for v in values]
+    return [_sqlite_text(v) for v in values]
+
+
+@contextlib.contextmanager
+def _local_file(path: Any) -> Iterator[Path]:
+    """``path`` as a local file: itself when it is on this machine, else a temporary copy (removed after)."""
+    if isinstance(path, Path):
+        yield path
+        return
+    if getattr(path, "protocol", None) in ("file", "local"):
+        yield Path(path.path)
+        return
+    with tempfile.TemporaryDirectory(prefix="acme-sqlite-") as folder:
+        local = Path(folder) / path.name
+        with path.open("rb") as source, local.open("wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+        yield local
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _read_sqlite(path: Any, spec: SourceSpec, batch_rows: int) -> Iterator[RawBatch]:
+    table = spec.table or spec.name
+    with _local_file(path) as local:
+        if not local.is_file():
+            raise SourceFileError(f"{path}: no such file")
+        # immutable: the landing file does not change (contract), so SQLite takes no lock and writes nothing
+        conn = sqlite3.connect(f"file:{quote(str(local.resolve()))}?mode=ro&immutable=1", uri=True)
+        try:
+            conn.text_factory = _decode_text
+            yield from _sqlite_batches(conn, path, spec, table, batch_rows)
+        finally:
+            conn.close()
+
+
+def _sqlite_batches(
+    conn: sqlite3.Connection, path: Any, spec: SourceSpec, table: str, batch_rows: int
+) -> Iterator[RawBatch]:
+    found = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE", (table,)
+    ).fetchone()
+    if found is None:
+        tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")]
+        raise SourceFileError(f"{path}: no table {table!r} in this SQLite database (its tables: {tables})")
+    table = found[0]
+    present = {str(name).lower() for (name,) in conn.execute("SELECT name FROM pragma_table_info(?)", (table,))}
+    missing = [name for name in spec.column_names if name.lower() not in present]
+    if missing:
+        raise SourceFileError(f"{path}: table {table!r} has no column {', '.join(missing)} (contract columns: "
+                              f"{list(spec.column_names)})")  # fmt: skip
+    columns = ", ".join(map(_quoted, spec.column_names))
+    try:  # a row's line is its rowid: SELECT ... WHERE rowid = N finds it in the file
+        cursor = conn.execute(f"SELECT rowid, {columns} FROM {_quoted(table)} ORDER BY rowid")
+        numbered = False
+    except sqlite3.OperationalError:  # a WITHOUT ROWID table or a view: rows numbered 1, 2, ... as they come
+        cursor = conn.execute(f"SELECT 0, {columns} FROM {_quoted(table)}")
+        numbered = True
+    seen = 0
+    while rows := cursor.fetchmany(batch_rows):
+        if numbered:
+            rows = [(seen + i, *row[1:]) for i, row in enumerate(rows, 1)]
+        seen += len(rows)
+        yield _sqlite_batch(spec, rows)
+
+
+def _sqlite_batch(spec: SourceSpec, rows: list[tuple]) -> RawBatch:
+    """One fetch of rows (rowid, contract columns...) as a RawBatch; a row holding text that is not UTF-8 is
+    ``bad_encoding``, its raw record keeping the bytes escaped."""
+    lines, *values = zip(*rows, strict=True)
+    malformed: list[Malformed] = []
+    if any(_NotUtf8 in set(map(type, column)) for column in values):  # (rare: look at rows only then)
+        bad = [row for row in rows if any(isinstance(v, _NotUtf8) for v in row[1:])]
+        texts = _raw_records(spec.column_names, bad)
+        malformed = [Malformed(row[0], text, BAD_ENCODING) for row, text in zip(bad, texts, strict=True)]
+        rows = [row for row in rows if not any(isinstance(v, _NotUtf8) for v in row[1:])]
+        lines, *values = zip(*rows, strict=True) if rows else ((), *(() for _ in spec.column_names))
+    table = pa.table(
+        {name: pa.array(_column_texts(col), pa.string()) for name, col in zip(spec.column_names, values, strict=True)}
+    )
+
+    def raw(mask: pa.Array | None) -> pa.Array:
+        chosen = rows if mask is None else [row for row, keep in zip(rows, mask.to_pylist(), strict=True) if keep]
+        return pa.array(_raw_records(spec.column_names, chosen), pa.string())
+
+    return RawBatch(table, pa.array(lines, pa.int64()), raw, malformed)

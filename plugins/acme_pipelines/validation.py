@@ -92,7 +92,12 @@ def _failures(column: Column, values: pa.Array) -> list[tuple[str, pa.Array]]:
 
     kind = column.kind
     if kind == "int":
-        checks.append((f"bad_type:{name}", unless(_INT)))
+        not_int = unless(_INT)
+        checks.append((f"bad_type:{name}", not_int))
+        if column.minimum is not None or column.maximum is not None:
+            checks.append(
+                (f"out_of_range:{name}", _outside(values, pc.and_kleene(present, pc.invert(not_int)), column))
+            )
     elif kind == "decimal2":
         malformed = unless(_DECIMAL2)
         # A value _DECIMAL2 accepts is neither negative nor too precise: look closer only when some are not.
@@ -115,6 +120,19 @@ def _failures(column: Column, values: pa.Array) -> list[tuple[str, pa.Array]]:
     elif kind not in ("text", "json_object"):
         raise ValueError(f"unknown column kind {kind!r} for {name}")
     return checks
+
+
+def _outside(values: pa.Array, is_int: pa.Array, column: Column) -> pa.Array:
+    """Where an integer (``is_int``: the text matched ``_INT``, so it fits an int64) lies outside the column's
+    bounds; false elsewhere."""
+    is_int = pc.fill_null(is_int, False)
+    numbers = pc.cast(pc.if_else(is_int, values, pa.scalar("0")), pa.int64())
+    outside = pa.repeat(pa.scalar(False), len(values))
+    if column.minimum is not None:
+        outside = pc.or_(outside, pc.less(numbers, column.minimum))
+    if column.maximum is not None:
+        outside = pc.or_(outside, pc.greater(numbers, column.maximum))
+    return pc.and_(is_int, outside)
 
 
 def _parse_timestamps(values: pa.Array, ok: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array | None]:
