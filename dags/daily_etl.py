@@ -5,13 +5,15 @@
 Loads one day (`dt`) of the landing zone into the warehouse:
 
 0. `wait_for_landing`: waits, deferred to the triggerer (no worker or pool slot), until the
-   day's payments and events files are in the landing zone; fails after the
+   day's payments, events and point-of-sale files are in the landing zone; fails after the
    `landing_wait_timeout_minutes` variable (default 360) naming the missing prefixes;
 1. `load_fx_rates`: the day's FX rates from the API (`fx_api`) into `core.fx_rates` (does not wait);
 2. `load_payments`: `payments/dt=.../*.csv[.gz]` into `core.fact_payments`, with
    `amount_usd` from the day's rate;
 3. `load_events`: `events/dt=.../*.jsonl[.gz]` into `core.fact_events`;
-4. `build_daily_revenue`: `marts.daily_revenue` for the day.
+4. `load_pos`: the stores' point-of-sale databases `pos/dt=.../*.sqlite` (table `sales`,
+   docs/contract.md section 1.4) into `core.fact_pos_sales`, with `amount_usd` from the day's rate;
+5. `build_daily_revenue`: `marts.daily_revenue` for the day.
 
 Every source row is accounted for in `ops.load_audit` and `ops.rejected_rows`
 (contract §2); a load whose rejected share exceeds the `max_reject_ratio` variable
@@ -25,7 +27,7 @@ Runbook: rerun the day (`-c '{"partition": "YYYY-MM-DD"}'`); rejected rows are i
 `ops.rejected_rows` with file:line and reason.
 """
 
-from acme_pipelines.assets import DAILY_REVENUE, FACT_EVENTS, FACT_PAYMENTS
+from acme_pipelines.assets import DAILY_REVENUE, FACT_EVENTS, FACT_PAYMENTS, FACT_POS_SALES
 from acme_pipelines.dag_defaults import pipeline_dag
 from acme_pipelines.downstream import TriggerForPartitionOperator
 from acme_pipelines.landing_sensor import LandingFilesSensor
@@ -45,9 +47,12 @@ with pipeline_dag(
         task_id="load_payments", source="payments", pool=Pool.WAREHOUSE, outlets=[FACT_PAYMENTS]
     )
     events = LandingLoadOperator(task_id="load_events", source="events", pool=Pool.WAREHOUSE, outlets=[FACT_EVENTS])
+    pos = LandingLoadOperator(task_id="load_pos", source="pos", pool=Pool.WAREHOUSE, outlets=[FACT_POS_SALES])
     # the loads read the landing zone only once the day's files are there (fx does not wait for them)
-    landing = LandingFilesSensor(task_id="wait_for_landing", sources=["payments", "events"], pool=Pool.OBJECT_STORAGE)
-    landing >> [payments, events]
+    landing = LandingFilesSensor(
+        task_id="wait_for_landing", sources=["payments", "events", "pos"], pool=Pool.OBJECT_STORAGE
+    )
+    landing >> [payments, events, pos]
     revenue = WarehouseSqlOperator(
         task_id="build_daily_revenue",
         sql_file="marts/daily_revenue.sql",
@@ -57,4 +62,5 @@ with pipeline_dag(
         outlets=[DAILY_REVENUE],
     )
     fx >> payments >> revenue
-    [events, revenue] >> TriggerForPartitionOperator(trigger_dag_id="data_quality_check")
+    fx >> pos  # amount_usd
+    [events, pos, revenue] >> TriggerForPartitionOperator(trigger_dag_id="data_quality_check")

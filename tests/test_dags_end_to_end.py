@@ -45,7 +45,7 @@ def test_sync_then_etl_publish_every_row_and_rerun_identically(dagbag, pipeline_
             "WHERE partition = '2026-11-01' AND source LIKE 'landing:%%'",
         )
     )
-    for source in ("payments", "events"):
+    for source in ("payments", "events", "pos"):
         want = expected[source]
         assert audit[f"landing:{source}"] == (
             f"({want['rows_in']},{want['rows_loaded']},{want['rows_rejected']},{want['rows_duplicate']})"
@@ -55,7 +55,11 @@ def test_sync_then_etl_publish_every_row_and_rerun_identically(dagbag, pipeline_
     assert revenue == captured > 0
     assert orders == CONFIG.orders_per_day
 
-    published = (("core.fact_payments", "payment_id"), ("core.fact_events", "event_id"), ("marts.daily_revenue", "dt"))
+    published = (("core.fact_payments", "payment_id"), ("core.fact_events", "event_id"),
+                 ("core.fact_pos_sales", "sale_id"), ("marts.daily_revenue", "dt"))  # fmt: skip
+    [(sales, stores)] = query(env["warehouse"], "SELECT count(*), count(DISTINCT store_id) FROM core.fact_pos_sales")
+    assert sales == expected["pos"]["rows_loaded"] > 0
+    assert stores > 1
     before = {t: table_checksum(env["warehouse"], t, k) for t, k in published}
     run(dagbag, "daily_etl", partition="2026-11-01")
     run(dagbag, "hourly_incremental_sync", partition="2026-11-01T00:00", partition_end="2026-11-03T00:00")
@@ -73,8 +77,9 @@ def test_daily_etl_reads_the_landing_zone_on_s3(dagbag, pipeline_env, airflow_db
     monkeypatch.setenv("AIRFLOW_VAR_LANDING_ROOT", f"s3://aws_test@{s3_bucket}/landing")
     run(dagbag, "daily_etl", partition="2026-11-02")
     expected = pipeline_env["manifest"]["2026-11-02"]
-    got = query(pipeline_env["warehouse"], "SELECT count(*) FROM core.fact_payments WHERE dt = '2026-11-02'")
-    assert got == [(expected["payments"]["rows_loaded"],)]
+    for table, source in (("core.fact_payments", "payments"), ("core.fact_pos_sales", "pos")):
+        got = query(pipeline_env["warehouse"], f"SELECT count(*) FROM {table} WHERE dt = '2026-11-02'")
+        assert got == [(expected[source]["rows_loaded"],)], table  # the SQLite file was copied from S3 to read
     locators = query(
         pipeline_env["warehouse"],
         "SELECT DISTINCT split_part(locator, ':', 1) FROM ops.rejected_rows WHERE partition = '2026-11-02'",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from acme_pipelines.contract import EVENTS, PAYMENTS
+from acme_pipelines.contract import EVENTS, PAYMENTS, POS
 from acme_pipelines.landing_load import LoadFailedError, load_partition
 from acme_pipelines.readers import SourceFileError
 from acme_pipelines.warehouse import AuditEntry
@@ -236,7 +236,7 @@ def test_generated_days_load_exactly_as_the_manifest_says(warehouse, tmp_path):
     root, manifest = generated(tmp_path)
     for day_text, expected in manifest.items():
         day = date.fromisoformat(day_text)
-        for spec in (PAYMENTS, EVENTS):
+        for spec in (PAYMENTS, EVENTS, POS):
             add_fx(warehouse, day)
             got = load_partition(
                 warehouse, spec, root, day, audit(source=f"landing:{spec.name}", day=day), max_reject_ratio=0.05
@@ -249,8 +249,9 @@ def test_generated_days_load_exactly_as_the_manifest_says(warehouse, tmp_path):
                 want["rows_duplicate"],
             ), f"{spec.name} {day}"
             assert got.rejected_by_reason == want["rejected_by_reason"]
-    total = sum(d["payments"]["rows_loaded"] for d in manifest.values())
-    assert query(warehouse.dsn, "SELECT count(*) FROM core.fact_payments") == [(total,)]
+    for spec in (PAYMENTS, EVENTS, POS):
+        total = sum(d[spec.name]["rows_loaded"] for d in manifest.values())
+        assert query(warehouse.dsn, f"SELECT count(*) FROM {spec.target}") == [(total,)], spec.target
 
 
 def test_rerunning_a_day_gives_the_same_published_state(warehouse, tmp_path):

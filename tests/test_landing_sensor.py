@@ -259,12 +259,12 @@ def test_daily_etl_waits_in_the_trigger_for_late_files_then_loads_them(
 
     landing: Path = pipeline_env["landing"]
     held = landing.parent / "not-yet"
-    for source in ("payments", "events"):
+    for source in ("payments", "events", "pos"):
         (held / source).mkdir(parents=True)
         shutil.move(landing / source / f"dt={DAY}", held / source / f"dt={DAY}")
 
     def arrive() -> None:
-        for source in ("payments", "events"):
+        for source in ("payments", "events", "pos"):
             shutil.move(held / source / f"dt={DAY}", landing / source / f"dt={DAY}")
 
     checks: list[float] = []
@@ -288,9 +288,9 @@ def test_daily_etl_waits_in_the_trigger_for_late_files_then_loads_them(
         "AND status = 'success' ORDER BY source",
         (DAY,),
     )
-    assert [s for s, _ in loaded] == ["landing:events", "landing:payments"]
+    assert [s for s, _ in loaded] == ["landing:events", "landing:payments", "landing:pos"]
     expected = pipeline_env["manifest"][DAY]
-    assert dict(loaded) == {f"landing:{s}": expected[s]["rows_in"] for s in ("events", "payments")}
+    assert dict(loaded) == {f"landing:{s}": expected[s]["rows_in"] for s in ("events", "payments", "pos")}
 
 
 @pytest.mark.integration
@@ -305,7 +305,7 @@ def test_daily_etl_times_out_once_naming_the_missing_prefix(
     assert time.monotonic() - started < 120, "no retry waited again"
     states = _states(dag_run)
     assert states["wait_for_landing"] == "failed"
-    assert states["load_payments"] == states["load_events"] == "upstream_failed"
+    assert states["load_payments"] == states["load_events"] == states["load_pos"] == "upstream_failed"
     assert states["load_fx_rates"] == "success", "fx does not wait for the landing zone"
     assert dag_run.get_task_instance("wait_for_landing").try_number == 1, "a timeout is not retried"
     alerts = [
@@ -336,6 +336,7 @@ def test_the_loads_wait_for_landing_and_fx_does_not(dagbag):
     dag = dagbag.dags["daily_etl"]
     wait = dag.get_task("wait_for_landing")
     assert isinstance(wait, LandingFilesSensor)
-    assert wait.downstream_task_ids >= {"load_payments", "load_events"}
+    assert wait.downstream_task_ids >= {"load_payments", "load_events", "load_pos"}
+    assert wait.sources == ["payments", "events", "pos"]
     assert "load_fx_rates" not in wait.upstream_task_ids | wait.downstream_task_ids
     assert wait.pool == "object_storage"

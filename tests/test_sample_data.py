@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import sqlite3
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -22,7 +23,7 @@ import pytest
 
 from acme_sample_data.build import MANIFEST, build
 from acme_sample_data.fx import FxServer, rates_for
-from acme_sample_data.generator import PAYMENT_COLUMNS, GeneratorConfig
+from acme_sample_data.generator import PAYMENT_COLUMNS, POS_COLUMNS, GeneratorConfig
 
 SMALL = GeneratorConfig(start=date(2026, 11, 1), days=2, scale=0.2, bad_share=0.05, seed=7)
 
@@ -38,6 +39,17 @@ def digest(root: Path) -> dict[str, str]:
 def read_text(path: Path) -> str:
     data = path.read_bytes()
     return (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
+
+
+def sqlite_rows(path: Path) -> tuple[tuple[str, ...], list[tuple]]:
+    """The sales table's columns and rows, in rowid order."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.text_factory = bytes
+    try:
+        cursor = conn.execute("SELECT * FROM sales ORDER BY rowid")
+        return tuple(d[0] for d in cursor.description), cursor.fetchall()
+    finally:
+        conn.close()
 
 
 @pytest.mark.unit
@@ -69,6 +81,9 @@ def test_layout_follows_the_contract(tmp_path):
         headers = [next(csv.reader(io.StringIO(read_text(p)))) for p in payments]
         assert all(sorted(h) == sorted(PAYMENT_COLUMNS) for h in headers)
         assert headers[0] != headers[1], "columns come in any order"
+        [pos] = sorted((tmp_path / "pos" / f"dt={day}").iterdir())  # one point-of-sale database per day
+        assert pos.name == f"sales-{day}.sqlite"
+        assert sqlite_rows(pos)[0] == POS_COLUMNS
 
 
 @pytest.mark.unit
@@ -103,6 +118,16 @@ def test_manifest_matches_an_independent_count_of_the_files(tmp_path):
         assert e["rejected_by_reason"].get("malformed_line", 0) == not_json
         assert e["rows_duplicate"] == sum(n - 1 for n in Counter(ev_lines).values() if n > 1)
         assert e["rows_in"] == e["rows_loaded"] + e["rows_rejected"] + e["rows_duplicate"]
+
+        # point of sale: rows of the sales table, identical rows, sale ids seen again with other values
+        _, sales = sqlite_rows(tmp_path / "pos" / f"dt={day}" / f"sales-{day}.sqlite")
+        s = entry["pos"]
+        assert s["rows_in"] == len(sales)
+        repeats = Counter(sales)
+        assert s["rows_duplicate"] == sum(n - 1 for n in repeats.values() if n > 1)
+        clashes = Counter(row[0] for row in repeats if isinstance(row[0], int))  # ("S-1" is a bad_type)
+        assert s["rejected_by_reason"].get("duplicate_key:sale_id", 0) == sum(n - 1 for n in clashes.values())
+        assert s["rows_in"] == s["rows_loaded"] + s["rows_rejected"] + s["rows_duplicate"]
 
 
 @pytest.mark.unit

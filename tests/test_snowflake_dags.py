@@ -123,6 +123,8 @@ def test_snowflake_gets_the_same_rows_as_postgres(warehouses):
     assert rejected > 0
     assert duplicate > 0
     assert by_table["marts.daily_revenue"][1].rows == len(DAYS)
+    [(pos_days,)] = warehouses.snowflake_query("SELECT COUNT(DISTINCT dt) FROM core.fact_pos_sales")
+    assert pos_days == len(DAYS)
 
 
 def test_reruns_on_snowflake_change_nothing(warehouses):
@@ -154,7 +156,7 @@ def test_a_load_over_the_reject_ratio_publishes_nothing_on_snowflake(warehouses)
     refused = {source for (source,) in warehouses.snowflake_query(
         "SELECT source FROM ops.load_audit WHERE run_id = %s AND status = 'failed'", (dag_run.run_id,)
     )}  # fmt: skip
-    assert refused == {"landing:payments", "landing:events"}  # both days' files have rejects over 0.01%
+    assert refused == {"landing:payments", "landing:events", "landing:pos"}  # the day's files have rejects > 0.01%
     for source in refused:
         assert tries[f"load_{source.split(':')[1]}"] == ("failed", 1), tries
     after = warehouses.snowflake_state()

@@ -38,6 +38,7 @@ PUBLISHED = (
     "core.fx_rates",
     "core.fact_payments",
     "core.fact_events",
+    "core.fact_pos_sales",
     "marts.daily_revenue",
 )
 LOAD_ONLY = ("_run_id", "_loaded_at")  # differ by run and by clock, not by data

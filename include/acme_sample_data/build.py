@@ -23,7 +23,10 @@ import psycopg2
 from acme_sample_data import app_db, fx
 from acme_sample_data.generator import (
     EVENT_DEFECTS,
+    EXTRA_KINDS,
     PAYMENT_DEFECTS,
+    POS_DEFECTS,
+    POS_EXTRA_KINDS,
     GeneratorConfig,
     SampleData,
     SourceCounts,
@@ -31,8 +34,10 @@ from acme_sample_data.generator import (
     event_clash,
     manifest_entry,
     payment_clash,
+    pos_clash,
     write_csv_files,
     write_jsonl_files,
+    write_sqlite_file,
 )
 
 log = logging.getLogger("acme_sample_data")
@@ -62,7 +67,7 @@ def build(config: GeneratorConfig, landing_root: Path, app_dsn: str | None) -> B
         app_db.recreate_database(with_database(app_dsn, "postgres"), dbname)
         conn = psycopg2.connect(app_dsn)
     app_rows = {"customers": 0, "products": 0, "orders": 0, "order_items": 0}
-    landing_rows = {"payments": 0, "events": 0}
+    landing_rows = {"payments": 0, "events": 0, "pos": 0}
     manifest: dict[str, Any] = manifest_entry(config) | {"days": {}}
     try:
         if conn is not None:
@@ -79,7 +84,7 @@ def build(config: GeneratorConfig, landing_root: Path, app_dsn: str | None) -> B
                 ("product_id", "sku", "name", "category", "unit_price", "currency", "updated_at"),
                 data.products(),
             )
-        next_order, next_payment = 1, 1
+        next_order, next_payment, next_sale = 1, 1, 1
         for day in config.day_list():
             orders = data.orders_for(day, next_order)
             next_order += len(orders)
@@ -109,28 +114,35 @@ def build(config: GeneratorConfig, landing_root: Path, app_dsn: str | None) -> B
                 )
             payments, next_payment = data.payment_lines(day, orders, next_payment)
             events = data.event_lines(day, orders)
+            sales, next_sale = data.pos_sales(day, next_sale)
             day_entry = {}
             for source, rows, defects, key, clash in (
                 ("payments", payments, PAYMENT_DEFECTS, "payment_id", payment_clash),
                 ("events", events, EVENT_DEFECTS, "event_id", event_clash),
+                ("pos", sales, POS_DEFECTS, "sale_id", pos_clash),
             ):
                 counts = SourceCounts()
                 rng = data.rng("defects", source, day)
-                groups = corrupt(rows, defects, key, clash, config.bad_share, rng, counts)
+                extras = POS_EXTRA_KINDS if source == "pos" else EXTRA_KINDS
+                groups = corrupt(rows, defects, key, clash, config.bad_share, rng, counts, extras)
                 folder = landing_root / source / f"dt={day.isoformat()}"
-                files = (
-                    write_csv_files(folder, groups, rng) if source == "payments" else write_jsonl_files(folder, groups)
-                )
+                if source == "payments":
+                    files = write_csv_files(folder, groups, rng)
+                elif source == "events":
+                    files = write_jsonl_files(folder, groups)
+                else:
+                    files = write_sqlite_file(folder, day, groups)
                 landing_rows[source] += counts.rows_in
                 day_entry[source] = counts.as_dict() | {"files": [f.name for f in files]}
             day_entry["fx"] = fx.response_for(day)
             manifest["days"][day.isoformat()] = day_entry
             log.info(
-                "day %s: %d orders, %d payment lines, %d event lines",
+                "day %s: %d orders, %d payment lines, %d event lines, %d point-of-sale rows",
                 day,
                 len(orders),
                 day_entry["payments"]["rows_in"],
                 day_entry["events"]["rows_in"],
+                day_entry["pos"]["rows_in"],
             )
             if conn is not None:
                 conn.commit()

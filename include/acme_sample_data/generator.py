@@ -2,7 +2,8 @@
 
 One seed and one config give byte-identical output: the application database
 (customers, products, orders, order items), the landing zone (payments CSV and
-events JSONL per day, some gzipped, columns shuffled per file) and FX rates.
+events JSONL per day, some gzipped, columns shuffled per file; the stores'
+point-of-sale sales as one SQLite file per day) and FX rates.
 A configurable share of landing rows breaks exactly one contract rule each;
 ``manifest.json`` records, per day and source, what a correct load must count
 (rows in, exact duplicates, rejects by reason, loaded), so tests can check
@@ -18,7 +19,9 @@ import gzip
 import io
 import itertools
 import json
+import os
 import random
+import sqlite3
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -65,9 +68,35 @@ INCIDENT_ORDER_HOUR = 14
 INCIDENT_FAILURE_HOURS = (18, 20)
 INCIDENT_FAILURE_SHARE = 0.8
 
+# Point-of-sale sales (docs/contract.md §1.4): each store sells in its currency.
+STORE_CURRENCIES = {1: "USD", 2: "USD", 3: "GBP", 4: "EUR", 5: "EUR", 6: "EUR", 7: "USD", 8: "GBP"}
+POS_COLUMNS = ("sale_id", "store_id", "register_id", "product_id", "quantity", "amount", "currency", "sold_at")
+# The sales table as the stores' system writes it: SQLite types by affinity (amounts NUMERIC, so '12.30'
+# is stored as the number 12.3), no key constraint, and a column the contract does not name (register_id).
+POS_DDL = (
+    "CREATE TABLE sales (sale_id INTEGER, store_id INTEGER, register_id INTEGER, product_id INTEGER, "
+    "quantity INTEGER, amount NUMERIC, currency TEXT, sold_at TEXT)"
+)
+POS_DEFECTS = (
+    ("quantity", 0, "out_of_range:quantity"),
+    ("quantity", 1.5, "bad_type:quantity"),  # a REAL in an INTEGER column
+    ("amount", "12.5O", "bad_type:amount"),  # not a number: stored as TEXT
+    ("amount", "-3.00", "out_of_range:amount"),
+    ("amount", "10.125", "bad_precision:amount"),
+    ("sold_at", None, "missing:sold_at"),
+    ("sold_at", 1762000000, "bad_type:sold_at"),  # a Unix time, not ISO 8601
+    ("currency", "usd", "bad_format:currency"),
+    ("currency", b"\xe2\x82", "bad_encoding"),  # TEXT whose bytes are not UTF-8
+    ("store_id", None, "missing:store_id"),
+    ("sale_id", "S-1", "bad_type:sale_id"),
+    ("product_id", b"\x00\x07", "bad_type:product_id"),  # a BLOB
+)
+
 # Extra lines added on top of the defects: a repeated key, a byte-identical
 # repeat (an exact duplicate: counted, not rejected) and an unparseable line.
 EXTRA_KINDS = ("duplicate_key", "exact_duplicate", "malformed_line")
+# A database table has no unparseable lines.
+POS_EXTRA_KINDS = ("duplicate_key", "exact_duplicate")
 
 
 @dataclass(frozen=True)
@@ -92,6 +121,10 @@ class GeneratorConfig:
 
     @property
     def orders_per_day(self) -> int:
+        return max(5, int(1_000 * self.scale))
+
+    @property
+    def pos_sales_per_day(self) -> int:
         return max(5, int(1_000 * self.scale))
 
     def day_list(self) -> list[date]:
@@ -286,6 +319,33 @@ class SampleData:
             )
         return events
 
+    def pos_sales(self, day: date, first_sale_id: int) -> tuple[list[dict], int]:
+        """The stores' sales of ``day`` (dicts of the values the sales table stores), and the next free id."""
+        if not self._products:
+            for _ in self.products():
+                pass
+        rng = self.rng("pos", day)
+        opening = datetime.combine(day, time(8), UTC)
+        rows = []
+        for n in range(self.config.pos_sales_per_day):
+            store = rng.choice(list(STORE_CURRENCIES))
+            pid, price = rng.choice(self._products)
+            quantity = rng.choices((1, 2, 3, 4), (60, 25, 10, 5))[0]
+            rows.append(
+                {
+                    "sale_id": first_sale_id + n,
+                    "store_id": store,
+                    "register_id": store * 10 + rng.randint(1, 3),
+                    "product_id": pid,
+                    "quantity": quantity,
+                    "amount": f"{quantity * price:.2f}",
+                    "currency": STORE_CURRENCIES[store],
+                    "sold_at": _timestamp_text(opening + timedelta(seconds=rng.random() * 13 * 3600), rng),
+                }
+            )
+        rows.sort(key=lambda r: r["sale_id"])
+        return rows, first_sale_id + len(rows)
+
 
 def _timestamp_text(moment: datetime, rng: random.Random) -> str:
     """ISO 8601 in the three spellings the contract allows: Z, an offset, or naive UTC."""
@@ -305,6 +365,7 @@ def corrupt(
     share: float,
     rng: random.Random,
     counts: SourceCounts,
+    extras: tuple[str, ...] = EXTRA_KINDS,
 ) -> list[list[dict | str]]:
     """Apply one defect to ``share`` of the rows and add extra duplicate/malformed lines.
 
@@ -327,7 +388,7 @@ def corrupt(
             group.append(bad)
             counts.rejected[reason] += 1
         if rng.random() < share / 3:
-            kind = rng.choice(EXTRA_KINDS)
+            kind = rng.choice(extras)
             if kind == "duplicate_key" and intact:
                 group.append(clash(row))
                 counts.rejected[f"duplicate_key:{key}"] += 1
@@ -348,6 +409,35 @@ def payment_clash(row: dict) -> dict:
 
 def event_clash(row: dict) -> dict:
     return {**row, "session_id": row["session_id"] + "-replayed"}
+
+
+def pos_clash(row: dict) -> dict:
+    return {**row, "quantity": row["quantity"] + 1}
+
+
+def write_sqlite_file(folder: Path, day: date, groups: list[list[dict | str]]) -> list[Path]:
+    """One point-of-sale database for the day, rows in table ``sales`` in order; a key missing from a row is
+    NULL; bytes in a TEXT column are stored as TEXT with exactly those bytes. Written under a temporary name
+    and renamed: the landing zone never shows half a file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"sales-{day.isoformat()}.sqlite"
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    text = {"currency", "sold_at"}  # TEXT columns: CAST stores bytes given for them as TEXT
+    marks = ", ".join("CAST(? AS TEXT)" if c in text else "?" for c in POS_COLUMNS)
+    conn = sqlite3.connect(partial)
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute(POS_DDL)
+        conn.executemany(
+            f"INSERT INTO sales ({', '.join(POS_COLUMNS)}) VALUES ({marks})",
+            ([line.get(c) for c in POS_COLUMNS] for group in groups for line in group if isinstance(line, dict)),
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    os.replace(partial, path)
+    return [path]
 
 
 def write_csv_files(folder: Path, groups: list[list[dict | str]], rng: random.Random, files: int = 2) -> list[Path]:

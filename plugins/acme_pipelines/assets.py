@@ -24,6 +24,7 @@ def warehouse_table(table: str) -> Asset:
 
 FACT_PAYMENTS = warehouse_table("core.fact_payments")
 FACT_EVENTS = warehouse_table("core.fact_events")
+FACT_POS_SALES = warehouse_table("core.fact_pos_sales")
 DAILY_REVENUE = warehouse_table("marts.daily_revenue")
 
 QUALITY_PASSED = Asset(name="quality.daily_passed", uri="x-quality://daily_passed", group="quality")

@@ -11,7 +11,7 @@ and its ``FileTrigger`` glob local paths only (an ``fs_conn_id`` base path,
 ``os.walk``), and ``S3KeySensor`` only S3; the landing root is an
 ``ObjectStoragePath`` that is ``file://`` locally and ``s3://conn@bucket/...``
 in production, and neither provider sensor applies the loads' rule of which
-files count (``*.csv[.gz]`` / ``*.jsonl[.gz]``, ``readers.data_files``): a
+files count (``*.csv[.gz]`` / ``*.jsonl[.gz]`` / ``*.sqlite``, ``readers.data_files``): a
 stray ``_tmp`` or ``.part`` file would satisfy them and the load would then
 fail. Here the check is the loads' own ``landing_load.partition_files`` on the
 same landing root, so the sensor passes exactly when the loads find files.

@@ -76,7 +76,7 @@ class WarehouseOperator(BaseOperator):
 
 
 class LandingLoadOperator(WarehouseOperator):
-    """Load one day of a landing source (``payments`` or ``events``) into its fact table.
+    """Load one day of a landing source (``payments``, ``events`` or ``pos``) into its fact table.
 
     :param source: a source of ``contract.SOURCES``.
     :param landing_root: ``file://...`` or ``s3://[conn_id@]bucket/prefix`` (templated).
