@@ -30,6 +30,7 @@ help:
 	@echo "               from the recorded OpenLineage events; writes data/artifacts/lineage/lineage.{html,png}"
 	@echo "make lineage-sql Q='SELECT ...' - SQL over the recorded OpenLineage events (views events, lineage_edges)"
 	@echo "make images - README images from the last demo (lineage page via headless Chromium, dashboard previews)"
+	@echo "make prometheus - install Prometheus and promtool (apt) if missing; make demo and the test targets do"
 	@echo "make snowflake-compare [DAYS=3] - the sync and daily_etl into PostgreSQL and into Snowflake (fakesnow"
 	@echo "               server), same DAG code; prints each table's row counts side by side and whether they match"
 	@echo "make lock   - re-resolve requirements.txt into requirements.lock (runtime, the image) and"
@@ -61,19 +62,25 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 		echo "WARNING: npm not found (apt-get install nodejs npm): the compose validation test will skip"; \
 	fi
 
-test: $(STAMP) $(NODE_STAMP)
+# Prometheus and promtool (Debian's `prometheus` package), installed when missing: make demo's
+# dashboard previews and tests/test_dashboard_preview.py backfill a capture and query a real server.
+.PHONY: prometheus
+prometheus:
+	@tools/install-prometheus.sh
+
+test: $(STAMP) $(NODE_STAMP) prometheus
 	@$(RUN) test $(PYTEST_ARGS)
 
 test-fast: $(STAMP) $(NODE_STAMP)
 	@$(RUN) test-fast $(PYTEST_ARGS)
 
-test-integration: $(STAMP) $(NODE_STAMP)
+test-integration: $(STAMP) $(NODE_STAMP) prometheus
 	@$(RUN) test-integration $(PYTEST_ARGS)
 
 test-e2e: $(STAMP) $(NODE_STAMP)
 	@$(RUN) test-e2e $(PYTEST_ARGS)
 
-demo: $(STAMP)
+demo: $(STAMP) prometheus
 	@$(RUN) demo $(DEMO_ARGS)
 
 env: $(STAMP)

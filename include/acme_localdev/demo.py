@@ -241,12 +241,21 @@ def print_observability(artifacts: Path, lineage_events: Path, capture: StatsdCa
     if code != 0:
         print(f"    (impact exited {code})")
     print(f"StatsD: {capture.lines:,} metric lines captured in {capture.path.relative_to(env.ROOT)}")
-    from acme_localdev.dashboard_preview import render_preview
+    from acme_localdev.dashboard_preview import render_previews
+    from acme_localdev.prometheus import PrometheusMissingError
 
-    for dashboard in sorted((env.ROOT / "deploy" / "grafana" / "dashboards").glob("*.json")):
-        png = artifacts / "metrics" / f"{dashboard.stem}.png"
-        render_preview(dashboard, capture.path, png)
-        print(f"    dashboard preview: {png.relative_to(env.ROOT)}")
+    dashboards = sorted((env.ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    try:  # the panels' PromQL answered by a Prometheus loaded with this capture (acme_localdev.prometheus)
+        previews = render_previews(dashboards, capture.path, artifacts / "metrics")
+    except PrometheusMissingError as exc:
+        print(f"    no dashboard previews: {exc}")
+        return
+    for preview in previews:
+        with_data = sum(p.has_data for p in preview.panels)
+        print(
+            f"    dashboard preview: {preview.png.relative_to(env.ROOT)} "
+            f"({with_data}/{len(preview.panels)} panels with data from Prometheus)"
+        )
 
 
 def print_cache_keys(prefix: str = "acme:cache") -> None:

@@ -4,13 +4,18 @@ Airflow sends StatsD (``airflow.<name>,<tag>=<value>,...:<value>|<type>``) to
 statsd-exporter, which turns it into Prometheus metrics by the rules of
 ``deploy/statsd/mapping.yml``; Prometheus scrapes it; the Grafana dashboards of
 ``deploy/grafana/dashboards/`` query Prometheus. This module reads those files
-the way statsd-exporter and PromQL do, for three users:
+the way statsd-exporter and PromQL do, for four users:
 
-- ``tests/test_observability_files.py`` (static cross-checks of the files),
+- ``tests/test_observability_files.py`` (static cross-checks of the files, in the unit
+  tier: no binary runs there, and Prometheus 2.42 has no API returning a query's
+  selectors, so ``promql_refs`` reads them; the queries themselves are run by a real
+  Prometheus in ``tests/test_dashboard_preview.py``),
 - ``docs/metrics.md`` (its metric table is ``render_metrics_table()``;
   ``python -m acme_localdev.observability --write-docs`` rewrites it),
 - tests that capture real datagrams: ``dashboard_coverage(observed)`` says which
-  dashboard metrics the observed StatsD names feed and which none does.
+  dashboard metrics the observed StatsD names feed and which none does,
+- ``acme_localdev.prometheus``, which replays a capture through ``map_statsd_name``
+  into statsd-exporter's metrics (statsd-exporter itself has no Debian package).
 
 Matching follows statsd-exporter: tags are split off the name before matching,
 glob rules (``*`` is one dot-separated component) are tried in file order before
@@ -95,6 +100,7 @@ class Rule:
     observer_type: str = "summary"
     action: str = "map"
     help: str = ""
+    buckets: tuple[float, ...] = ()  # histogram_options.buckets (or the defaults'); () = the exporter's default
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -187,6 +193,13 @@ def load_mapping(path: Path = MAPPING_FILE) -> list[Rule]:
                 or "summary",
                 action=entry.get("action") or "map",
                 help=entry.get("help") or "",
+                buckets=tuple(
+                    float(b)
+                    for b in (entry.get("histogram_options") or {}).get("buckets")
+                    or entry.get("buckets")
+                    or (defaults.get("histogram_options") or {}).get("buckets")
+                    or ()
+                ),
             )
         )
     return rules

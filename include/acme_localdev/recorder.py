@@ -205,7 +205,8 @@ class StatsdCapture:
     """A UDP listener on 127.0.0.1 that appends every StatsD line it receives to ``path``, timestamped.
 
     ``make demo`` points Airflow's StatsD client at it, so the metrics of the demo's runs can be read
-    (and previewed on the dashboards) without statsd-exporter or Prometheus.
+    without statsd-exporter; ``acme_localdev.prometheus`` backfills such a capture into a real
+    Prometheus, which answers the dashboards' queries for their previews.
     """
 
     def __init__(self, path: Any, port: int = 0) -> None:
