@@ -252,8 +252,8 @@ def exporter_scrapes(
     if not capture.datagrams:
         return Exposition(families, samples, [], 0, unmapped, 0)
 
-    first = math.floor(capture.datagrams[0].ts / interval) * interval
-    scrapes = [first]  # the scrape before the first datagram, then every interval until one after the last
+    first = (math.ceil(capture.datagrams[0].ts / interval) - 1) * interval  # strictly before the first datagram
+    scrapes = [first]  # then every interval until the one at or after the last datagram
     while scrapes[-1] < capture.datagrams[-1].ts:
         scrapes.append(scrapes[-1] + interval)
     pending = iter(capture.datagrams)
@@ -285,7 +285,7 @@ def exporter_scrapes(
                 seconds = datagram.value / 1000 if datagram.type == "ms" else datagram.value
                 series.observe(seconds, max(1, int(1 / datagram.rate)))
         for key, series in state.items():
-            if zero_start and born[key] == scrape and series.kind != "gauge" and scrape > scrapes[0]:
+            if zero_start and born[key] == scrape and series.kind != "gauge":
                 for name, extra, value in series.samples(key[0], zero=True):
                     samples.setdefault((name, tuple(sorted(key[1] + extra))), []).append((scrape - interval, value))
             for name, extra, value in series.samples(key[0]):
