@@ -92,3 +92,165 @@ def test_rule_breaking_source_rows_are_rejected_with_their_key(app_db, warehouse
     assert (locator, reason) == ("app_db:customers/customer_id=1", "bad_format:country")
     assert '"country":"us"' in raw.replace(" ", "")
     assert query(warehouse.dsn, "SELECT count(*) FROM core.dim_customer WHERE customer_id = 1") == [(0,)]
+
+
+# -- the three publishes (load, bulk, upsert): same rows, same rejects, same indexes ----------------------
+
+
+def synced(app_dsn, hook, source, start, end, run_id="run", ratio=0.01, bulk=None):
+    """``sync`` that also returns the stats (which publish, its phases)."""
+    stats = {}
+    audit = AuditEntry("test", f"sync_{source}", run_id, f"app_db:{source}", "t", f"{start}/{end}", datetime.now(UTC))
+    counts, _ = sync_table(
+        lambda: psycopg2.connect(app_dsn),
+        hook,
+        SYNC_BY_SOURCE[source],
+        start,
+        end,
+        audit,
+        max_reject_ratio=ratio,
+        stats=stats,
+        bulk=bulk,
+    )
+    return counts, stats
+
+
+def indexes(dsn, target):
+    """The target's index and constraint definitions (what a bulk publish or load drops and rebuilds)."""
+    schema, name = target.split(".")
+    return query(
+        dsn,
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s UNION ALL "
+        "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass "
+        "ORDER BY 1",
+        (schema, name, target),
+    )
+
+
+def same_rows(app_dsn, warehouse_dsn, table, where="true"):
+    cols, key = ", ".join(table.names), ", ".join(table.key)
+    digest = "SELECT count(*), md5(string_agg(({cols})::text, '|' ORDER BY {key})) FROM {table} WHERE {where}"
+    source = query(app_dsn, digest.format(cols=cols, key=key, table=table.source, where=where))
+    target = query(warehouse_dsn, digest.format(cols=cols, key=key, table=table.target, where=where))
+    return source == target
+
+
+def prepare(app_db, warehouse, source, method):
+    """The target as each publish finds it: empty (load), half there (bulk, forced; upsert, forced)."""
+    if method != "load":
+        sync(app_db, warehouse, source, START, START + timedelta(hours=24))
+    return {"load": None, "bulk": True, "upsert": False}[method]
+
+
+@pytest.mark.parametrize("method", ["load", "bulk", "upsert"])
+@pytest.mark.parametrize("source", ["orders", "order_items"])
+def test_every_publish_copies_the_window_and_keeps_the_indexes(app_db, warehouse, source, method):
+    table = SYNC_BY_SOURCE[source]
+    before = indexes(warehouse.dsn, table.target)
+    bulk = prepare(app_db, warehouse, source, method)
+    counts, stats = synced(app_db, warehouse, source, *EVERYTHING, run_id="full", bulk=bulk)
+    assert stats["method"] == method
+    [(expected,)] = query(app_db, f"SELECT count(*) FROM {source}")
+    assert counts.rows_in == counts.rows_loaded == expected > 0
+    assert same_rows(app_db, warehouse.dsn, table)
+    assert indexes(warehouse.dsn, table.target) == before, "the same indexes and constraints, rebuilt"
+    assert query(warehouse.dsn, f"SELECT DISTINCT _run_id FROM {table.target}") == [("full",)]
+
+
+@pytest.mark.parametrize("method", ["load", "bulk", "upsert"])
+def test_every_publish_rejects_the_same_rows_with_their_reasons(app_db, warehouse, method):
+    bulk = prepare(app_db, warehouse, "orders", method)
+    query(app_db, "ALTER TABLE orders DROP CONSTRAINT orders_status_check")  # the source lets a bad row through
+    [(first,), (second,), (third,)] = query(app_db, "SELECT order_id FROM orders ORDER BY order_id LIMIT 3")
+    query(app_db, "UPDATE orders SET status = 'lost' WHERE order_id = %s", (first,))
+    query(app_db, "UPDATE orders SET currency = 'usd' WHERE order_id = %s", (second,))
+    query(app_db, "UPDATE orders SET status = 'lost', currency = 'US' WHERE order_id = %s", (third,))
+    counts, stats = synced(app_db, warehouse, "orders", *EVERYTHING, ratio=0.5, bulk=bulk)
+    assert stats["method"] == method
+    assert counts.rejected_by_reason == {"bad_enum:status": 2, "bad_format:currency": 1}
+    assert counts.rows_in == counts.rows_loaded + counts.rows_rejected
+    rejects = query(warehouse.dsn, "SELECT locator, reason, raw_record::jsonb FROM ops.rejected_rows ORDER BY 1")
+    assert [(locator, reason) for locator, reason, _ in rejects] == sorted(
+        [
+            (f"app_db:orders/order_id={first}", "bad_enum:status"),
+            (f"app_db:orders/order_id={second}", "bad_format:currency"),
+            (f"app_db:orders/order_id={third}", "bad_enum:status"),  # the first broken rule is the reason
+        ]
+    )
+    assert {raw["order_id"]: (raw["status"], raw["currency"]) for _, _, raw in rejects}[third] == ("lost", "US")
+    bad = f"order_id IN ({first}, {second}, {third})"
+    if method == "load":  # a rejected row never reaches the target
+        assert query(warehouse.dsn, f"SELECT count(*) FROM core.fact_orders WHERE {bad}") == [(0,)]
+    assert same_rows(app_db, warehouse.dsn, SYNC_BY_SOURCE["orders"], where=f"NOT ({bad})")
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "upsert"])
+def test_newer_wins_on_an_overlap_in_either_publish(app_db, warehouse, bulk):
+    sync(app_db, warehouse, "orders", *EVERYTHING)
+    [(newer, _), (older, updated)] = query(app_db, "SELECT order_id, updated_at FROM orders ORDER BY order_id LIMIT 2")
+    # the warehouse holds a newer version of one order than the source sends, the source a newer of another
+    query(
+        warehouse.dsn,
+        "UPDATE core.fact_orders SET status = 'shipped', updated_at = updated_at + interval '1 day' "
+        "WHERE order_id = %s",
+        (newer,),
+    )
+    query(app_db, "UPDATE orders SET status = 'refunded', updated_at = %s WHERE order_id = %s", (updated, older))
+    earlier = "UPDATE core.fact_orders SET updated_at = updated_at - interval '1 hour' WHERE order_id = %s"
+    query(warehouse.dsn, earlier, (older,))
+    _, stats = synced(app_db, warehouse, "orders", *EVERYTHING, run_id="again", bulk=bulk)
+    assert stats["method"] == ("bulk" if bulk else "upsert")
+    assert query(warehouse.dsn, "SELECT status, _run_id FROM core.fact_orders WHERE order_id = %s", (newer,)) == [
+        ("shipped", "run")
+    ], "the warehouse's newer row stays"
+    assert query(warehouse.dsn, "SELECT status, _run_id FROM core.fact_orders WHERE order_id = %s", (older,)) == [
+        ("refunded", "again")
+    ], "the source's newer row wins"
+    assert same_rows(app_db, warehouse.dsn, SYNC_BY_SOURCE["orders"], where=f"order_id <> {newer}")
+
+
+@pytest.mark.parametrize("bulk", [None, False], ids=["bulk", "upsert"])
+def test_a_rerun_of_the_same_window_leaves_identical_rows(app_db, warehouse, bulk):
+    table = SYNC_BY_SOURCE["order_items"]
+    sync(app_db, warehouse, "order_items", *EVERYTHING, run_id="first")
+    once = table_checksum(warehouse.dsn, table.target, "order_id, line_no")
+    before = indexes(warehouse.dsn, table.target)
+    counts, stats = synced(app_db, warehouse, "order_items", *EVERYTHING, run_id="second", bulk=bulk)
+    assert stats["method"] == ("bulk" if bulk is None else "upsert")  # the window is the whole table
+    assert table_checksum(warehouse.dsn, table.target, "order_id, line_no") == once
+    assert counts.rows_loaded == once[0]
+    assert indexes(warehouse.dsn, table.target) == before
+    # equal updated_at: the rerun's copy wins (as an upsert does), so the rows carry the rerun's id
+    assert query(warehouse.dsn, f"SELECT DISTINCT _run_id FROM {table.target}") == [("second",)]
+
+
+def test_a_refused_load_publishes_nothing_and_records_the_rejects(app_db, warehouse):
+    from acme_pipelines.warehouse import TooManyRejectsError
+
+    before = indexes(warehouse.dsn, "core.fact_orders")
+    query(app_db, "UPDATE orders SET currency = 'usd' WHERE order_id %% 10 = 0")
+    [(bad,)] = query(app_db, "SELECT count(*) FROM orders WHERE currency = 'usd'")
+    with pytest.raises(TooManyRejectsError):
+        sync(app_db, warehouse, "orders", *EVERYTHING, ratio=0.01)
+    assert query(warehouse.dsn, "SELECT count(*) FROM core.fact_orders") == [(0,)]
+    assert indexes(warehouse.dsn, "core.fact_orders") == before
+    assert query(warehouse.dsn, "SELECT reason, count(*) FROM ops.rejected_rows GROUP BY 1") == [
+        ("bad_format:currency", bad)
+    ]
+    [(status, rows_in, rows_loaded, rows_rejected)] = query(
+        warehouse.dsn, "SELECT status, rows_in, rows_loaded, rows_rejected FROM ops.load_audit"
+    )
+    assert (status, rows_rejected) == ("failed", bad)
+    assert rows_in == rows_loaded + rows_rejected
+
+
+def test_a_target_the_load_cannot_take_is_staged(app_db, warehouse):
+    """A column whose binary form is not the contract type's: bulk (staged); a foreign key to it: upsert."""
+    query(warehouse.dsn, "ALTER TABLE core.fact_order_items ALTER COLUMN line_no TYPE bigint")
+    _, stats = synced(app_db, warehouse, "order_items", *EVERYTHING)
+    assert stats["method"] == "bulk"
+    assert same_rows(app_db, warehouse.dsn, SYNC_BY_SOURCE["order_items"])
+    query(warehouse.dsn, "CREATE TABLE ops.order_notes (order_id bigint REFERENCES core.fact_orders)")
+    _, stats = synced(app_db, warehouse, "orders", *EVERYTHING)
+    assert stats["method"] == "upsert"
+    assert same_rows(app_db, warehouse.dsn, SYNC_BY_SOURCE["orders"])

@@ -1,16 +1,53 @@
 """Sync rows changed in an ``updated_at`` window from the app database to the warehouse.
 
-Data moves as one COPY stream: ``COPY (SELECT ... window ...) TO STDOUT`` on the
-source is piped straight into ``COPY staging... FROM STDIN`` on the warehouse
-(bounded memory: a pipe buffer). Rows that break a contract rule are
-rejected in SQL; the rest are upserted into the target in one transaction,
-newer ``updated_at`` winning, so overlapping or repeated windows are harmless.
+Data moves as binary COPY streams: ``COPY (SELECT ... window ...) TO STDOUT (FORMAT binary)``
+on the source is piped straight into ``COPY ... FROM STDIN (FORMAT binary)`` on the
+warehouse (bounded memory: a pipe buffer). The source casts every column to its contract
+type (CONTRACT.md §1.1, ``SyncTable.columns``), so both ends agree on the binary layout
+and the warehouse parses no text. The contract's rule checks (``SyncTable.checks``) are
+one ``CASE`` evaluated once per row, in that SELECT, on the typed values: the first broken
+rule is the row's ``reason``. Rows with a reason are recorded in ``ops.rejected_rows``
+(locator, reason, the row as JSON), the rest are published, newer ``updated_at``
+winning, all in one warehouse transaction, so overlapping or repeated windows are
+harmless. The source is read in one REPEATABLE READ snapshot, so every query of a sync
+sees the same rows and ``rows_in = rows_loaded + rows_rejected`` holds.
+
+Three ways to publish, chosen per run, with the same result (rows, values, newer-wins):
+
+- *upsert* (a window small next to the target, e.g. the hourly run): the rows are staged
+  in a temporary table, then ``INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE
+  target.updated_at <= new.updated_at``; the target's indexes are maintained row by row
+  and readers are never blocked.
+- *bulk* (a window whose staged rows take at least ``BULK_FRACTION`` of the target's
+  size: a backfill, a catch-up): maintaining a B-tree row by row costs several times what
+  building it once does, so the target is locked (``ACCESS EXCLUSIVE``: readers wait for
+  the commit), its indexes and key constraints are dropped, its rows of staged keys that
+  are not newer than the staged ones are deleted and the staged rows whose key is then
+  free are inserted (hash joins), and the same indexes and constraints are rebuilt from
+  their definitions before the commit (the key is checked again as it is rebuilt).
+- *load* (the target is empty: the first sync into a new warehouse): as bulk, but nothing
+  is staged: the good rows (``reason IS NULL``, filtered by the source) are COPYed
+  straight into the locked, index-free target; the window is counted in the same
+  snapshot, and only when the count is more than what was loaded are the rejected rows
+  read again (``reason IS NOT NULL``) and recorded. A load that is refused
+  (``max_reject_ratio``) is rolled back and redone staged, which records the rejects and
+  publishes nothing.
+
+Bulk and load need a plain table that no foreign key references; load also needs target
+columns whose binary form is the contract type's (the same type, or both strings). Else
+the rows are upserted. ``bulk=False`` always upserts; ``bulk=True`` skips the size test.
+
+``sync_table(..., stats={})`` fills the dict with the method and the seconds of each step;
+the same figures are logged.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import IO, Any
@@ -21,43 +58,106 @@ from acme_pipelines.contract import SyncTable
 from acme_pipelines.migrations import require_current
 from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook, qualified, refusal_error, refuse
 
+log = logging.getLogger(__name__)
 
-class _CountingWriter:
+BULK_FRACTION = 0.25  # bulk publish when the staged rows take >= this share of the target's size (bytes)
+COPY_BLOCK = 1 << 16  # bytes per read from the pipe into the warehouse's COPY
+BULK_MAINTENANCE_WORK_MEM = "256MB"  # per index build of a bulk publish or load (SET LOCAL)
+TEMP_BUFFERS = "512MB"  # staged rows stay in the session's memory up to this size (allocated as used)
+_STRINGS = {"text", "character varying", "character"}  # one binary form: the bytes; typmods apply on receipt
+
+
+class _CountingReader:
+    """The pipe's read end for ``copy_expert``: counts bytes per block read, not per row written."""
+
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.bytes = 0
 
-    def write(self, data: bytes) -> int:
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
         self.bytes += len(data)
-        return self.raw.write(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data = self.raw.readline(size)
+        self.bytes += len(data)
+        return data
 
 
 def copy_between(src_conn: Any, src_sql: str, dst_cur: Any, dst_sql: str) -> int:
-    """Pipe a COPY TO STDOUT on one connection into a COPY FROM STDIN on another; returns bytes."""
+    """Pipe a COPY TO STDOUT on one connection into a COPY FROM STDIN on another; returns bytes.
+
+    psycopg2 hands the producer one ``write`` per row: it goes to a buffered file (C code, no
+    Python frame per row); bytes are counted on the reading side, per 64 KiB block.
+    """
     read_fd, write_fd = os.pipe()
-    reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
-    counting = _CountingWriter(writer)
+    reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb", buffering=COPY_BLOCK)
+    counting = _CountingReader(reader)
     failure: list[BaseException] = []
 
     def produce() -> None:
         try:
             with src_conn.cursor() as cur:
-                cur.copy_expert(src_sql, counting)
+                cur.copy_expert(src_sql, writer)
         except BaseException as exc:  # handed to the caller below
             failure.append(exc)
         finally:
-            writer.close()
+            with contextlib.suppress(OSError):  # the reading side went away first; its error is reported
+                writer.close()
 
     producer = threading.Thread(target=produce, name="copy-producer", daemon=True)
     producer.start()
     try:
-        dst_cur.copy_expert(dst_sql, reader)
+        dst_cur.copy_expert(dst_sql, counting, size=COPY_BLOCK)
     finally:
         reader.close()
         producer.join()
     if failure:
         raise failure[0]
     return counting.bytes
+
+
+def reason_expression(table: SyncTable) -> sql.Composable:
+    """The first broken rule's reason (``CASE WHEN <check> THEN <reason> ... END``), NULL for a good row."""
+    if not table.checks:
+        return sql.SQL("NULL::text")
+    return (
+        sql.SQL("CASE ")
+        + sql.SQL(" ").join(sql.SQL("WHEN {} THEN {}").format(sql.SQL(c), sql.Literal(r)) for c, r in table.checks)
+        + sql.SQL(" END")
+    )
+
+
+def source_select(table: SyncTable, start: datetime, end: datetime, *, rows: str = "all") -> sql.Composed:
+    """The window's rows, each column cast to its contract type, then ``reason``; ``rows``: all, good
+    (``reason IS NULL``, without the reason column) or rejected."""
+    typed = sql.SQL(", ").join(
+        sql.SQL("{0}::{1} AS {0}").format(sql.Identifier(n), sql.SQL(t)) for n, t in table.columns
+    )
+    window = sql.SQL("SELECT {typed} FROM {table} WHERE updated_at >= {start} AND updated_at < {end}").format(
+        typed=typed,
+        table=sql.Identifier(table.source),
+        start=sql.Literal(start.isoformat()),
+        end=sql.Literal(end.isoformat()),
+    )
+    reason = reason_expression(table)
+    if rows == "good":
+        names = sql.SQL(", ").join(map(sql.Identifier, table.names))
+        return sql.SQL("SELECT {} FROM ({}) AS s WHERE ({}) IS NULL").format(names, window, reason)
+    where = sql.SQL(" WHERE reason IS NOT NULL") if rows == "rejected" else sql.SQL("")
+    return sql.SQL("SELECT * FROM (SELECT *, {} AS reason FROM ({}) AS s) AS c{}").format(reason, window, where)
+
+
+class _Clock:
+    def __init__(self, phases: dict[str, float]) -> None:
+        self.phases = phases
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self.last
+        self.last = now
 
 
 def sync_table(
@@ -69,123 +169,382 @@ def sync_table(
     audit: AuditEntry,
     *,
     max_reject_ratio: float,
+    stats: dict[str, Any] | None = None,
+    bulk: bool | None = None,
 ) -> tuple[LoadCounts, int]:
     """Sync ``table`` rows with ``start <= updated_at < end``; returns counts and bytes moved.
 
+    ``stats``, when given, receives ``method`` (load, bulk or upsert) and ``phases`` (seconds per step, in
+    order), PostgreSQL warehouse only. ``bulk``:
+    None chooses the publish by size, False always upserts, True bulk-publishes (or loads) any window.
     On a Snowflake warehouse the rows go through ``snowflake_loads.sync_table`` instead of a COPY pipe.
     """
     if hook.dialect == "snowflake":
         from acme_pipelines.snowflake_loads import sync_table as on_snowflake
 
         return on_snowflake(source_conn_factory, hook, table, start, end, audit, max_reject_ratio=max_reject_ratio)
-    stage = f"staging.sync_{table.source}"
-    cols = sql.SQL(", ").join(map(sql.Identifier, table.names))
+    phases: dict[str, float] = {}
     source_conn = source_conn_factory()
     try:
-        source_conn.set_session(readonly=True)
+        # one snapshot for every read of this sync (the rows, the count, the rejects)
+        source_conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         with source_conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
-        select = sql.SQL(
-            "COPY (SELECT {cols} FROM {table} WHERE updated_at >= {start} AND updated_at < {end}) "
-            "TO STDOUT (FORMAT csv)"
-        ).format(
-            cols=cols,
-            table=sql.Identifier(table.source),
-            start=sql.Literal(start.isoformat()),
-            end=sql.Literal(end.isoformat()),
-        )
         with hook.connection() as conn:
             require_current(conn)
             with conn.cursor() as cur:
-                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(stage)))
-                cur.execute(
-                    sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
-                        qualified(stage),
-                        sql.SQL(", ").join(
-                            sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in table.columns
-                        ),
-                    )
-                )
-                moved = copy_between(
-                    source_conn,
-                    select.as_string(source_conn),
-                    cur,
-                    sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(qualified(stage), cols).as_string(conn),
-                )
-                rows_in = cur.rowcount  # what the COPY stream delivered
-                counts = _publish(cur, hook, table, stage, audit, max_reject_ratio, rows_in)
+                # staged rows stay in this session's memory up to TEMP_BUFFERS (set before its first temp table,
+                # committed so that a rollback keeps it)
+                cur.execute(sql.SQL("SET temp_buffers = {}").format(sql.Literal(TEMP_BUFFERS)))
             conn.commit()
+            clock = _Clock(phases)
             with conn.cursor() as cur:
-                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(stage)))
+                sync = _Sync(cur, source_conn, hook, table, start, end, audit, max_reject_ratio, clock)
+                loaded = bulk is not False and sync.load_if_empty()
+                if loaded is None:  # refused: nothing published; staged again to record the rejects
+                    conn.rollback()
+                    clock.lap("rolled back")
+                if not loaded:
+                    sync.staged(bulk)
             conn.commit()
+            clock.lap("commit")
     finally:
         source_conn.close()
-    return counts, moved
+    counts = sync.counts
+    if stats is not None:
+        stats.update(method=sync.method, phases=phases)
+    log.info(
+        "%s %s: %d rows in, %d rejected, %s; %s",
+        table.source,
+        audit.partition,
+        counts.rows_in,
+        counts.rows_rejected,
+        sync.method,
+        ", ".join(f"{name} {seconds:.2f}s" for name, seconds in phases.items()),
+    )
+    return counts, sync.moved
 
 
-def _publish(
-    cur: Any,
-    hook: WarehouseHook,
-    table: SyncTable,
-    stage: str,
-    audit: AuditEntry,
-    max_reject_ratio: float,
-    rows_in: int,
-) -> LoadCounts:
-    reason = (
-        sql.SQL("CASE ")
-        + sql.SQL(" ").join(sql.SQL("WHEN {} THEN {}").format(sql.SQL(c), sql.Literal(r)) for c, r in table.checks)
-        + sql.SQL(" END")
-        if table.checks
-        else sql.SQL("NULL::text")
-    )
-    # The reason is computed where it is needed (no UPDATE of the staged rows: that rewrites them all).
-    checked = sql.SQL("(SELECT s.*, {} AS reason FROM {} s)").format(reason, qualified(stage))
-    locator = sql.SQL(" || ',' || ").join(
-        sql.SQL("{} || '=' || {}").format(sql.Literal(k), sql.Identifier(k)) for k in table.key
-    )
-    hook.clear_rejects(cur, audit)
-    cur.execute(
-        sql.SQL(
-            "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
-            "SELECT %(run_id)s, %(source)s, %(partition)s, {table_lit} || '/' || {locator}, reason, "
-            "(to_jsonb(s) - 'reason')::text FROM {checked} s WHERE reason IS NOT NULL"
-        ).format(table_lit=sql.Literal(f"app_db:{table.source}"), locator=locator, checked=checked),
-        {"run_id": audit.run_id, "source": audit.source, "partition": audit.partition},
-    )
-    # rows_in from the COPY, rejects from the rows just recorded: no extra scan of the staged rows
-    cur.execute(
-        "SELECT reason, count(*) FROM ops.rejected_rows WHERE run_id = %s AND source = %s AND partition = %s "
-        "GROUP BY reason",
-        (audit.run_id, audit.source, audit.partition),
-    )
-    by_reason = dict(cur.fetchall())
-    rejected = sum(by_reason.values())
-    counts = LoadCounts(rows_in, rows_in - rejected, rejected, 0, by_reason)
-    counts.check()
-    if error := refuse(counts, max_reject_ratio):
-        hook.record_audit(cur, audit, counts, "failed", error)
-        cur.connection.commit()
-        raise refusal_error(f"{table.source} {audit.partition}", error, counts, max_reject_ratio)
-    key = sql.SQL(", ").join(map(sql.Identifier, table.key))
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n))
-        for n in [*table.names, "_run_id", "_loaded_at"]
-        if n not in table.key
-    )
-    cur.execute(
-        sql.SQL(
-            "INSERT INTO {target} ({cols}, _run_id, _loaded_at) SELECT {cols}, %(run_id)s, now() FROM {checked} c "
-            "WHERE reason IS NULL ON CONFLICT ({key}) DO UPDATE SET {updates} "
-            "WHERE {target}.updated_at <= EXCLUDED.updated_at"
-        ).format(
-            target=qualified(table.target),
-            cols=sql.SQL(", ").join(map(sql.Identifier, table.names)),
-            checked=checked,
-            key=key,
-            updates=updates,
-        ),
-        {"run_id": audit.run_id},
-    )
-    hook.record_audit(cur, audit, counts, "success", None)
-    return counts
+class _Sync:
+    """One sync's steps on an open warehouse cursor (its transaction) and source connection (its snapshot)."""
+
+    def __init__(
+        self,
+        cur: Any,
+        source_conn: Any,
+        hook: WarehouseHook,
+        table: SyncTable,
+        start: datetime,
+        end: datetime,
+        audit: AuditEntry,
+        max_reject_ratio: float,
+        clock: _Clock,
+    ) -> None:
+        self.cur, self.source_conn, self.hook, self.table = cur, source_conn, hook, table
+        self.start, self.end, self.audit, self.max_reject_ratio, self.clock = start, end, audit, max_reject_ratio, clock
+        self.stage = f"pg_temp.sync_{table.source}"
+        self.target = qualified(table.target)
+        self.counts = LoadCounts()
+        self.moved = 0
+        self.method = "upsert"
+
+    # -- staged: every row of the window into a temporary table, then upsert or bulk ------------------
+    def staged(self, bulk: bool | None) -> None:
+        rows_in = self._stage("all")
+        self.clock.lap("copy")
+        # statistics for the joins below (a new table has none: 2,000,000 staged rows were planned as 7,000)
+        self.cur.execute(sql.SQL("ANALYZE {}").format(qualified(self.stage)))
+        self.clock.lap("analyze")
+        self._record_rejects(rows_in)
+        self._refuse_unless_ok()
+        if self.counts.rows_loaded:
+            if bulk is not False and self._bulk_ok(bulk):
+                self.method = "bulk"
+                self._bulk_publish()
+            else:
+                self._upsert()
+                self.clock.lap("upsert")
+        self.hook.record_audit(self.cur, self.audit, self.counts, "success", None)
+
+    def _stage(self, rows: str) -> int:
+        """COPY the window's rows (all, or the rejected ones) into a new temporary table; returns the count."""
+        cur, table = self.cur, self.table
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(self.stage)))
+        cur.execute(
+            sql.SQL("CREATE TEMP TABLE {} ({}, reason text) ON COMMIT DROP").format(
+                sql.Identifier(self.stage.split(".")[1]),
+                sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in table.columns),
+            )
+        )
+        select = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(
+            source_select(table, self.start, self.end, rows=rows)
+        )
+        self.moved += copy_between(
+            self.source_conn,
+            select.as_string(self.source_conn),
+            cur,
+            # FREEZE: the table is new in this transaction; its readers need not set hint bits
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)")
+            .format(qualified(self.stage), sql.SQL(", ").join(map(sql.Identifier, [*table.names, "reason"])))
+            .as_string(cur.connection),
+        )
+        return cur.rowcount
+
+    def _record_rejects(self, rows_in: int, staged: int | None = None) -> None:
+        """Replace this source and partition's rejects with the staged rows that have a reason; count them.
+
+        ``staged``: how many rows the stage holds when they are not all of ``rows_in`` (a load stages the
+        rejected rows alone); the rest of ``rows_in`` were loaded."""
+        table = self.table
+        locator = sql.SQL(" || ',' || ").join(
+            sql.SQL("{} || '=' || {}").format(sql.Literal(k), sql.Identifier(k)) for k in table.key
+        )
+        self.hook.clear_rejects(self.cur, self.audit)
+        self.cur.execute(
+            sql.SQL(
+                "INSERT INTO ops.rejected_rows (run_id, source, partition, locator, reason, raw_record) "
+                "SELECT %(run_id)s, %(source)s, %(partition)s, {table_lit} || '/' || {locator}, reason, "
+                "(to_jsonb(s) - 'reason')::text FROM {stage} s WHERE reason IS NOT NULL"
+            ).format(table_lit=sql.Literal(f"app_db:{table.source}"), locator=locator, stage=qualified(self.stage)),
+            {"run_id": self.audit.run_id, "source": self.audit.source, "partition": self.audit.partition},
+        )
+        # rows_in from the COPY (or the count), rejects from the rows just recorded
+        self.cur.execute(
+            "SELECT reason, count(*) FROM ops.rejected_rows WHERE run_id = %s AND source = %s AND partition = %s "
+            "GROUP BY reason",
+            (self.audit.run_id, self.audit.source, self.audit.partition),
+        )
+        by_reason = dict(self.cur.fetchall())
+        rejected = sum(by_reason.values())
+        if staged is not None and staged != rejected:
+            raise AssertionError(f"{table.source}: {staged} rejected rows staged, {rejected} recorded")
+        self.counts = LoadCounts(rows_in, rows_in - rejected, rejected, 0, by_reason)
+        self.counts.check()
+        self.clock.lap("rejects")
+
+    def _refuse_unless_ok(self) -> None:
+        if error := refuse(self.counts, self.max_reject_ratio):
+            self.hook.record_audit(self.cur, self.audit, self.counts, "failed", error)
+            self.cur.connection.commit()
+            what = f"{self.table.source} {self.audit.partition}"
+            raise refusal_error(what, error, self.counts, self.max_reject_ratio)
+
+    def _target_columns(self) -> tuple[sql.Composable, sql.Composable]:
+        names = sql.SQL(", ").join(map(sql.Identifier, [*self.table.names, "_run_id", "_loaded_at"]))
+        values = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in self.table.names)
+        return names, values + sql.SQL(", %(run_id)s, now()")
+
+    def _upsert(self) -> None:
+        """Row-by-row upsert: the target's indexes stay, readers are never blocked."""
+        table = self.table
+        names, values = self._target_columns()
+        updates = sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n))
+            for n in [*table.names, "_run_id", "_loaded_at"]
+            if n not in table.key
+        )
+        self.cur.execute(
+            sql.SQL(
+                "INSERT INTO {target} ({names}) SELECT {values} FROM {stage} s WHERE s.reason IS NULL "
+                "ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {target}.updated_at <= EXCLUDED.updated_at"
+            ).format(
+                target=self.target,
+                names=names,
+                values=values,
+                stage=qualified(self.stage),
+                key=sql.SQL(", ").join(map(sql.Identifier, table.key)),
+                updates=updates,
+            ),
+            {"run_id": self.audit.run_id},
+        )
+
+    def _plain_target(self) -> bool:
+        """A plain table no foreign key references: its indexes and key constraints can be dropped and rebuilt."""
+        self.cur.execute(
+            "SELECT c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = c.oid) "
+            "FROM pg_class c WHERE c.oid = %s::regclass",
+            (self.table.target,),
+        )
+        return bool(self.cur.fetchone()[0])
+
+    def _bulk_ok(self, bulk: bool | None) -> bool:
+        """Whether the window is big next to the target (bytes staged >= BULK_FRACTION of the target's heap;
+        or ``bulk``) and the target plain (``_plain_target``)."""
+        self.cur.execute(
+            "SELECT pg_relation_size(%s::regclass), pg_relation_size(%s::regclass)", (self.table.target, self.stage)
+        )
+        target_bytes, staged_bytes = self.cur.fetchone()
+        return (bool(bulk) or staged_bytes >= BULK_FRACTION * target_bytes) and self._plain_target()
+
+    def _bulk_publish(self) -> None:
+        """Drop the target's indexes and key constraints, replace its rows that are not newer than the staged
+        ones and add the new keys (hash joins), rebuild the same indexes and constraints; in the caller's
+        transaction, the target locked."""
+        self.cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(self.target))
+        indexes = self._drop_indexes()
+        names, values = self._target_columns()
+        same_key = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in self.table.key)
+        stage = qualified(self.stage)
+        # staged keys already in the target: its row goes unless it is newer (then the staged row is not
+        # inserted below). A delete and an insert rather than an UPDATE: 10 to 20% less time when every
+        # key is there (1,000,000 orders, 2,000,000 order items)
+        self.cur.execute(
+            sql.SQL(
+                "DELETE FROM {target} t USING {stage} s "
+                "WHERE s.reason IS NULL AND {same_key} AND t.updated_at <= s.updated_at"
+            ).format(target=self.target, stage=stage, same_key=same_key)
+        )
+        self.clock.lap("delete")
+        self.cur.execute(
+            sql.SQL(
+                "INSERT INTO {target} ({names}) SELECT {values} FROM {stage} s WHERE s.reason IS NULL "
+                "AND NOT EXISTS (SELECT FROM {target} t WHERE {same_key})"
+            ).format(target=self.target, names=names, values=values, stage=stage, same_key=same_key),
+            {"run_id": self.audit.run_id},
+        )
+        self.clock.lap("insert")
+        self._build_indexes(indexes)
+
+    def _drop_indexes(self) -> list[sql.Composable]:
+        """Drop the target's key constraints (primary key, unique, exclusion) and other indexes; returns the
+        statements that rebuild them (the target must be locked)."""
+        cur = self.cur
+        cur.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'x') ORDER BY contype, conname",
+            (self.table.target,),
+        )
+        constraints = cur.fetchall()
+        cur.execute(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "WHERE i.indrelid = %s::regclass AND NOT EXISTS "
+            "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid) "
+            "ORDER BY 1",
+            (self.table.target,),
+        )
+        indexes = cur.fetchall()
+        rebuild: list[sql.Composable] = []
+        for name, definition in constraints:
+            cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(self.target, sql.Identifier(name)))
+            rebuild.append(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                    self.target, sql.Identifier(name), sql.SQL(definition)
+                )
+            )
+        for name, definition in indexes:
+            cur.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))  # regclass text: quoted as needed
+            rebuild.append(sql.SQL(definition))
+        self.clock.lap("drop indexes")
+        return rebuild
+
+    def _build_indexes(self, rebuild: list[sql.Composable]) -> None:
+        self.cur.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(BULK_MAINTENANCE_WORK_MEM)))
+        for statement in rebuild:
+            self.cur.execute(statement)
+        self.clock.lap("build indexes")
+
+    # -- load: an empty target takes the good rows straight from the source -------------------------
+    def load_if_empty(self) -> bool | None:
+        """Load the window into the target if it is empty (see the module's docstring): True when loaded,
+        False when the target is not empty or not loadable (nothing done), None when the load was refused
+        (the caller rolls back)."""
+        cur, table = self.cur, self.table
+        empty = sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(self.target)
+        cur.execute(empty)
+        if not cur.fetchone()[0] or not self._plain_target() or not self._binary_compatible():
+            return False
+        cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(self.target))
+        cur.execute(empty)  # again, now that no one else writes
+        if not cur.fetchone()[0]:
+            return False
+        self.method = "load"
+        indexes = self._drop_indexes()
+        restore = self._stamp_defaults()
+        self.moved += copy_between(
+            self.source_conn,
+            sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)")
+            .format(source_select(table, self.start, self.end, rows="good"))
+            .as_string(self.source_conn),
+            cur,
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)")
+            .format(self.target, sql.SQL(", ").join(map(sql.Identifier, table.names)))
+            .as_string(cur.connection),
+        )
+        loaded = cur.rowcount
+        cur.execute(restore)
+        self.clock.lap("copy")
+        with self.source_conn.cursor() as src:  # the same snapshot as the rows just loaded
+            src.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE updated_at >= %s AND updated_at < %s").format(
+                    sql.Identifier(table.source)
+                ),
+                (self.start, self.end),
+            )
+            rows_in = src.fetchone()[0]
+        self.clock.lap("count")
+        if rows_in > loaded:
+            staged = self._stage("rejected")
+            self.clock.lap("copy rejects")
+            self._record_rejects(rows_in, staged)
+        else:
+            self.hook.clear_rejects(cur, self.audit)
+            self.counts = LoadCounts(rows_in, loaded, 0, 0, {})
+            self.counts.check()
+            self.clock.lap("rejects")
+        if self.counts.rows_loaded != loaded:
+            raise AssertionError(f"{table.source}: loaded {loaded} rows, counted {self.counts.rows_loaded}")
+        if refuse(self.counts, self.max_reject_ratio):
+            return None
+        self._build_indexes(indexes)
+        self.hook.record_audit(cur, self.audit, self.counts, "success", None)
+        return True
+
+    def _stamp_defaults(self) -> sql.Composable:
+        """Make this run's id and ``now()`` the defaults of ``_run_id`` and ``_loaded_at`` (the COPY does not send
+        them with every row); returns the statement that puts the columns' own defaults back."""
+        self.cur.execute(
+            "SELECT a.attname, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
+            "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+            "WHERE a.attrelid = %s::regclass AND a.attname IN ('_run_id', '_loaded_at') ORDER BY a.attname",
+            (self.table.target,),
+        )
+        own = self.cur.fetchall()
+        self.cur.execute("SELECT now()")
+        stamps = {"_run_id": sql.Literal(self.audit.run_id), "_loaded_at": sql.Literal(self.cur.fetchone()[0])}
+        alter = sql.SQL("ALTER TABLE {} {}")
+        self.cur.execute(
+            alter.format(
+                self.target,
+                sql.SQL(", ").join(
+                    sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(sql.Identifier(name), stamps[name])
+                    for name, _ in own
+                ),
+            )
+        )
+        return alter.format(
+            self.target,
+            sql.SQL(", ").join(
+                sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(sql.Identifier(name), sql.SQL(default))
+                if default is not None
+                else sql.SQL("ALTER COLUMN {} DROP DEFAULT").format(sql.Identifier(name))
+                for name, default in own
+            ),
+        )
+
+    def _binary_compatible(self) -> bool:
+        """Whether each contract column's binary form is what the target's column reads (same type, or
+        both strings: a bpchar/varchar column applies its length on receipt as an INSERT would)."""
+        self.cur.execute(
+            "SELECT a.attname, format_type(a.atttypid, NULL), a.atttypid FROM pg_attribute a "
+            "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+            (self.table.target,),
+        )
+        target = {name: (type_name, oid) for name, type_name, oid in self.cur.fetchall()}
+        for name, contract_type in self.table.columns:
+            if name not in target:
+                return False
+            self.cur.execute("SELECT format_type(%s::regtype, NULL), %s::regtype::oid", (contract_type, contract_type))
+            type_name, oid = self.cur.fetchone()
+            if oid != target[name][1] and not (type_name in _STRINGS and target[name][0] in _STRINGS):
+                return False
+        return True
