@@ -113,6 +113,14 @@ def test_every_day_passed_and_every_check_is_recorded(world):
         "integrity:fact_payments.order_id",
         "integrity:fact_events.customer_id",
         "reconciliation:marts.daily_revenue",
+        "core.fact_pos_sales:sale_id.unique_check",
+        "core.fact_pos_sales:quantity.min",
+        "core.fact_pos_sales:has_rows",
+        "core.fact_pos_sales:sold_around_the_day",
+        "core.fact_pos_sales:interval_count(*)",
+        "accounting:core.fact_pos_sales",
+        "integrity:fact_pos_sales.product_id",
+        "unique_across_days:core.fact_pos_sales",
     ):
         assert expected in names, f"{expected} missing from {sorted(names)}"
 
@@ -366,6 +374,15 @@ def test_a_day_failing_quality_stops_features_training_and_the_report(dagbag, wo
         "LIMIT 1",
         (bad_day,),
     )
+    query(  # two store sales of a product the shop does not know, and one sale again in the day before
+        wh,
+        "INSERT INTO core.fact_pos_sales SELECT sale_id + 900000000, store_id, 999999999, quantity, amount, currency, "
+        "sold_at, amount_usd, dt, 'injected', now() FROM core.fact_pos_sales WHERE dt = %s LIMIT 2; "
+        "INSERT INTO core.fact_pos_sales SELECT sale_id, store_id, product_id, quantity, amount, currency, sold_at, "
+        "amount_usd, dt - 1, 'injected', now() FROM core.fact_pos_sales WHERE dt = %s AND _run_id <> 'injected' "
+        "LIMIT 1",
+        (bad_day, bad_day),
+    )
     try:
         dag_run = run(dagbag, "data_quality_check", expect="failed", partition=bad_day.isoformat())
         states = task_states(dag_run)
@@ -388,6 +405,10 @@ def test_a_day_failing_quality_stops_features_training_and_the_report(dagbag, wo
         assert "unique_across_days:core.fact_payments" in failed
         assert observed("unique_across_days:core.fact_payments") == "1 payment ids of the day also in other days"
         assert "unique_across_days:core.fact_events" not in failed
+        assert observed("integrity:fact_pos_sales.product_id") == "2 sales of unknown products"
+        assert observed("unique_across_days:core.fact_pos_sales") == "1 sale ids of the day also in other days"
+        assert {"accounting:core.fact_pos_sales", "integrity:fact_pos_sales.product_id"} <= set(failed)
+        assert states["check_pos_sales_columns"] == "success"
         # accounting catches it too: the fact table holds 3 rows no load accounted for
         assert "accounting:core.fact_payments" in failed
 
@@ -411,6 +432,7 @@ def test_a_day_failing_quality_stops_features_training_and_the_report(dagbag, wo
         assert query(wh, "SELECT count(*) FROM ml.model_registry WHERE model_version = %s", (version,)) == [(0,)]
     finally:
         query(wh, "DELETE FROM core.fact_payments WHERE _run_id = 'injected'")
+        query(wh, "DELETE FROM core.fact_pos_sales WHERE _run_id = 'injected'")
     # recovery: fix the data, rerun the check, the day is published again
     run(dagbag, "data_quality_check", partition=bad_day.isoformat())
     assert query(wh, "SELECT status FROM ops.quality_gate WHERE dt = %s", (bad_day,)) == [("passed",)]

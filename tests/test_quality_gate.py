@@ -39,3 +39,11 @@ def test_a_check_task_that_recorded_nothing_fails_the_gate(warehouse):
     )
     assert status == FAILED
     assert failed == ["check_payments_vs_day_before: no result (the task failed before checking; see its log)"]
+
+
+@pytest.mark.unit
+def test_the_gate_waits_for_every_check_the_point_of_sale_ones_included(dagbag):
+    dag = dagbag.dags["data_quality_check"]
+    checks = {t.task_id for t in dag.tasks if t.task_id.startswith("check_")}
+    assert {"check_pos_sales_columns", "check_pos_sales_table", "check_pos_sales_vs_week_before"} <= checks
+    assert dag.get_task("publish_gate").upstream_task_ids == checks, "the gate decides after every check"

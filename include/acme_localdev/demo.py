@@ -182,6 +182,7 @@ def print_outputs(artifacts: Path) -> None:
     if checks:
         days = ", ".join(f"{n} {status}" for status, n in gates)
         print(f"  quality results:  {checks[0][0]} checks ({checks[0][1]} failed) in ops.quality_results; days: {days}")
+    print_pos_sales()
     for week, orders, revenue, aov in _warehouse_rows(
         "SELECT iso_week, orders, revenue_usd, avg_order_value_usd FROM marts.weekly_kpis ORDER BY week_start"
     ):
@@ -189,6 +190,28 @@ def print_outputs(artifacts: Path) -> None:
         print(f"  weekly KPIs:      {week}: {kpis} (marts.weekly_kpis)")
     print('  query them:       eval "$(make -s env)"; psql -h 127.0.0.1 -U postgres warehouse')
     print_issue5_outputs()
+
+
+def print_pos_sales() -> None:
+    """The stores' point-of-sale sales daily_etl loaded (core.fact_pos_sales) and their rejects."""
+    for days, sales, stores, usd, first, last in _warehouse_rows(
+        "SELECT count(DISTINCT dt), count(*), count(DISTINCT store_id), coalesce(sum(amount_usd), 0), min(dt), max(dt) "
+        "FROM core.fact_pos_sales"
+    ):
+        if not sales:
+            print("  store sales:      none loaded (core.fact_pos_sales)")
+            return
+        [(rejected,)] = _warehouse_rows("SELECT count(*) FROM ops.rejected_rows WHERE source = 'landing:pos'") or [(0,)]
+        print(
+            f"  store sales:      {sales:,} rows of {stores} stores, {days} days {first}..{last}, ${usd:,.2f} "
+            f"(core.fact_pos_sales; {rejected} rows rejected in ops.rejected_rows)"
+        )
+        for dt, store, n, total in _warehouse_rows(
+            "SELECT dt, store_id, count(*), sum(amount_usd) FROM core.fact_pos_sales WHERE dt = %s "
+            "GROUP BY 1, 2 ORDER BY 4 DESC LIMIT 3",
+            (last,),
+        ):
+            print(f"    {dt} store {store}: {n:,} sales, ${total:,.2f}")
 
 
 def print_issue5_outputs() -> None:

@@ -25,6 +25,8 @@ FROM (
     SELECT 'core.fact_payments' AS target, (SELECT count(*) FROM core.fact_payments WHERE dt = %(dt)s) AS published
     UNION ALL
     SELECT 'core.fact_events', (SELECT count(*) FROM core.fact_events WHERE dt = %(dt)s)
+    UNION ALL
+    SELECT 'core.fact_pos_sales', (SELECT count(*) FROM core.fact_pos_sales WHERE dt = %(dt)s)
 ) t
 LEFT JOIN LATERAL (
     SELECT * FROM ops.load_audit la
@@ -51,10 +53,18 @@ WHERE e.dt = %(dt)s AND e.customer_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM core.dim_customer c WHERE c.customer_id = e.customer_id)
 
 UNION ALL
+-- Referential integrity: the stores sold products the shop knows.
+SELECT 'integrity:fact_pos_sales.product_id', 'referential_integrity', 'core.fact_pos_sales',
+       count(*) = 0, count(*)::text || ' sales of unknown products', '0',
+       'store sales of the day whose product_id is not in core.dim_product'
+FROM core.fact_pos_sales s
+WHERE s.dt = %(dt)s AND NOT EXISTS (SELECT 1 FROM core.dim_product p WHERE p.product_id = s.product_id)
+
+UNION ALL
 -- One row per business key across all days (contract section 1.2). The fact tables are partitioned by day,
 -- so no index enforces it; the loads do (acme_pipelines.day_partitions), and this checks the day's keys.
 -- The two ranges of dt skip the day's own partition; the day's smallest and largest key bound each other
--- day's key index read (payment ids grow with time; event UUIDs do not, so that one reads more).
+-- day's key index read (payment and sale ids grow with time; event UUIDs do not, so that one reads more).
 SELECT 'unique_across_days:core.fact_payments', 'uniqueness', 'core.fact_payments',
        count(*) = 0, count(*)::text || ' payment ids of the day also in other days', '0',
        'rows of other days whose payment_id the day also holds'
@@ -73,6 +83,16 @@ WHERE (o.dt < %(dt)s::date OR o.dt >= %(dt)s::date + 1)
   AND o.event_id BETWEEN (SELECT min(event_id) FROM core.fact_events WHERE dt = %(dt)s)
                      AND (SELECT max(event_id) FROM core.fact_events WHERE dt = %(dt)s)
   AND EXISTS (SELECT 1 FROM core.fact_events d WHERE d.dt = %(dt)s AND d.event_id = o.event_id)
+
+UNION ALL
+SELECT 'unique_across_days:core.fact_pos_sales', 'uniqueness', 'core.fact_pos_sales',
+       count(*) = 0, count(*)::text || ' sale ids of the day also in other days', '0',
+       'rows of other days whose sale_id the day also holds'
+FROM core.fact_pos_sales o
+WHERE (o.dt < %(dt)s::date OR o.dt >= %(dt)s::date + 1)
+  AND o.sale_id BETWEEN (SELECT min(sale_id) FROM core.fact_pos_sales WHERE dt = %(dt)s)
+                    AND (SELECT max(sale_id) FROM core.fact_pos_sales WHERE dt = %(dt)s)
+  AND EXISTS (SELECT 1 FROM core.fact_pos_sales d WHERE d.dt = %(dt)s AND d.sale_id = o.sale_id)
 
 UNION ALL
 -- The mart agrees with the facts it was built from.
