@@ -94,10 +94,10 @@ def test_rule_breaking_source_rows_are_rejected_with_their_key(app_db, warehouse
     assert query(warehouse.dsn, "SELECT count(*) FROM core.dim_customer WHERE customer_id = 1") == [(0,)]
 
 
-# -- the three publishes (load, bulk, upsert): same rows, same rejects, same indexes ----------------------
+# -- the two publishes (load into an empty target, upsert): same rows, same rejects, same indexes -----------
 
 
-def synced(app_dsn, hook, source, start, end, run_id="run", ratio=0.01, bulk=None):
+def synced(app_dsn, hook, source, start, end, run_id="run", ratio=0.01, load=True):
     """``sync`` that also returns the stats (which publish, its phases)."""
     stats = {}
     audit = AuditEntry("test", f"sync_{source}", run_id, f"app_db:{source}", "t", f"{start}/{end}", datetime.now(UTC))
@@ -110,13 +110,13 @@ def synced(app_dsn, hook, source, start, end, run_id="run", ratio=0.01, bulk=Non
         audit,
         max_reject_ratio=ratio,
         stats=stats,
-        bulk=bulk,
+        load=load,
     )
     return counts, stats
 
 
 def indexes(dsn, target):
-    """The target's index and constraint definitions (what a bulk publish or load drops and rebuilds)."""
+    """The target's index and constraint definitions (what a load drops and rebuilds)."""
     schema, name = target.split(".")
     return query(
         dsn,
@@ -135,38 +135,50 @@ def same_rows(app_dsn, warehouse_dsn, table, where="true"):
     return source == target
 
 
-def prepare(app_db, warehouse, source, method):
-    """The target as each publish finds it: empty (load), half there (bulk, forced; upsert, forced)."""
-    if method != "load":
+PUBLISHES = {  # name: (what the target holds first, load=)
+    "load": (False, True),  # empty
+    "upsert": (True, True),  # the first day already synced
+    "upsert into an empty table": (False, False),
+}
+
+
+def prepare(app_db, warehouse, source, publish):
+    half_there, load = PUBLISHES[publish]
+    if half_there:
         sync(app_db, warehouse, source, START, START + timedelta(hours=24))
-    return {"load": None, "bulk": True, "upsert": False}[method]
+    return load
 
 
-@pytest.mark.parametrize("method", ["load", "bulk", "upsert"])
+@pytest.mark.parametrize("publish", PUBLISHES)
 @pytest.mark.parametrize("source", ["orders", "order_items"])
-def test_every_publish_copies_the_window_and_keeps_the_indexes(app_db, warehouse, source, method):
+def test_either_publish_copies_the_window_and_keeps_the_indexes(app_db, warehouse, source, publish):
     table = SYNC_BY_SOURCE[source]
     before = indexes(warehouse.dsn, table.target)
-    bulk = prepare(app_db, warehouse, source, method)
-    counts, stats = synced(app_db, warehouse, source, *EVERYTHING, run_id="full", bulk=bulk)
-    assert stats["method"] == method
+    load = prepare(app_db, warehouse, source, publish)
+    counts, stats = synced(app_db, warehouse, source, *EVERYTHING, run_id="full", load=load)
+    assert stats["method"] == publish.split()[0]
     [(expected,)] = query(app_db, f"SELECT count(*) FROM {source}")
     assert counts.rows_in == counts.rows_loaded == expected > 0
     assert same_rows(app_db, warehouse.dsn, table)
     assert indexes(warehouse.dsn, table.target) == before, "the same indexes and constraints, rebuilt"
     assert query(warehouse.dsn, f"SELECT DISTINCT _run_id FROM {table.target}") == [("full",)]
+    assert query(
+        warehouse.dsn,
+        "SELECT count(*) FROM pg_attrdef WHERE adrelid = %s::regclass",
+        (table.target,),
+    ) == [(0,)], "the load's column defaults are gone"
 
 
-@pytest.mark.parametrize("method", ["load", "bulk", "upsert"])
-def test_every_publish_rejects_the_same_rows_with_their_reasons(app_db, warehouse, method):
-    bulk = prepare(app_db, warehouse, "orders", method)
+@pytest.mark.parametrize("publish", PUBLISHES)
+def test_either_publish_rejects_the_same_rows_with_their_reasons(app_db, warehouse, publish):
+    load = prepare(app_db, warehouse, "orders", publish)
     query(app_db, "ALTER TABLE orders DROP CONSTRAINT orders_status_check")  # the source lets a bad row through
     [(first,), (second,), (third,)] = query(app_db, "SELECT order_id FROM orders ORDER BY order_id LIMIT 3")
     query(app_db, "UPDATE orders SET status = 'lost' WHERE order_id = %s", (first,))
     query(app_db, "UPDATE orders SET currency = 'usd' WHERE order_id = %s", (second,))
     query(app_db, "UPDATE orders SET status = 'lost', currency = 'US' WHERE order_id = %s", (third,))
-    counts, stats = synced(app_db, warehouse, "orders", *EVERYTHING, ratio=0.5, bulk=bulk)
-    assert stats["method"] == method
+    counts, stats = synced(app_db, warehouse, "orders", *EVERYTHING, ratio=0.5, load=load)
+    assert stats["method"] == publish.split()[0]
     assert counts.rejected_by_reason == {"bad_enum:status": 2, "bad_format:currency": 1}
     assert counts.rows_in == counts.rows_loaded + counts.rows_rejected
     rejects = query(warehouse.dsn, "SELECT locator, reason, raw_record::jsonb FROM ops.rejected_rows ORDER BY 1")
@@ -179,13 +191,12 @@ def test_every_publish_rejects_the_same_rows_with_their_reasons(app_db, warehous
     )
     assert {raw["order_id"]: (raw["status"], raw["currency"]) for _, _, raw in rejects}[third] == ("lost", "US")
     bad = f"order_id IN ({first}, {second}, {third})"
-    if method == "load":  # a rejected row never reaches the target
+    if not PUBLISHES[publish][0]:  # an empty target: a rejected row never reaches it
         assert query(warehouse.dsn, f"SELECT count(*) FROM core.fact_orders WHERE {bad}") == [(0,)]
     assert same_rows(app_db, warehouse.dsn, SYNC_BY_SOURCE["orders"], where=f"NOT ({bad})")
 
 
-@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "upsert"])
-def test_newer_wins_on_an_overlap_in_either_publish(app_db, warehouse, bulk):
+def test_newer_wins_both_ways_on_an_overlap(app_db, warehouse):
     sync(app_db, warehouse, "orders", *EVERYTHING)
     [(newer, _), (older, updated)] = query(app_db, "SELECT order_id, updated_at FROM orders ORDER BY order_id LIMIT 2")
     # the warehouse holds a newer version of one order than the source sends, the source a newer of another
@@ -198,8 +209,8 @@ def test_newer_wins_on_an_overlap_in_either_publish(app_db, warehouse, bulk):
     query(app_db, "UPDATE orders SET status = 'refunded', updated_at = %s WHERE order_id = %s", (updated, older))
     earlier = "UPDATE core.fact_orders SET updated_at = updated_at - interval '1 hour' WHERE order_id = %s"
     query(warehouse.dsn, earlier, (older,))
-    _, stats = synced(app_db, warehouse, "orders", *EVERYTHING, run_id="again", bulk=bulk)
-    assert stats["method"] == ("bulk" if bulk else "upsert")
+    _, stats = synced(app_db, warehouse, "orders", *EVERYTHING, run_id="again")
+    assert stats["method"] == "upsert"
     assert query(warehouse.dsn, "SELECT status, _run_id FROM core.fact_orders WHERE order_id = %s", (newer,)) == [
         ("shipped", "run")
     ], "the warehouse's newer row stays"
@@ -209,18 +220,18 @@ def test_newer_wins_on_an_overlap_in_either_publish(app_db, warehouse, bulk):
     assert same_rows(app_db, warehouse.dsn, SYNC_BY_SOURCE["orders"], where=f"order_id <> {newer}")
 
 
-@pytest.mark.parametrize("bulk", [None, False], ids=["bulk", "upsert"])
-def test_a_rerun_of_the_same_window_leaves_identical_rows(app_db, warehouse, bulk):
+def test_a_rerun_of_the_same_window_leaves_identical_rows(app_db, warehouse):
     table = SYNC_BY_SOURCE["order_items"]
-    sync(app_db, warehouse, "order_items", *EVERYTHING, run_id="first")
+    _, stats = synced(app_db, warehouse, "order_items", *EVERYTHING, run_id="first")
+    assert stats["method"] == "load"
     once = table_checksum(warehouse.dsn, table.target, "order_id, line_no")
     before = indexes(warehouse.dsn, table.target)
-    counts, stats = synced(app_db, warehouse, "order_items", *EVERYTHING, run_id="second", bulk=bulk)
-    assert stats["method"] == ("bulk" if bulk is None else "upsert")  # the window is the whole table
+    counts, stats = synced(app_db, warehouse, "order_items", *EVERYTHING, run_id="second")
+    assert stats["method"] == "upsert"
     assert table_checksum(warehouse.dsn, table.target, "order_id, line_no") == once
     assert counts.rows_loaded == once[0]
     assert indexes(warehouse.dsn, table.target) == before
-    # equal updated_at: the rerun's copy wins (as an upsert does), so the rows carry the rerun's id
+    # equal updated_at: the rerun's copy wins (as it always did), so the rows carry the rerun's id
     assert query(warehouse.dsn, f"SELECT DISTINCT _run_id FROM {table.target}") == [("second",)]
 
 
@@ -244,11 +255,11 @@ def test_a_refused_load_publishes_nothing_and_records_the_rejects(app_db, wareho
     assert rows_in == rows_loaded + rows_rejected
 
 
-def test_a_target_the_load_cannot_take_is_staged(app_db, warehouse):
-    """A column whose binary form is not the contract type's: bulk (staged); a foreign key to it: upsert."""
+def test_an_empty_target_the_load_cannot_take_is_upserted(app_db, warehouse):
+    """A column whose binary form is not the contract type's; a foreign key to the target."""
     query(warehouse.dsn, "ALTER TABLE core.fact_order_items ALTER COLUMN line_no TYPE bigint")
     _, stats = synced(app_db, warehouse, "order_items", *EVERYTHING)
-    assert stats["method"] == "bulk"
+    assert stats["method"] == "upsert"
     assert same_rows(app_db, warehouse.dsn, SYNC_BY_SOURCE["order_items"])
     query(warehouse.dsn, "CREATE TABLE ops.order_notes (order_id bigint REFERENCES core.fact_orders)")
     _, stats = synced(app_db, warehouse, "orders", *EVERYTHING)

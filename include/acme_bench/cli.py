@@ -219,7 +219,6 @@ SYNC_NOTES = {
     "alone": "by itself, into an empty warehouse",
     "together": "both at once (the DAG's app_db pool: 2 slots)",
     "rerun": "same window again, every key there",
-    "upsert": "same again, bulk=False: row-by-row upsert",
 }
 
 
@@ -242,7 +241,7 @@ def sync_rows(synced: dict[str, Any]) -> list[list[str]]:
             "all rows over the wall clock, as the DAG runs them (2 sync tasks at a time)",
         ]
     )
-    for run in ("alone", "together", "rerun", "upsert"):
+    for run in SYNC_NOTES:
         for source, r in synced[run]["tables"].items():
             rows.append(
                 [
@@ -266,7 +265,7 @@ def print_sync(synced: dict[str, Any], rate_b: float | None) -> None:
     """Where each sync's time went (its phases), and each rate against (b)."""
     print()
     print("(e) sync phases, seconds (rows/s of the table's rows over that phase):")
-    for run in ("alone", "together", "rerun", "upsert"):
+    for run in SYNC_NOTES:
         for source, r in synced[run]["tables"].items():
             phases = ", ".join(
                 f"{name} {seconds:.2f}" + (f" ({r['rows_in'] / seconds:,.0f})" if seconds >= 0.05 else "")
@@ -275,7 +274,7 @@ def print_sync(synced: dict[str, Any], rate_b: float | None) -> None:
             other = r["seconds"] - sum(r["phases"].values())
             print(f"  {source:<11} {run:<8} {r['method']:<6} {phases}; connect and checks {other:.2f}")
     print()
-    for run in ("alone", "together", "rerun", "upsert"):
+    for run in SYNC_NOTES:
         ratios = ", ".join(
             f"{source} {_sync_rate(r) / rate_b:.2f}" if rate_b else f"{source} n/a"
             for source, r in synced[run]["tables"].items()
