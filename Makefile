@@ -21,7 +21,7 @@ help:
 	@echo "make down   - stop what make up started"
 	@echo "make audit  - pip-audit of requirements.lock against PyPI's advisory data (docs/operations.md)"
 	@echo "make env    - print the exports for this checkout's Airflow: eval \"\$$(make -s env)\""
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff, and the layers of plugins/acme_pipelines (import-linter)"
 	@echo "make bench  - time the payments load vs raw COPY, pandas, insert_rows on one generated file (N=2000000)"
 	@echo "make bench-cluster - a 14-day backfill of daily_etl and its chain on the Celery cluster: wall time,"
 	@echo "               the most tasks running/slots occupied per pool (metadata DB), whether a pool was exceeded"
@@ -127,6 +127,7 @@ snowflake-compare: $(STAMP)
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
+	@PYTHONPATH=$(CURDIR)/plugins $(VENV)/bin/lint-imports --no-cache
 
 # Runtime lock first; the dev lock takes it as constraint, so the versions they share agree.
 lock: $(STAMP)

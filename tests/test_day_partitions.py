@@ -12,8 +12,8 @@ import pytest
 from psycopg2.errors import LockNotAvailable
 
 from acme_pipelines import day_partitions
+from acme_pipelines.backends import load_partition
 from acme_pipelines.contract import EVENTS
-from acme_pipelines.landing_load import load_partition
 from conftest import query, table_checksum
 from test_landing_load import DAY, EVENT, HEADER, add_fx, audit, load_payments, write
 

@@ -10,6 +10,7 @@ from sqlglot import exp
 
 from acme_pipelines import migrations
 from acme_pipelines.dialects import warehouse_ddl
+from acme_pipelines.migrations import discover
 from conftest import query
 
 SCHEMAS = ("core", "marts", "ops", "features", "ml")
@@ -74,7 +75,7 @@ def test_snowflake_tables_have_the_postgres_columns(warehouse, snowflake_columns
 
 @pytest.mark.unit
 def test_snowflake_ddl_has_nothing_snowflake_rejects():
-    for statement in warehouse_ddl("snowflake"):
+    for statement in (s for m in discover() for s in warehouse_ddl("snowflake", m.path)):
         tree = sqlglot.parse_one(statement, read="snowflake")
         assert not list(tree.find_all(exp.CheckColumnConstraint)), statement
         types = {t.this for t in tree.find_all(exp.DataType)}
@@ -85,4 +86,4 @@ def test_snowflake_ddl_has_nothing_snowflake_rejects():
 @pytest.mark.unit
 def test_an_unknown_dialect_is_refused():
     with pytest.raises(ValueError, match="unknown warehouse dialect"):
-        warehouse_ddl("oracle")
+        warehouse_ddl("oracle", discover()[0].path)

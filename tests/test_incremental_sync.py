@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg2
 import pytest
 
+from acme_pipelines.accounting import AuditEntry
 from acme_pipelines.contract import SYNC_BY_SOURCE, SYNC_TABLES
 from acme_pipelines.incremental_sync import sync_table
-from acme_pipelines.warehouse import AuditEntry
 from acme_sample_data.build import build
 from acme_sample_data.generator import GeneratorConfig
 from conftest import query, table_checksum
@@ -236,7 +236,7 @@ def test_a_rerun_of_the_same_window_leaves_identical_rows(app_db, warehouse):
 
 
 def test_a_refused_load_publishes_nothing_and_records_the_rejects(app_db, warehouse):
-    from acme_pipelines.warehouse import TooManyRejectsError
+    from acme_pipelines.accounting import TooManyRejectsError
 
     before = indexes(warehouse.dsn, "core.fact_orders")
     query(app_db, "UPDATE orders SET currency = 'usd' WHERE order_id %% 10 = 0")

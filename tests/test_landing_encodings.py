@@ -312,7 +312,7 @@ def issue_day(root: Path, gz: bool) -> dict:
 
 
 def audit(source: str, run_id: str = "run-1"):
-    from acme_pipelines.warehouse import AuditEntry
+    from acme_pipelines.accounting import AuditEntry
 
     target = "core.fact_payments" if source == "payments" else "core.fact_events"
     return AuditEntry("test", "load", run_id, f"landing:{source}", target, DAY.isoformat(), datetime.now(UTC))
@@ -369,7 +369,7 @@ def test_the_issue_day_loads_into_postgres(warehouse, tmp_path, monkeypatch, gz,
 
 @pytest.mark.integration
 def test_a_day_of_header_only_files_publishes_zero_rows_on_postgres(warehouse, tmp_path):
-    from acme_pipelines.landing_load import load_partition
+    from acme_pipelines.backends import load_partition
     from conftest import query
 
     put(tmp_path, "payments", "part-000.csv", BOM + HEADER + b"\r\n")
@@ -383,7 +383,7 @@ def test_a_day_of_header_only_files_publishes_zero_rows_on_postgres(warehouse, t
 
 @pytest.mark.integration
 def test_a_truncated_events_gzip_beside_a_good_file_fails_naming_it_and_publishes_nothing(warehouse, tmp_path):
-    from acme_pipelines.landing_load import load_partition
+    from acme_pipelines.backends import load_partition
     from conftest import query
 
     put(tmp_path, "events", "part-000.jsonl", b"\n".join(event(i) for i in range(20_000, 25_000)), gz=True)
@@ -402,7 +402,7 @@ def test_the_issue_day_loads_from_s3_and_a_zero_byte_gzip_there_fails_naming_it(
     """The same files as objects on S3 (moto server), read through ObjectStoragePath and gunzipped on the fly."""
     from airflow.sdk import ObjectStoragePath
 
-    from acme_pipelines.landing_load import load_partition
+    from acme_pipelines.backends import load_partition
     from conftest import query
 
     day = issue_day(tmp_path / "local", gz=True)
@@ -442,7 +442,7 @@ def snowflake(fakesnow_server):
 
     from acme_localdev.warehouse_compare import fakesnow_connection
     from acme_pipelines.migrations import upgrade
-    from acme_pipelines.warehouse import warehouse_hook
+    from acme_pipelines.warehouse_hooks import warehouse_hook
 
     database = f"ENC_{uuid.uuid4().hex[:8].upper()}"
     with pytest.MonkeyPatch.context() as mp:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from acme_pipelines.accounting import AuditEntry, LoadFailedError
+from acme_pipelines.backends import load_partition
 from acme_pipelines.contract import EVENTS, PAYMENTS, POS
-from acme_pipelines.landing_load import LoadFailedError, load_partition
 from acme_pipelines.readers import SourceFileError
-from acme_pipelines.warehouse import AuditEntry
 from acme_sample_data.build import build
 from acme_sample_data.generator import GeneratorConfig
 from conftest import ROOT, query, table_checksum
@@ -288,8 +288,9 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from acme_pipelines.contract import PAYMENTS
-from acme_pipelines.landing_load import load_partition
-from acme_pipelines.warehouse import AuditEntry, WarehouseHook
+from acme_pipelines.backends import load_partition
+from acme_pipelines.accounting import AuditEntry
+from acme_pipelines.warehouse import WarehouseHook
 hook = WarehouseHook(dsn=sys.argv[1])
 audit = AuditEntry("t", "t", "killed", "landing:payments", "core.fact_payments", "2026-11-01", datetime.now(UTC))
 load_partition(hook, PAYMENTS, Path(sys.argv[2]), date(2026, 11, 1), audit, max_reject_ratio=1, batch_rows=2000)

@@ -20,8 +20,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 from acme_pipelines import migrations
+from acme_pipelines.backends import load_partition
 from acme_pipelines.contract import PAYMENTS
-from acme_pipelines.landing_load import load_partition
 from acme_pipelines.migrations import LATEST, ChecksumMismatchError, SchemaBehindError, upgrade
 from acme_pipelines.warehouse import WarehouseHook
 from conftest import query

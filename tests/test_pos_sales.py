@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from acme_pipelines.accounting import AuditEntry
 from acme_pipelines.contract import POS
 from acme_pipelines.readers import BAD_ENCODING, SourceFileError, data_files, read_batches
 from acme_pipelines.validation import validate
-from acme_pipelines.warehouse import AuditEntry
 
 DAY = date(2026, 11, 1)
 # Columns in another order than the contract's, and one the contract does not name: both are fine.
@@ -247,7 +247,7 @@ def counted(counts) -> tuple[int, int, int, int]:
 
 @pytest.mark.integration
 def test_a_day_loads_into_postgres_every_row_accounted_and_a_rerun_changes_nothing(warehouse, tmp_path):
-    from acme_pipelines.landing_load import load_partition
+    from acme_pipelines.backends import load_partition
     from conftest import query, table_checksum
 
     files = a_day(tmp_path)
@@ -287,7 +287,7 @@ def test_a_day_loads_into_postgres_every_row_accounted_and_a_rerun_changes_nothi
 def test_a_clean_day_takes_the_direct_path_and_a_corrupt_file_fails_naming_it(warehouse, tmp_path, caplog):
     import logging
 
-    from acme_pipelines.landing_load import load_partition
+    from acme_pipelines.backends import load_partition
     from conftest import query, table_checksum
 
     caplog.set_level(logging.INFO, logger="acme_pipelines.landing_load")
@@ -311,7 +311,7 @@ def test_a_day_loads_from_s3(warehouse, tmp_path, s3_server, s3_bucket, monkeypa
     """SQLite reads local files: an object on S3 is copied to a temporary file, read, and removed."""
     from airflow.sdk import ObjectStoragePath
 
-    from acme_pipelines.landing_load import load_partition
+    from acme_pipelines.backends import load_partition
     from conftest import query
 
     files = a_day(tmp_path / "local")
@@ -335,7 +335,7 @@ def test_a_day_loads_into_snowflake_as_into_postgres(fakesnow_server, tmp_path, 
     from acme_localdev.warehouse_compare import fakesnow_connection
     from acme_pipelines.migrations import upgrade
     from acme_pipelines.snowflake_loads import load_partition
-    from acme_pipelines.warehouse import warehouse_hook
+    from acme_pipelines.warehouse_hooks import warehouse_hook
 
     database = f"POS_{uuid.uuid4().hex[:8].upper()}"
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", fakesnow_connection(fakesnow_server, database))

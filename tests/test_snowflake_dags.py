@@ -27,7 +27,7 @@ from acme_localdev.warehouse_compare import (
     published_rows,
 )
 from acme_pipelines.migrations import upgrade
-from acme_pipelines.warehouse import warehouse_hook
+from acme_pipelines.warehouse_hooks import warehouse_hook
 from acme_sample_data.build import build
 from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
@@ -171,9 +171,10 @@ def test_a_load_over_the_reject_ratio_publishes_nothing_on_snowflake(warehouses)
 def test_a_load_that_fails_after_staging_or_before_commit_changes_nothing_and_leaves_no_staging(warehouses):
     from airflow.sdk import ObjectStoragePath
 
+    from acme_pipelines.accounting import AuditEntry
     from acme_pipelines.contract import SOURCES
     from acme_pipelines.snowflake_loads import load_partition
-    from acme_pipelines.warehouse import AuditEntry, warehouse_hook
+    from acme_pipelines.warehouse_hooks import warehouse_hook
 
     hook = warehouse_hook("warehouse")
     assert hook.dialect == "snowflake"

@@ -78,10 +78,11 @@ def project_load(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]
     """(a) the project's ``load_partition``: read, validate, stage, publish into core.fact_payments."""
     import pyarrow as pa
 
+    from acme_pipelines.accounting import AuditEntry
+    from acme_pipelines.backends import load_partition
     from acme_pipelines.contract import PAYMENTS
-    from acme_pipelines.landing_load import load_partition
     from acme_pipelines.migrations import upgrade
-    from acme_pipelines.warehouse import AuditEntry, WarehouseHook
+    from acme_pipelines.warehouse import WarehouseHook
 
     hook = WarehouseHook(dsn=dsn)
     upgrade(hook)
@@ -216,7 +217,7 @@ def table_floor(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
 
     from acme_pipelines import day_partitions
     from acme_pipelines.contract import PAYMENTS
-    from acme_pipelines.landing_load import fact_schema
+    from acme_pipelines.landing_batches import fact_schema
 
     columns = ", ".join(fact_schema(PAYMENTS).names)
     table = "core.fact_payments"

@@ -28,10 +28,11 @@ from typing import Any
 
 import psycopg2
 
+from acme_pipelines.accounting import AuditEntry
 from acme_pipelines.contract import SYNC_BY_SOURCE
 from acme_pipelines.incremental_sync import sync_table
 from acme_pipelines.migrations import upgrade
-from acme_pipelines.warehouse import AuditEntry, WarehouseHook
+from acme_pipelines.warehouse import WarehouseHook
 from acme_sample_data.app_db import SCHEMA_SQL
 
 TABLES = ("orders", "order_items")

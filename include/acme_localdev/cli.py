@@ -94,7 +94,7 @@ def migrate_warehouse(conn_id: str = "warehouse") -> list:
     """Apply the warehouse's schema migrations (``acme_pipelines.migrations``) to ``conn_id``, from the
     environment's connection or airflow_settings.yaml's; a missing PostgreSQL database is created first."""
     from acme_pipelines import migrations
-    from acme_pipelines.warehouse import warehouse_hook
+    from acme_pipelines.warehouse_hooks import warehouse_hook
 
     started = time.monotonic()
     with settings_connection(conn_id):

@@ -227,7 +227,7 @@ def main(argv: list[str]) -> int:
     from acme_localdev.demo import dsn, reset_warehouse
     from acme_localdev.recorder import HttpRecorder
     from acme_pipelines.migrations import upgrade
-    from acme_pipelines.warehouse import warehouse_hook
+    from acme_pipelines.warehouse_hooks import warehouse_hook
     from acme_sample_data.build import build, with_database
     from acme_sample_data.fx import FxServer
     from acme_sample_data.generator import GeneratorConfig

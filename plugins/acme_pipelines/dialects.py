@@ -23,19 +23,15 @@ from pathlib import Path
 DIALECTS = ("postgres", "snowflake")
 
 
-def warehouse_ddl(dialect: str, source: Path | None = None) -> list[str]:
-    """The warehouse's DDL statements for ``dialect``, in order: of the migration file ``source``, or of
-    every migration (``None``: the whole schema). On Snowflake, index statements and the ``staging``
-    schema are left out; a statement SQLGlot cannot parse is an error rather than skipped."""
+def warehouse_ddl(dialect: str, source: Path) -> list[str]:
+    """The DDL statements of the migration file ``source`` for ``dialect``, in order. On Snowflake, index
+    statements and the ``staging`` schema are left out; a statement SQLGlot cannot parse is an error rather
+    than skipped."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown warehouse dialect {dialect!r}; one of {DIALECTS}")
     import sqlglot
     from sqlglot import exp
 
-    if source is None:
-        from acme_pipelines.migrations import discover
-
-        return [s for migration in discover() for s in warehouse_ddl(dialect, migration.path)]
     parsed = [s for s in sqlglot.parse(source.read_text(), read="postgres") if s is not None]
     if dialect == "postgres":
         return [s.sql(dialect="postgres") for s in parsed]

@@ -12,8 +12,9 @@ import re
 from datetime import date
 from typing import Any
 
+from acme_pipelines.accounting import AuditEntry, LoadCounts
 from acme_pipelines.migrations import require_current
-from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook
+from acme_pipelines.warehouse import WarehouseHook
 
 _CODE = re.compile(r"^[A-Z]{3}$")
 

@@ -54,9 +54,10 @@ from typing import IO, Any
 
 from psycopg2 import sql
 
+from acme_pipelines.accounting import AuditEntry, LoadCounts, refusal_error, refuse
 from acme_pipelines.contract import SyncTable
 from acme_pipelines.migrations import require_current
-from acme_pipelines.warehouse import AuditEntry, LoadCounts, WarehouseHook, qualified, refusal_error, refuse
+from acme_pipelines.warehouse import WarehouseHook, qualified
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +176,8 @@ def sync_table(
 
     ``stats``, when given, receives ``method`` (load or upsert) and ``phases`` (seconds per step, in order).
     ``load=False`` upserts into an empty target too.
-    On a Snowflake warehouse the rows go through ``snowflake_loads.sync_table`` instead of a COPY pipe.
+    PostgreSQL warehouse; ``backends.sync_table`` picks this or ``snowflake_loads.sync_table``.
     """
-    if hook.dialect == "snowflake":
-        from acme_pipelines.snowflake_loads import sync_table as on_snowflake
-
-        return on_snowflake(source_conn_factory, hook, table, start, end, audit, max_reject_ratio=max_reject_ratio)
     phases: dict[str, float] = {}
     source_conn = source_conn_factory()
     try:

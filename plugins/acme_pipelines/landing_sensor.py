@@ -13,7 +13,7 @@ and its ``FileTrigger`` glob local paths only (an ``fs_conn_id`` base path,
 in production, and neither provider sensor applies the loads' rule of which
 files count (``*.csv[.gz]`` / ``*.jsonl[.gz]`` / ``*.sqlite``, ``readers.data_files``): a
 stray ``_tmp`` or ``.part`` file would satisfy them and the load would then
-fail. Here the check is the loads' own ``landing_load.partition_files`` on the
+fail. Here the check is the loads' own ``landing_batches.partition_files`` on the
 same landing root, so the sensor passes exactly when the loads find files.
 
 The timeout comes from the ``landing_wait_timeout_minutes`` variable (default
@@ -56,8 +56,8 @@ def missing_sources(landing_root: str, sources: Sequence[str], day: date) -> lis
     """The sources without files of ``day`` under ``landing_root``, by the loads' own rule (blocking I/O)."""
     from airflow.sdk import ObjectStoragePath
 
-    from acme_pipelines.landing_load import partition_files
-    from acme_pipelines.warehouse import LoadFailedError
+    from acme_pipelines.accounting import LoadFailedError
+    from acme_pipelines.landing_batches import partition_files
 
     root = ObjectStoragePath(landing_root)
     missing = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from acme_pipelines.warehouse import LoadCounts
+from acme_pipelines.accounting import LoadCounts
 
 PREFIX = "acme.pipeline"
 # StatsD names allow [A-Za-z0-9_.-/]; with InfluxDB tags a value outside that set drops the whole metric.

@@ -381,7 +381,7 @@ def resolve_connection(conn_id: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from acme_pipelines.warehouse import warehouse_hook
+    from acme_pipelines.warehouse_hooks import warehouse_hook
 
     parser = argparse.ArgumentParser(prog="python -m acme_pipelines.migrations", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("upgrade", "status"))

@@ -23,7 +23,7 @@ GRAINS = {"day": DAY, "week": WEEK}
 
 
 def _audit(context: Any, source: str, target: str, partition: Partition) -> Any:
-    from acme_pipelines.warehouse import AuditEntry
+    from acme_pipelines.accounting import AuditEntry
 
     ti = context["ti"]
     return AuditEntry(
@@ -53,8 +53,8 @@ class WarehouseOperator(BaseOperator):
 
     @property
     def warehouse(self) -> Any:
-        """PostgreSQL or Snowflake, by the type of the connection (``warehouse.warehouse_hook``)."""
-        from acme_pipelines.warehouse import warehouse_hook
+        """PostgreSQL or Snowflake, by the type of the connection (``warehouse_hooks.warehouse_hook``)."""
+        from acme_pipelines.warehouse_hooks import warehouse_hook
 
         return warehouse_hook(self.warehouse_conn_id)
 
@@ -106,8 +106,9 @@ class LandingLoadOperator(WarehouseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk import ObjectStoragePath
 
+        from acme_pipelines.backends import load_partition
         from acme_pipelines.contract import SOURCES
-        from acme_pipelines.landing_load import HAS_AMOUNT_USD, load_partition
+        from acme_pipelines.landing_batches import HAS_AMOUNT_USD
         from acme_pipelines.lineage import storage_dataset
         from acme_pipelines.metrics import emit_load_metrics
 
@@ -232,7 +233,7 @@ class WarehouseSqlOperator(WarehouseOperator):
         self.precondition = precondition
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from acme_pipelines.warehouse import rebuild_partition
+        from acme_pipelines.backends import rebuild_partition
 
         partition = resolve_partition(context, GRAINS[self.grain])
         hook = self.warehouse
@@ -281,8 +282,8 @@ class IncrementalSyncOperator(WarehouseOperator):
 
         from airflow.sdk import BaseHook
 
+        from acme_pipelines.backends import sync_table
         from acme_pipelines.contract import SYNC_BY_SOURCE
-        from acme_pipelines.incremental_sync import sync_table
         from acme_pipelines.metrics import emit_load_metrics
         from acme_pipelines.warehouse import pg_connect
 

@@ -1,7 +1,7 @@
 """The loaders on Snowflake: the same inputs, row accounting and published rows as on PostgreSQL.
 
 Rows are read and validated by the same Arrow code as the PostgreSQL loaders
-(``landing_load.prepare_tables``, ``db_readers``), typed, spooled to Parquet and
+(``landing_batches.prepare_tables``, ``db_readers``), typed, spooled to Parquet and
 staged into transient tables (``snowflake_warehouse``). Ranking, contract checks
 (``dialects.condition``) and the publish run as Snowflake SQL. Each publish is ONE
 transaction holding the rejects, the rows and the audit row: DELETE of what is
@@ -25,6 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from acme_pipelines.accounting import AuditEntry, LoadCounts, refusal_error, refuse
 from acme_pipelines.arrow_types import arrow_type
 from acme_pipelines.contract import SourceSpec, SyncTable
 from acme_pipelines.migrations import require_current
@@ -38,7 +39,6 @@ from acme_pipelines.snowflake_warehouse import (
     stage_table_name,
     transaction,
 )
-from acme_pipelines.warehouse import AuditEntry, LoadCounts, refusal_error, refuse
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ REJECTS_SCHEMA = pa.schema([("locator", pa.string()), ("reason", pa.string()), (
 def landing_schema(spec: SourceSpec) -> pa.Schema:
     """The staged rows of a landing load: typed fact columns (``amount_usd`` included) and where each row
     came from."""
-    from acme_pipelines.landing_load import fact_schema
+    from acme_pipelines.landing_batches import fact_schema
 
     return pa.schema(
         [
@@ -78,7 +78,7 @@ def load_partition(
 ) -> Any:
     """``landing_load.load_partition`` on Snowflake: validated rows and rejects staged as Parquet, repeated
     keys ranked in SQL, the day replaced in one transaction."""
-    from acme_pipelines.landing_load import (
+    from acme_pipelines.landing_batches import (
         HAS_AMOUNT_USD,
         LoadResult,
         Plan,
@@ -211,7 +211,7 @@ def sync_table(
     Arrow batches, staged as Parquet, checked in SQL, upserted (newer ``updated_at`` wins) in one transaction."""
     from acme_pipelines.db_readers import postgres_window_batches
     from acme_pipelines.dialects import condition
-    from acme_pipelines.landing_load import files_size
+    from acme_pipelines.landing_batches import files_size
 
     schema = pa.schema([(name, arrow_type(kind)) for name, kind in table.columns])
     target = identifier(table.target)
@@ -315,7 +315,7 @@ def rebuild_partition(
     partition_column: str,
     precondition_text: str | None = None,
 ) -> int:
-    """``warehouse.rebuild_partition`` on Snowflake: the PostgreSQL file transpiled (``dialects``), run in one
+    """``partition_rebuild.rebuild_partition`` on Snowflake: the PostgreSQL file transpiled (``dialects``), run in one
     transaction; returns the partition's row count."""
     from airflow.sdk.exceptions import AirflowFailException
 

@@ -11,7 +11,7 @@ dropped in ``finally`` (a killed worker leaves an ``ACME_STAGE_*`` table behind)
 
 The loaders (``snowflake_loads``) build on the same pieces: ``ParquetSpool``
 writes Arrow batches to Parquet files, ``stage_files`` lands them in a transient
-table. ``warehouse.warehouse_hook`` returns this hook when the ``warehouse``
+table. ``warehouse_hooks.warehouse_hook`` returns this hook when the ``warehouse``
 connection is of type ``snowflake``. The tables are made by the migrations
 (``acme_pipelines.migrations``, DDL derived by ``dialects.warehouse_ddl``).
 """

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -22,70 +22,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowFailException
 from psycopg2 import sql
 
-
-@dataclass
-class LoadCounts:
-    """Contract §2: rows_in = rows_loaded + rows_rejected + rows_duplicate."""
-
-    rows_in: int = 0
-    rows_loaded: int = 0
-    rows_rejected: int = 0
-    rows_duplicate: int = 0
-    rejected_by_reason: dict[str, int] = field(default_factory=dict)
-
-    def reject(self, reason: str, n: int = 1) -> None:
-        """Count ``n`` rows rejected for ``reason``."""
-        self.rows_rejected += n
-        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + n
-
-    def check(self) -> None:
-        if self.rows_in != self.rows_loaded + self.rows_rejected + self.rows_duplicate:
-            raise AssertionError(f"row accounting does not add up: {self}")
-
-    @property
-    def reject_ratio(self) -> float:
-        return self.rows_rejected / self.rows_in if self.rows_in else 0.0
-
-
-class LoadFailedError(RuntimeError):
-    """The load was refused (too many rejects, missing inputs); nothing was published."""
-
-
-class TooManyRejectsError(LoadFailedError, AirflowFailException):
-    """Contract §2: the rejected share is over ``max_reject_ratio``. The rejects are recorded and nothing is
-    published. The same input fails again, so it is an AirflowFailException: the task fails without retries."""
-
-
-def refuse(counts: LoadCounts, max_reject_ratio: float, missing_fx: set[str] | None = None, day: Any = None) -> str:
-    """Why a counted load must not publish ("" when it may): too many rejects, or currencies without a rate."""
-    if counts.reject_ratio > max_reject_ratio:
-        return (
-            f"{counts.rows_rejected} of {counts.rows_in} rows rejected "
-            f"({counts.reject_ratio:.2%} > max_reject_ratio {max_reject_ratio:.2%})"
-        )
-    if missing_fx:
-        return f"no FX rate for {', '.join(sorted(missing_fx))} on {day}: load core.fx_rates first"
-    return ""
-
-
-def refusal_error(what: str, error: str, counts: LoadCounts, max_reject_ratio: float) -> LoadFailedError:
-    """The exception for a refused load (``refuse``): TooManyRejectsError when that is the reason."""
-    kind = TooManyRejectsError if counts.reject_ratio > max_reject_ratio else LoadFailedError
-    return kind(f"{what}: {error}; nothing was published")
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    dag_id: str
-    task_id: str
-    run_id: str
-    source: str
-    target: str
-    partition: str
-    started_at: datetime
+from acme_pipelines.accounting import AuditEntry, LoadCounts
 
 
 @dataclass(frozen=True)
@@ -259,56 +198,6 @@ class WarehouseHook(ScopedConnection, BaseHook):
                 error,
             ),
         )
-
-
-def warehouse_hook(conn_id: str = "warehouse") -> Any:
-    """The hook for the warehouse connection ``conn_id``: ``SnowflakeWarehouseHook`` when the connection is of
-    type ``snowflake``, else ``WarehouseHook`` (PostgreSQL). The DAGs never know which."""
-    if BaseHook.get_connection(conn_id).conn_type == "snowflake":
-        from acme_pipelines.snowflake_warehouse import SnowflakeWarehouseHook
-
-        return SnowflakeWarehouseHook(snowflake_conn_id=conn_id)
-    return WarehouseHook(conn_id)
-
-
-def rebuild_partition(
-    hook: Any,
-    sql_text: str,
-    params: dict[str, Any],
-    target: str,
-    partition_column: str,
-    precondition_text: str | None = None,
-) -> int:
-    """Run a partition's SQL file (delete + insert of ``params["dt"]``) in one transaction; its row count.
-
-    ``precondition_text`` returns one row (ok, message): not ok fails the task and changes nothing.
-    On Snowflake the PostgreSQL file is transpiled (``snowflake_loads.rebuild_partition``).
-    """
-    if hook.dialect == "snowflake":
-        from acme_pipelines.snowflake_loads import rebuild_partition as on_snowflake
-
-        return on_snowflake(hook, sql_text, params, target, partition_column, precondition_text)
-    from acme_pipelines.migrations import require_current
-
-    with hook.connection() as conn:
-        require_current(conn)
-        with conn.cursor() as cur:
-            lock_day(cur, target, params["dt"])
-            if precondition_text:
-                cur.execute(precondition_text, params)
-                ok, message = cur.fetchone()
-                if not ok:
-                    raise AirflowFailException(f"{target} {params['dt']}: {message}")
-            cur.execute(sql_text, params)
-            cur.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(
-                    qualified(target), sql.Identifier(partition_column)
-                ),
-                (params["dt"],),
-            )
-            rows = cur.fetchone()[0]
-        conn.commit()
-    return rows
 
 
 def pg_connect(dsn_or_conn_id: str) -> Any:

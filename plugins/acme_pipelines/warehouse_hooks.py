@@ -1,0 +1,19 @@
+"""The warehouse connection's hook, chosen once by the connection's type (as common-sql picks a hook)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from acme_pipelines.warehouse import WarehouseHook
+
+
+def warehouse_hook(conn_id: str = "warehouse") -> Any:
+    """The hook for the warehouse connection ``conn_id``: ``SnowflakeWarehouseHook`` when the connection is of
+    type ``snowflake``, else ``WarehouseHook`` (PostgreSQL). The DAGs never know which."""
+    if BaseHook.get_connection(conn_id).conn_type == "snowflake":
+        from acme_pipelines.snowflake_warehouse import SnowflakeWarehouseHook
+
+        return SnowflakeWarehouseHook(snowflake_conn_id=conn_id)
+    return WarehouseHook(conn_id)
