@@ -79,10 +79,10 @@ class TriggerCompleteWeekOperator(TriggerForPartitionOperator):
 
     def execute(self, context: Any) -> Any:
         from acme_pipelines.quality import days_passed
-        from acme_pipelines.warehouse import WarehouseHook
+        from acme_pipelines.warehouse_hooks import warehouse_hook
 
         week = self.target_partition(context)
-        passed = days_passed(WarehouseHook(self.warehouse_conn_id), week.days())
+        passed = days_passed(warehouse_hook(self.warehouse_conn_id), week.days())
         if len(passed) < len(week.days()):
             missing = ", ".join(str(d) for d in week.days() if d not in passed)
             raise AirflowSkipException(f"week of {week.key}: {len(passed)} of 7 days passed quality (not: {missing})")

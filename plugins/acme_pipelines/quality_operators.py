@@ -35,9 +35,9 @@ def _day_clause(column: str, partition: Partition) -> str:
 
 def _record(operator: BaseOperator, conn_id: str, context: Any, partition: Partition, outcomes: list) -> None:
     from acme_pipelines.quality import record_results
-    from acme_pipelines.warehouse import WarehouseHook
+    from acme_pipelines.warehouse_hooks import warehouse_hook
 
-    record_results(WarehouseHook(conn_id), partition.dt, context["run_id"], operator.task_id, outcomes)
+    record_results(warehouse_hook(conn_id), partition.dt, context["run_id"], operator.task_id, outcomes)
     failed = [o.name for o in outcomes if not o.passed]
     operator.log.info("%d checks recorded in %s, %d failed %s", len(outcomes), RESULTS_TABLE, len(failed), failed)
 
@@ -56,12 +56,12 @@ class _RecordedChecks:
     def execute(self, context: Any) -> None:
         from acme_pipelines.lineage import warehouse_lineage
         from acme_pipelines.quality import CheckOutcome, outcomes_from_sql_checks
-        from acme_pipelines.warehouse import WarehouseHook
+        from acme_pipelines.warehouse_hooks import warehouse_hook
 
         partition = resolve_partition(context, DAY)
         self._scope(partition)
         self.check_results = []
-        hook = WarehouseHook(self.conn_id)  # lineage is built here, not in the listener's fork (operators.py)
+        hook = warehouse_hook(self.conn_id)  # lineage is built here, not in the listener's fork (operators.py)
         self._results_lineage = warehouse_lineage(hook, [], [hook.dataset(RESULTS_TABLE)])
         try:
             super().execute(context)  # type: ignore[misc]
@@ -225,10 +225,10 @@ class QualityGateSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> bool:
         from acme_pipelines.quality import FAILED, gate_status
-        from acme_pipelines.warehouse import WarehouseHook
+        from acme_pipelines.warehouse_hooks import warehouse_hook
 
         partition = resolve_partition(context, DAY)
-        status, failed = gate_status(WarehouseHook(self.warehouse_conn_id), partition.dt)
+        status, failed = gate_status(warehouse_hook(self.warehouse_conn_id), partition.dt)
         if status == FAILED:
             raise AirflowFailException(
                 f"{partition.key} failed its quality checks ({', '.join(failed)}): not processing it. "
@@ -238,7 +238,7 @@ class QualityGateSensor(BaseSensorOperator):
         if status is not None:  # the last poke: lineage is built here, not in the listener's fork
             from acme_pipelines.lineage import warehouse_lineage
 
-            hook = WarehouseHook(self.warehouse_conn_id)
+            hook = warehouse_hook(self.warehouse_conn_id)
             self._lineage = warehouse_lineage(hook, [hook.dataset("ops.quality_gate")], [])
         return status is not None
 

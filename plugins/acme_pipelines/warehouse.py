@@ -203,23 +203,35 @@ class WarehouseHook(ScopedConnection, BaseHook):
 def pg_connect(dsn_or_conn_id: str) -> Any:
     """A psycopg2 connection from a libpq URL or an Airflow connection id.
 
-    Built here rather than by PostgresHook, which hands out psycopg 3
-    connections when that driver is installed; the COPY streaming here is psycopg2's.
+    The connection's extras reach libpq as the postgres provider's ``PostgresHook`` passes them
+    (``sslmode``, ``sslrootcert``, ``connect_timeout``, ``options``, ``keepalives_idle``,
+    ``application_name``, ...; the provider's own options such as ``cursor`` or
+    ``sqlalchemy_scheme`` are left out, by the provider's list). The connection is made here, not by
+    ``PostgresHook.get_conn``, because that hands out psycopg 3 connections when that driver is
+    installed (it is, through Airflow) and the COPY streaming here is psycopg2's. IAM authentication,
+    which only the provider implements, is refused rather than ignored.
     """
     import psycopg2
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     if "://" in dsn_or_conn_id:
         return psycopg2.connect(dsn_or_conn_id)
     conn = BaseHook.get_connection(dsn_or_conn_id)
     extra = conn.extra_dejson
+    if extra.get("iam"):
+        raise ValueError(f"connection {dsn_or_conn_id!r}: IAM authentication is not supported for the warehouse")
+    options = {k: v for k, v in extra.items() if k not in PostgresHook.ignored_extra_options}
     return psycopg2.connect(
-        host=conn.host,
-        port=conn.port or 5432,
-        user=conn.login,
-        password=conn.password,
-        dbname=conn.schema,
-        sslmode=extra.get("sslmode", "prefer"),
-        application_name="acme_pipelines",
+        **{
+            "sslmode": "prefer",
+            "application_name": "acme_pipelines",
+            **options,
+            "host": conn.host,
+            "port": conn.port or 5432,
+            "user": conn.login,
+            "password": conn.password,
+            "dbname": conn.schema,
+        }
     )
 
 
