@@ -41,7 +41,7 @@ GROUP BY p.pool, p.slots
 
 @pytest.mark.timeout(3600)
 def test_bench_a_14_day_backfill_of_the_chain_on_the_cluster(tmp_path):
-    with running_cluster(tmp_path / "airflow", CONFIG, ACME_TASK_RETRIES="1") as cluster:
+    with running_cluster(tmp_path / "airflow", CONFIG, AIRFLOW__CORE__DEFAULT_TASK_RETRIES="1") as cluster:
         cluster.catch_up_sync("2026-11-20", then_unpause=CHAIN)  # past the last day: late order updates
 
         engine = create_engine(cluster.metadata)

@@ -274,7 +274,7 @@ def running_cluster(home: Path, config: GeneratorConfig, **settings: str) -> Ite
                 {"type": "file", "log_file_path": str(home / "events.jsonl"), "append": True}
             ),
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only what the tests create runs
-            "ACME_TASK_RETRIES": "0",
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "0",
             "AIRFLOW_VAR_LANDING_WAIT_TIMEOUT_MINUTES": "3",  # a day without files fails soon, not in 6 h
             "ACME_FX_PORT": str(free_port()),
             "ACME_SLACK_PORT": str(free_port()),

@@ -129,7 +129,8 @@ def cli(tmp_path_factory):
             "AIRFLOW_VAR_COLD_STORAGE_ROOT": f"file://{root / 'cold'}",
             "AIRFLOW_VAR_CACHE_KEY_PREFIX": prefix,
             # no AIRFLOW_CONN_PAGERDUTY_EVENTS: paging is off, as on a laptop
-            "ACME_TASK_RETRIES": "0",  # a failing run fails at once, not after 1 + 2 + 4 minutes of retries
+            # a failing run fails at once, not after 1 + 2 + 4 minutes of retries
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "0",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
             "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
                 {"type": "file", "log_file_path": str(root / "lineage.jsonl"), "append": True}

@@ -436,6 +436,18 @@ def test_compose_dags_start_paused() -> None:
         assert airflow_env(name)["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "true", name
 
 
+def test_compose_helm_and_make_up_retry_tasks_3_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No DAG sets retries (tests/test_dag_governance.py): Airflow's setting decides, the same everywhere."""
+    from acme_localdev.env import local_environment
+
+    for name in AIRFLOW_SERVICES:
+        assert airflow_env(name)["AIRFLOW__CORE__DEFAULT_TASK_RETRIES"] == "3", name
+    assert helm_values()["config"]["core"]["default_task_retries"] == "3"
+    assert "ACME_TASK_RETRIES" not in {e["name"] for e in helm_values()["env"]}
+    monkeypatch.delenv("AIRFLOW__CORE__DEFAULT_TASK_RETRIES", raising=False)
+    assert local_environment()["AIRFLOW__CORE__DEFAULT_TASK_RETRIES"] == "3"
+
+
 def test_compose_pagerduty_is_off_until_a_key_is_set() -> None:
     """No default routing key anywhere; without PAGERDUTY_ROUTING_KEY, airflow-init removes the connection
     (acme_pipelines.alerting then logs "PagerDuty off: no connection pagerduty_events")."""

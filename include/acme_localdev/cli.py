@@ -164,8 +164,8 @@ def cmd_demo(args: list[str]) -> int:
 
     require(POSTGRES, REDIS)
     private_metadata_db("demo")
+    os.environ.setdefault("AIRFLOW__CORE__DEFAULT_TASK_RETRIES", "0")  # a demo failure shows at once, not after backoff
     env.activate()
-    os.environ.setdefault("ACME_TASK_RETRIES", "0")  # a demo failure shows at once, not after backoff
     return demo.main(args)
 
 
@@ -202,8 +202,8 @@ def cmd_snowflake_compare(args: list[str]) -> int:
 
     require(POSTGRES)
     private_metadata_db("snowflake-compare")
+    os.environ.setdefault("AIRFLOW__CORE__DEFAULT_TASK_RETRIES", "0")
     env.activate()
-    os.environ.setdefault("ACME_TASK_RETRIES", "0")
     return warehouse_compare.main(args)
 
 

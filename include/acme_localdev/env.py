@@ -110,6 +110,7 @@ def local_environment(airflow_home: Path | None = None, root: Path = ROOT) -> di
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "3",  # as deployed; make demo and the tests set 0
         "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "60",  # seconds before a task's first retry (dag_defaults)
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_dsn(),

@@ -10,7 +10,6 @@ Cron schedules become data-interval timetables in UTC, which is what
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,8 +26,8 @@ OWNER = "data-platform"
 # bounds backfills.
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
-# ACME_TASK_RETRIES lets a local tool fail fast (make demo sets 0); deployments keep 3.
-RETRIES = int(os.environ.get("ACME_TASK_RETRIES", "3"))
+# How often a task is retried is Airflow's [core] default_task_retries: compose, Helm and `make up` set 3,
+# tools that should fail fast (make demo, the tests) 0. No task sets its own.
 # Whether a new DAG starts paused is Airflow's [core] dags_are_paused_at_creation (default true), which
 # compose, Helm and `make up` set to true: nothing runs until someone unpauses or triggers it.
 # The first retry's delay is Airflow's [core] default_task_retry_delay (seconds; Airflow's default 300):
@@ -45,7 +44,6 @@ def default_args(
     """Task defaults shared by every DAG."""
     return {
         "owner": OWNER,
-        "retries": RETRIES,
         "retry_exponential_backoff": RETRY_BACKOFF,
         "max_retry_delay": MAX_RETRY_DELAY,
         "execution_timeout": execution_timeout,
