@@ -581,3 +581,21 @@ def test_compose_helm_and_make_up_ride_out_a_broker_outage_alike() -> None:
     for name, value in BROKER_OUTAGE_SETTINGS.items():
         assert airflow_env("airflow-scheduler")[name] == value, name
         assert celery[name.removeprefix("AIRFLOW__CELERY__").lower()] == value, name
+
+
+def test_env_files_are_read_as_dotenv_reads_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from acme_localdev.env import read_env_file
+
+    monkeypatch.setenv("ACME_TEST_HOST", "db.internal")
+    monkeypatch.delenv("ACME_TEST_UNSET", raising=False)
+    env_file = tmp_path / "test.env"
+    env_file.write_text(
+        '# a comment\n\nexport PLAIN=value\nQUOTED="two words"  # trailing comment\n'
+        "URL=postgresql://${ACME_TEST_HOST}:5432/app\nFALLBACK=${ACME_TEST_UNSET:-default}\n"
+    )
+    assert read_env_file(env_file) == {"PLAIN": "value", "QUOTED": "two words",
+                                       "URL": "postgresql://db.internal:5432/app", "FALLBACK": "default"}  # fmt: skip
+    env_file.write_text("GOOD=1\nNOVALUE\n")
+    with pytest.raises(ValueError, match="NOVALUE"):
+        read_env_file(env_file)
+    assert read_env_file(ROOT / "local.env")["PAGERDUTY_ROUTING_KEY"].startswith("disabled")

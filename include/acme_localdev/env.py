@@ -19,17 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """``NAME=value`` lines; blank lines and ``#`` comments are skipped."""
-    values: dict[str, str] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, value = line.partition("=")
-        if not sep:
-            raise ValueError(f"{path}:{number}: expected NAME=value")
-        values[name.strip()] = value.strip()
-    return values
+    """The ``NAME=value`` lines of an env file, read by python-dotenv (quotes, ``export``, comments,
+    ``${NAME:-default}`` from the environment); a line without a value is an error naming it."""
+    from dotenv import dotenv_values
+
+    values = dotenv_values(path, interpolate=True)
+    missing = sorted(name for name, value in values.items() if value is None)
+    if missing:
+        raise ValueError(f"{path}: expected NAME=value, found {', '.join(missing)} without a value")
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def local_secret(airflow_home: Path, name: str, make: Callable[[], str] | None = None) -> str:
