@@ -6,7 +6,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_localdev
 
-.PHONY: bench-cluster help venv test test-fast test-integration test-e2e demo migrate lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare up down audit
+.PHONY: bench-cluster bench-scale help venv test test-fast test-integration test-e2e demo migrate lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare up down audit
 
 help:
 	@echo "make demo   - generate sample data and run the pipelines end to end (local defaults)"
@@ -26,6 +26,9 @@ help:
 	@echo "make bench-cluster - a 14-day backfill of daily_etl and its chain on the Celery cluster: wall time,"
 	@echo "               the most tasks running/slots occupied per pool (metadata DB), whether a pool was exceeded"
 	@echo "make bench-memory - peak RSS of the payments load at 1M and 5M rows"
+	@echo "make bench-scale [SIZES=1000000,5000000,20000000] - generated days of that many payments (events and"
+	@echo "               point-of-sale sales in proportion) through daily_etl and data_quality_check, task by task"
+	@echo "               (airflow tasks test): time, rows/s, peak RSS, PostgreSQL temp/disk; exit 0 only if the targets hold"
 	@echo "make impact TABLE=core.fact_payments [UPSTREAM=1] - what is downstream (upstream) of a table or file,"
 	@echo "               from the recorded OpenLineage events; writes data/artifacts/lineage/lineage.{html,png}"
 	@echo "make lineage-sql Q='SELECT ...' - SQL over the recorded OpenLineage events (views events, lineage_edges)"
@@ -98,6 +101,10 @@ bench-cluster: $(STAMP)
 
 bench-memory: $(STAMP)
 	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_bench --memory-scaling
+
+# not part of make test: a day of 1M, 5M and 20M payments through the two DAGs (docs/benchmarks.md)
+bench-scale: $(STAMP)
+	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_bench.scale $(if $(SIZES),--sizes $(SIZES))
 
 LINEAGE := AIRFLOW_HOME=$(CURDIR)/.airflow PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_lineage
 
