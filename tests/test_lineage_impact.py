@@ -372,6 +372,14 @@ def test_a_table_in_two_databases_matches_both(tmp_path: Path, capsys: pytest.Ca
     assert not any(n.startswith("acme_test_1a2b.") for n in found)
 
 
+def test_a_database_named_like_a_date_is_matched_as_written(tmp_path: Path) -> None:
+    """Table names are not partitions: a database ``test_20261122_x`` is not folded to ``test_*_x``."""
+    written = write_events(tmp_path / "events.jsonl", db="test_20261122_scratch", days=2)
+    graph = LineageGraph.from_log(read_events([written.path]))
+    for target in ("test_20261122_scratch.core.fact_payments", f"{PG}/test_20261122_scratch.core.fact_payments"):
+        assert [d.name for d in graph.match(target).datasets] == ["test_20261122_scratch.core.fact_payments"]
+
+
 def test_targets_by_path(graph: LineageGraph) -> None:
     one_file = graph.match("landing/payments/dt=2026-11-01/part-000.csv").datasets
     assert [d.name.rsplit("/", 3)[-3:] for d in one_file] == [["payments", "dt=*", "part-*.csv"]]

@@ -163,7 +163,8 @@ class LineageGraph:
     def match(self, target: str) -> Match:
         """Datasets named by ``target``: exact ``namespace/name``, else full name, else suffix, else path segments."""
         target = target.strip()
-        folded = collapse_path(target)
+        # paths are nodes with their partitions folded (dt=* ...); table names are kept as written
+        wanted = dict.fromkeys((target, collapse_path(target)))
         nodes = sorted(self.datasets.values(), key=lambda d: d.id)
 
         def ids(d: DatasetNode) -> set[str]:
@@ -172,10 +173,10 @@ class LineageGraph:
             return out | ({f"file://{d.name}"} if d.namespace == "file" else set())
 
         rules = [
-            ("exact namespace/name", lambda d: target in ids(d) or folded in ids(d)),
-            ("full name", lambda d: folded in (d.name, d.name.lstrip("/"))),
-            ("name suffix", lambda d: boundary_suffix(d.name, folded)),
-            ("path segments", lambda d: contains_segments(d.name, folded)),
+            ("exact namespace/name", lambda d: any(w in ids(d) for w in wanted)),
+            ("full name", lambda d: any(w in (d.name, d.name.lstrip("/")) for w in wanted)),
+            ("name suffix", lambda d: any(boundary_suffix(d.name, w) for w in wanted)),
+            ("path segments", lambda d: any(contains_segments(d.name, w) for w in wanted)),
         ]
         for how, rule in rules:
             found = [d for d in nodes if rule(d)]
