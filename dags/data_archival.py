@@ -2,9 +2,9 @@
 """
 ### Data archival
 
-Sundays 04:00 UTC: every day of `core.fact_payments` and `core.fact_events` older
-than `hot_retention_days` (variable, default 90) before the run's day moves to
-Parquet in cold storage (`cold_storage_root`: a local folder by default, an S3
+Sundays 04:00 UTC: every day of `core.fact_payments`, `core.fact_events` and
+`core.fact_pos_sales` older than `hot_retention_days` (variable, default 90)
+before the run's day moves to Parquet in cold storage (`cold_storage_root`: a local folder by default, an S3
 prefix in production, with the S3 storage class of variable `cold_storage_class`,
 e.g. `GLACIER_IR`), one file per table and day:
 `{cold_storage_root}/{table}/dt=YYYY-MM-DD/part-000.parquet`.

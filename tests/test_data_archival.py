@@ -1,6 +1,6 @@
 """data_archival against the real PostgreSQL, on local storage and the moto S3 server.
 
-Three days of payments and events (with NULLs, JSON, microseconds, decimals); the
+Three days of payments, events and point-of-sale sales (with NULLs, JSON, microseconds, decimals); the
 run for Sunday 2026-11-08 with hot_retention_days=5 archives the days before 11-03 (11-01, 11-02) and keeps 11-03.
 """
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 RUN_DAY = "2026-11-08"
 OLD_DAYS = [date(2026, 11, 1), date(2026, 11, 2)]
 KEPT_DAY = date(2026, 11, 3)
-KEYS = {"core.fact_payments": "payment_id", "core.fact_events": "event_id"}
+KEYS = {"core.fact_payments": "payment_id", "core.fact_events": "event_id", "core.fact_pos_sales": "sale_id"}
 
 FACTS = """
 INSERT INTO core.fact_payments (payment_id, order_id, amount, currency, method, status, paid_at, amount_usd, dt,
@@ -38,6 +38,13 @@ SELECT 'e-' || n, 'page_view', d + make_interval(secs => n %% 86400), 's' || (n 
        CASE WHEN n %% 4 = 0 THEN NULL
             ELSE jsonb_build_object('n', n, 'tags', jsonb_build_array('a', n), 'q', 'x"y') END,
        d::date, 'load', now()
+FROM generate_series(1, 3000) AS n,
+     LATERAL (SELECT '2026-11-01'::timestamptz + ((n - 1) / 1000) * interval '1 day') x (d);
+
+INSERT INTO core.fact_pos_sales (sale_id, store_id, product_id, quantity, amount, currency, sold_at, amount_usd, dt,
+                                 _run_id, _loaded_at)
+SELECT n, n %% 8 + 1, n %% 40 + 1, n %% 5 + 1, (n %% 311) + 0.99, 'GBP', d + make_interval(secs => n %% 86400 + 0.5),
+       (n %% 311) * 1.27, d::date, 'load-' || d::date, now()
 FROM generate_series(1, 3000) AS n,
      LATERAL (SELECT '2026-11-01'::timestamptz + ((n - 1) / 1000) * interval '1 day') x (d);
 """
@@ -110,7 +117,7 @@ def test_archive_verify_delete_and_restore_bit_for_bit(dagbag, archive_env):
         wh,
         "SELECT count(*) FROM ops.archive_manifest WHERE restored_at IS NOT NULL AND deleted_from_warehouse_at IS NULL",
     )
-    assert restored == 2
+    assert restored == len(KEYS)
     with pytest.raises(ValueError, match="not archived"):
         archive.restore_partition(env["hook"], "core.fact_events", OLD_DAYS[0])
 

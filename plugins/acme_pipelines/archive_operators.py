@@ -13,6 +13,7 @@ from acme_pipelines.partitions import DAY, resolve_partition
 class ArchivePartitionsOperator(WarehouseOperator):
     """Move every day of ``tables`` older than ``hot_retention_days`` before the run's day to cold storage.
 
+    :param tables: the tables (default: every day-partitioned fact table, ``archive.ARCHIVED``).
     :param cold_storage_root: ``file://...`` or ``s3://[conn_id@]bucket/prefix`` (templated).
     :param storage_class: S3 storage class of the files (e.g. ``GLACIER_IR``; templated; ignored for file://).
     """
@@ -22,7 +23,7 @@ class ArchivePartitionsOperator(WarehouseOperator):
     def __init__(
         self,
         *,
-        tables: Sequence[str] = ("core.fact_payments", "core.fact_events"),
+        tables: Sequence[str] | None = None,
         cold_storage_root: str = "{{ var.value.cold_storage_root }}",
         hot_retention_days: int | str = "{{ var.value.get('hot_retention_days', '90') }}",
         storage_class: str = "{{ var.value.get('cold_storage_class', '') }}",
@@ -30,7 +31,7 @@ class ArchivePartitionsOperator(WarehouseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.tables = list(tables)
+        self.tables = list(tables) if tables is not None else None
         self.cold_storage_root = cold_storage_root
         self.hot_retention_days = hot_retention_days
         self.storage_class = storage_class
@@ -53,8 +54,9 @@ class ArchivePartitionsOperator(WarehouseOperator):
         hook = self.warehouse
         with hook.connection() as conn:
             require_current(conn)
+        tables = self.tables or sorted(archive.ARCHIVED)
         outcomes = []
-        for table in self.tables:
+        for table in tables:
             days = archive.days_to_archive(hook, table, before)
             self.log.info("%s: %d day(s) before %s to archive: %s", table, len(days), before, days)
             for number, day in enumerate(days, 1):
@@ -67,7 +69,7 @@ class ArchivePartitionsOperator(WarehouseOperator):
             emit_count("partitions_archived", len(days), dag_id=self.dag_id, task_id=self.task_id, table=table)
         self._set_lineage(
             hook,
-            [hook.dataset(t) for t in self.tables],
+            [hook.dataset(t) for t in tables],
             [storage_dataset(o.path) for o in outcomes] + [hook.dataset("ops.archive_manifest")],
         )
         return {"before": before.isoformat(), "archived": [(o.table, o.day.isoformat(), o.rows) for o in outcomes]}
