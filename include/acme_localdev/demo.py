@@ -1,7 +1,7 @@
 """`make demo`: generate data, then run all ten DAGs end to end, locally.
 
 Each DAG runs as ``airflow dags test DAG -c '{"partition": ...}'`` runs it (``dag.test``; all
-runs of one DAG share one child process, see ``runs``),
+runs share one child process, see ``runs``),
 against the local PostgreSQL, Redis and files, with the FX API and a Slack
 stand-in served from this process.
 """
@@ -49,8 +49,11 @@ DEMO_START = date(2026, 10, 25)
 DEMO_DAYS = 29
 # The DAGs after the ETL run for the last 8 days: enough labelled days for ml_training.
 RECENT_DAYS = 8
-# data_archival's run on the last day archives what is older than this: the first week.
-DEMO_HOT_RETENTION_DAYS = 21
+# anomaly detection's history: the same window on this many weeks before (its DAG's doc)
+ANOMALY_WEEKS = 4
+# data_archival's run on the last day archives what is older than this: the first two days loaded
+# (10-25 and 11-01, the anomaly history, which it runs after).
+DEMO_HOT_RETENTION_DAYS = 14
 
 
 def last_full_week(days: list[date]) -> date | None:
@@ -58,6 +61,18 @@ def last_full_week(days: list[date]) -> date | None:
     present = set(days)
     mondays = [d for d in days if d.isoweekday() == 1 and all(d + timedelta(n) in present for n in range(7))]
     return max(mondays, default=None)
+
+
+def etl_days(days: list[date]) -> list[date]:
+    """The days ``daily_etl`` loads: the ones a later DAG of the demo reads, not every generated day.
+
+    The quality checks of the last RECENT_DAYS compare each with the day and the week before;
+    anomaly detection compares the last day with the same weekday of ANOMALY_WEEKS weeks before.
+    """
+    last = days[-1]
+    wanted = {last - timedelta(days=n) for n in range(RECENT_DAYS + 7)}
+    wanted |= {last - timedelta(weeks=n) for n in range(1, ANOMALY_WEEKS + 1)}
+    return [day for day in days if day in wanted]
 
 
 def plan(config: Any) -> list[tuple[str, list[dict]]]:
@@ -71,7 +86,7 @@ def plan(config: Any) -> list[tuple[str, list[dict]]]:
     confs: dict[str, list[dict]] = dict.fromkeys(DAG_ORDER, last)
     # one catch-up window: everything the generator wrote (customers are created up to a year earlier)
     confs["hourly_incremental_sync"] = [{"partition": f"{first}T00:00", "partition_end": f"{end}T00:00"}]
-    confs["daily_etl"] = [{"partition": day.isoformat()} for day in days]
+    confs["daily_etl"] = [{"partition": day.isoformat()} for day in etl_days(days)]
     recent = [{"partition": day.isoformat()} for day in days[-RECENT_DAYS:]]
     confs["data_quality_check"] = confs["feature_engineering"] = recent
     week = last_full_week(days)
@@ -303,36 +318,51 @@ def print_cache_keys(prefix: str = "acme:cache") -> None:
         print(f"  could not read Redis: {exc}")
 
 
-def run_dag(dag_id: str, confs: list[dict]) -> list[Row]:
-    """Every run of ``dag_id`` (``dag.test`` per conf, as ``airflow dags test`` does) in one child process.
+def run_dags(runs: list[tuple[str, list[dict]]]) -> list[Row]:
+    """Every run of every DAG (``dag.test`` per conf, as ``airflow dags test`` does) in one child process.
 
-    One process per DAG, not per run: Airflow's start-up and the DAG file's
-    parse happen once. Progress is printed as each run finishes; the child's
-    full output goes to the DAG's log file.
+    One process for all of them, not one per run or per DAG: Airflow's start-up and the DAG
+    folder's parse happen once. Progress is printed as each run finishes; each DAG's output
+    goes to its log file in LOG_DIR.
     """
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log_path, results = LOG_DIR / f"{dag_id}.log", LOG_DIR / f"{dag_id}.results.jsonl"
-    results.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "acme_localdev.runs", dag_id, str(results), *map(json.dumps, confs)]
-    step(f"{dag_id}: {len(confs)} run(s)  (log: {log_path.relative_to(env.ROOT)})")
+    results = LOG_DIR / "results.jsonl"
+    for stale in [results, *(LOG_DIR / f"{dag_id}.log" for dag_id, _ in runs)]:
+        stale.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "acme_localdev.runs", str(results), str(LOG_DIR), *map(json.dumps, runs)]
+    expected = [(dag_id, conf) for dag_id, confs in runs for conf in confs]
+    counts = {dag_id: len(confs) for dag_id, confs in runs}
     rows: list[Row] = []
-    with log_path.open("w") as log:
+
+    def log_of(dag_id: str) -> str:
+        return str((LOG_DIR / f"{dag_id}.log").relative_to(env.ROOT))
+
+    with (LOG_DIR / "runs.log").open("w") as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        seen = 0
         while True:
             finished = child.poll() is not None
-            lines = results.read_text().splitlines() if results.exists() else []
-            for line in lines[len(rows) :]:
+            text = results.read_text() if results.exists() else ""
+            for line in text.split("\n")[seen:-1]:  # whole lines only: the child may be mid-write
+                seen += 1
                 record = json.loads(line)
+                if "started" in record:
+                    dag_id = record["started"]
+                    step(f"{dag_id}: {counts[dag_id]} run(s)  (log: {log_of(dag_id)})")
+                    continue
+                dag_id = record["dag_id"]
                 label = f"{dag_id} {record['conf'].get('partition', '')}"
                 run_id, state = record["run_id"], record["state"]
-                note = "" if state == "success" else f"see {log_path.relative_to(env.ROOT)}"
+                note = "" if state == "success" else f"see {log_of(dag_id)}"
                 rows.append(Row(label, state, record["seconds"], rows_of(run_id) if run_id else "-", note))
                 detail(f"{label}: {state} in {record['seconds']:.1f}s  {rows[-1].rows}")
             if finished:
                 break
             time.sleep(0.5)
-    if len(rows) < len(confs):  # the child died before finishing every run
-        rows.append(Row(dag_id, "failed", None, note=f"exit {child.returncode}; see {log_path.relative_to(env.ROOT)}"))
+    if len(rows) < len(expected):  # the child died before finishing every run
+        dag_id = expected[len(rows)][0]
+        note = f"exit {child.returncode}; see {log_of(dag_id)} and {(LOG_DIR / 'runs.log').relative_to(env.ROOT)}"
+        rows.append(Row(dag_id, "failed", None, note=note))
     return rows
 
 
@@ -412,16 +442,18 @@ def main(argv: list[str]) -> int:
     capture = StatsdCapture(artifacts / "metrics" / "statsd.log")
     os.environ["AIRFLOW__METRICS__STATSD_PORT"] = str(capture.port)  # the DAG runs' metrics come here
     with fx_server, slack_server as slack, capture:
-        for dag_id, conf_list in plan(config):
-            if conf_list:
-                rows.extend(run_dag(dag_id, conf_list))
+        runs_started = time.monotonic()
+        rows.extend(run_dags([(dag_id, confs) for dag_id, confs in plan(config) if confs]))
+        runs_done = time.monotonic()
         alerts = len(slack.requests)
         reports = sum("Daily report" in r.body.decode(errors="replace") for r in slack.requests)
     print_summary(rows)
     print_outputs(artifacts)
     print_observability(artifacts, lineage_events, capture)
     print(f"\nSlack posts received by the local stand-in: {alerts} ({reports} daily report summaries, the rest alerts)")
-    print(f"demo finished in {time.monotonic() - demo_started:.0f}s")
+    ended = time.monotonic()
+    print(f"demo finished in {ended - demo_started:.0f}s ({runs_done - runs_started:.0f}s of DAG runs, "
+          f"{ended - runs_done:.0f}s of the summaries above)")  # fmt: skip
     failed = [r.dag_id for r in rows if r.state != "success"]
     if failed:
         print(f"FAILED: {', '.join(failed)} (logs in {LOG_DIR.relative_to(env.ROOT)}/)", file=sys.stderr)
