@@ -15,10 +15,10 @@ COPY --chown=airflow:0 requirements.lock /opt/airflow/requirements.lock
 RUN pip install --no-cache-dir -r /opt/airflow/requirements.lock && pip check
 
 # Project code into AIRFLOW_HOME (/opt/airflow), where the default dags_folder and plugins_folder
-# already point. Of include/ only what the DAGs, plugins and setup steps read at run time: SQL
+# already point. include/ holds only what the DAGs, plugins and setup steps read at run time: SQL
 # (include/sql), the warehouse migrations, the report template and the FAB users/config
-# (include/auth). The tooling packages (acme_localdev, acme_bench, acme_lineage,
-# acme_sample_data) stay out; .dockerignore keeps caches and local state out of the context.
+# (include/auth). The development tooling (tools/: acme_localdev, acme_bench, acme_lineage,
+# acme_sample_data) stays out; .dockerignore keeps it, caches and local state out of the context.
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 include/sql/ /opt/airflow/include/sql/
@@ -27,7 +27,7 @@ COPY --chown=airflow:0 include/templates/ /opt/airflow/include/templates/
 COPY --chown=airflow:0 include/auth/ /opt/airflow/include/auth/
 COPY --chown=airflow:0 airflow_settings.yaml /opt/airflow/airflow_settings.yaml
 
-# acme_pipelines lives in plugins/ (include/ holds no runtime package).
+# acme_pipelines lives in plugins/ (include/ holds no Python package; tools/ is not in the image).
 ENV PYTHONPATH=/opt/airflow/plugins
 # Arrow's allocator for the loads (acme_localdev.env.ARROW_MEMORY_POOL; README, "Benchmark"); compose
 # and Helm run this image and set it nowhere else.

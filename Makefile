@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 VENV := .venv
 STAMP := $(VENV)/.installed
-RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_localdev
+RUN := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/tools $(VENV)/bin/python -m acme_localdev
 
 .PHONY: bench-cluster bench-scale help venv test test-fast test-integration test-e2e demo migrate lint lock clean env bench bench-memory impact lineage-sql images snowflake-compare up down audit
 
@@ -93,20 +93,20 @@ migrate: $(STAMP)
 	@$(RUN) migrate
 
 bench: $(STAMP)
-	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_bench --rows $(or $(N),2000000)
+	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/tools $(VENV)/bin/python -m acme_bench --rows $(or $(N),2000000)
 
 # not part of make test: a 14-day backfill of daily_etl and its chain on make up's cluster (tests/bench_cluster.py)
 bench-cluster: $(STAMP)
 	@$(RUN) test tests/bench_cluster.py -s -q $(PYTEST_ARGS)
 
 bench-memory: $(STAMP)
-	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_bench --memory-scaling
+	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/tools $(VENV)/bin/python -m acme_bench --memory-scaling
 
 # not part of make test: a day of 1M, 5M and 20M payments through the two DAGs (docs/benchmarks.md)
 bench-scale: $(STAMP)
-	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_bench.scale $(if $(SIZES),--sizes $(SIZES))
+	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/tools $(VENV)/bin/python -m acme_bench.scale $(if $(SIZES),--sizes $(SIZES))
 
-LINEAGE := AIRFLOW_HOME=$(CURDIR)/.airflow PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include $(VENV)/bin/python -m acme_lineage
+LINEAGE := AIRFLOW_HOME=$(CURDIR)/.airflow PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/tools $(VENV)/bin/python -m acme_lineage
 
 impact: $(STAMP)
 	@$(LINEAGE) impact $(or $(TABLE),core.fact_payments) $(if $(UPSTREAM),--upstream) --related-only \

@@ -423,8 +423,9 @@ def test_compose_local_profile_runs_the_standins_with_tooling_outside_the_image(
     assert standins["profiles"] == ["local"]
     assert standins["command"] == ["python", "-m", "acme_localdev.stack", "standins"]
     assert standins["environment"]["ACME_STANDINS_HOST"] == "0.0.0.0"  # the other containers reach them
-    assert "./include:/opt/acme-tooling/include:ro" in standins["volumes"]
-    assert standins["environment"]["PYTHONPATH"] == "/opt/acme-tooling/include"
+    assert "./tools:/opt/acme-tooling/tools:ro" in standins["volumes"]
+    assert standins["environment"]["PYTHONPATH"] == "/opt/acme-tooling/tools"
+    assert not [v for v in standins["volumes"] if str(v).startswith("./include")]  # runtime assets: in the image
     assert [n for n, s in services().items() if s.get("profiles")] == ["standins"]
     environment = airflow_env("airflow-worker")
     assert environment["FX_API_URL"] == "${FX_API_URL:-http://standins:18080}"

@@ -2,7 +2,8 @@
 
 The build context is the repository minus .dockerignore; the image gets the files its COPY lines
 name, and the packages requirements.lock pins (the only lock it installs). No test or dev tool, and
-none of the tooling packages of include/, may be among them.
+nothing of tools/ (the development tooling: acme_localdev, acme_bench, acme_lineage,
+acme_sample_data, the compose validator), may be among them; include/ holds runtime assets only.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +18,9 @@ from test_deploy_files import DOCKERFILE, ROOT, dockerfile_instructions
 
 pytestmark = pytest.mark.unit
 
-TOOLING_PATHS = ("include/acme_localdev", "include/acme_bench", "include/acme_lineage", "include/acme_sample_data")
+TOOLS = "tools/"
+TOOLING_PACKAGES = ("acme_localdev", "acme_bench", "acme_lineage", "acme_sample_data")
+RUNTIME_INCLUDE = {"sql", "migrations", "templates", "auth"}
 DEV_PACKAGES = ("pytest", "pytest-timeout", "moto", "fakesnow", "ruff", "playwright", "pip-audit", "duckdb")
 DEV_PREFIXES = ("pytest",)
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", re.MULTILINE)
@@ -82,18 +84,31 @@ def test_the_image_copies_no_tooling_tests_or_local_state() -> None:
     bad = [
         f
         for f in copied
-        if f.startswith((*TOOLING_PATHS, "tests/", ".venv/", ".airflow", "data/", "docs/"))
+        if f.startswith((TOOLS, "tests/", ".venv/", ".airflow", "data/", "docs/"))
         or f in {".env", "requirements-dev.lock", "requirements-dev.txt"}
         or "__pycache__" in f
+        or any(part in TOOLING_PACKAGES for part in f.split("/"))
     ]
     assert not bad, f"the image would get tooling or local files: {bad}"
     include_dirs = {f.split("/")[1] for f in copied if f.startswith("include/")}
-    assert include_dirs == {"sql", "migrations", "templates", "auth"}, include_dirs
+    assert include_dirs == RUNTIME_INCLUDE, include_dirs
 
 
 def test_the_dockerignore_keeps_tooling_out_of_the_context() -> None:
+    assert TOOLS.rstrip("/") in dockerignore_patterns()
     files = context_files()
-    assert not [f for f in files if f.startswith((*TOOLING_PATHS, "tests/", ".venv/", ".git/"))]
+    assert not [f for f in files if f.startswith((TOOLS, "tests/", ".venv/", ".git/"))]
+    assert not [f for f in files if any(part in TOOLING_PACKAGES for part in f.split("/"))]
+
+
+def test_the_tooling_lives_in_tools_and_include_holds_runtime_assets_only() -> None:
+    for name in TOOLING_PACKAGES:
+        assert (ROOT / "tools" / name / "__init__.py").is_file(), name
+    tracked = subprocess.run(
+        ["git", "ls-files", "include"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert {f.split("/")[1] for f in tracked} == RUNTIME_INCLUDE, tracked
+    assert not [f for f in tracked if f.endswith("__init__.py")], "include/ holds no Python package"
 
 
 def test_the_image_installs_the_runtime_lock_only_and_checks_it() -> None:
@@ -121,7 +136,7 @@ def test_the_dev_lock_agrees_with_the_runtime_lock() -> None:
 
 
 def test_dags_and_plugins_import_no_tooling_package() -> None:
-    tooling = {Path(p).name for p in TOOLING_PATHS} | {"duckdb", "pytest", "moto", "fakesnow"}
+    tooling = {*TOOLING_PACKAGES, "duckdb", "pytest", "moto", "fakesnow"}
     imports = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
     bad = []
     for path in [*ROOT.glob("dags/*.py"), *ROOT.glob("plugins/**/*.py")]:

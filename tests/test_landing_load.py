@@ -303,7 +303,7 @@ def test_killed_load_leaves_the_published_day_and_the_rerun_succeeds(warehouse, 
     before = table_checksum(warehouse.dsn, "core.fact_payments", "payment_id")
     rows = "".join(f"{i},10,1.00,USD,card,captured,2026-11-01T10:00:00Z\n" for i in range(1, 400_001))
     write(tmp_path / "v2", "payments", "part-000.csv", HEADER + "\n" + rows)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT / 'include'}"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}  # a worker's path: runtime code only
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, warehouse.dsn, str(tmp_path / "v2")], env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # kill -9 while a COPY of this load is moving rows

@@ -506,7 +506,7 @@ def test_docs_table_is_up_to_date() -> None:
     assert block is not None, f"docs/metrics.md lacks the markers {obs.DOC_BEGIN!r} ... {obs.DOC_END!r}"
     assert block == obs.render_metrics_table(rules()), (
         "docs/metrics.md's metric table is stale: "
-        "PYTHONPATH=plugins:include .venv/bin/python -m acme_localdev.observability --write-docs"
+        "PYTHONPATH=plugins:tools .venv/bin/python -m acme_localdev.observability --write-docs"
     )
 
 

@@ -30,8 +30,8 @@ from typing import Any
 from acme_bench.generate import DEFAULT_SEED, partition_file, write_payments_csv
 from acme_localdev.env import ARROW_MEMORY_POOL
 
-INCLUDE = Path(__file__).resolve().parents[1]
-PLUGINS = INCLUDE.parent / "plugins"
+TOOLS = Path(__file__).resolve().parents[1]
+PLUGINS = TOOLS.parent / "plugins"
 DEFAULT_ROWS = 2_000_000
 DEFAULT_SAMPLE = 50_000
 DEFAULT_DAY = date(2026, 11, 1)
@@ -160,7 +160,7 @@ def run_child(method: str, file: Path, dsn: str, day: date, sample: int, workdir
     log_file = workdir / f"child-{method}.log"
     result_file.unlink(missing_ok=True)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGINS), str(INCLUDE), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGINS), str(TOOLS), env.get("PYTHONPATH")) if p)
     env["AIRFLOW_HOME"] = str(workdir / "airflow_home")
     env["AIRFLOW_CONN_BENCH_PG"] = dsn
     env.setdefault("ARROW_DEFAULT_MEMORY_POOL", ARROW_MEMORY_POOL)  # as the workers run (acme_localdev.env)

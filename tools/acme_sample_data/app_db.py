@@ -10,7 +10,7 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
-SCHEMA_SQL = Path(__file__).resolve().parents[1] / "sql" / "app" / "schema.sql"
+SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "app" / "schema.sql"
 
 
 def recreate_database(admin_dsn: str, dbname: str) -> None:

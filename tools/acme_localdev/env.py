@@ -131,7 +131,7 @@ def local_environment(airflow_home: Path | None = None, root: Path = ROOT) -> di
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
             {"type": "file", "log_file_path": str(lineage_events(home)), "append": True}
         ),
-        "PYTHONPATH": os.pathsep.join([str(root / "plugins"), str(root / "include")]),
+        "PYTHONPATH": os.pathsep.join([str(root / "plugins"), str(root / "tools")]),
         **read_env_file(root / "local.env"),
     }
     return {name: os.environ.get(name, value) for name, value in defaults.items()}
