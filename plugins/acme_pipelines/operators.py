@@ -153,28 +153,30 @@ class LandingLoadOperator(WarehouseOperator):
 
 
 class FxRatesOperator(WarehouseOperator):
-    """Fetch the day's FX rates (``GET {base}/rates?date=``) into ``core.fx_rates``."""
+    """Fetch the day's FX rates (``GET {base}/rates?date=``) into ``core.fx_rates``.
+
+    :param http_conn_id: the API's ``http`` connection
+    :param hook_params: extra ``JsonApiHook`` arguments (attempts, backoff_seconds, ...)
+    """
 
     template_fields: Sequence[str] = ("http_conn_id",)
 
-    def __init__(self, *, http_conn_id: str = "fx_api", **kwargs: Any) -> None:
+    def __init__(
+        self, *, http_conn_id: str = "fx_api", hook_params: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.http_conn_id = http_conn_id
+        self.hook_params = hook_params or {}
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.sdk import BaseHook
-
         from acme_pipelines.fx_rates import parse_rates, publish_rates
-        from acme_pipelines.http_api import get_json
+        from acme_pipelines.http_api import JsonApiHook
         from acme_pipelines.metrics import emit_load_metrics
 
         partition = resolve_partition(context, DAY)
-        conn = BaseHook.get_connection(self.http_conn_id)
-        base = conn.host if "://" in (conn.host or "") else f"{conn.schema or 'https'}://{conn.host}"
-        if conn.port and f":{conn.port}" not in base:
-            base = f"{base}:{conn.port}"
         started = datetime.now(UTC)
-        body = get_json(f"{base.rstrip('/')}/rates", {"date": partition.key})
+        api = JsonApiHook(http_conn_id=self.http_conn_id, **self.hook_params)
+        body = api.get_json("rates", {"date": partition.key})  # "rates": joined with or without a trailing /
         rates, rejects, rows_in = parse_rates(body, partition.dt)
         hook = self.warehouse
         counts = publish_rates(
@@ -193,7 +195,7 @@ class FxRatesOperator(WarehouseOperator):
             task_id=self.task_id,
             table="core.fx_rates",
         )
-        self._set_lineage(hook, [(base, "/rates")], [hook.dataset("core.fx_rates")])
+        self._set_lineage(hook, [(api.base_url, "/rates")], [hook.dataset("core.fx_rates")])
         self.log.info("FX %s: %s", partition.key, rates)
         return {"partition": partition.key, "rates": rates, "rejected": len(rejects)}
 
