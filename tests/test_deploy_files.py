@@ -421,7 +421,18 @@ def test_compose_every_airflow_service_shares_one_data_volume() -> None:
 def test_compose_local_profile_runs_the_standins_with_tooling_outside_the_image() -> None:
     standins = services()["standins"]
     assert standins["profiles"] == ["local"]
-    assert standins["command"] == ["python", "-m", "acme_localdev.stack", "standins"]
+    # the stand-ins serve through pytest-httpserver (dev lock only): installed at start, at the dev lock's pin,
+    # without dependencies: its werkzeug is in the image, at the version the dev lock has
+    dev_pins = dict(re.findall(r"^([a-z0-9-]+)==(\S+)", (ROOT / "requirements-dev.lock").read_text(), re.MULTILINE))
+    runtime_pins = dict(re.findall(r"^([a-z0-9-]+)==(\S+)", (ROOT / "requirements.lock").read_text(), re.MULTILINE))
+    assert "pytest-httpserver" not in runtime_pins
+    assert runtime_pins["werkzeug"] == dev_pins["werkzeug"]
+    assert standins["command"] == [
+        "bash",
+        "-c",
+        f"pip install --user --quiet --no-cache-dir --no-deps pytest-httpserver=={dev_pins['pytest-httpserver']}"
+        " && exec python -m acme_localdev.stack standins",
+    ]
     assert standins["environment"]["ACME_STANDINS_HOST"] == "0.0.0.0"  # the other containers reach them
     assert "./tools:/opt/acme-tooling/tools:ro" in standins["volumes"]
     assert standins["environment"]["PYTHONPATH"] == "/opt/acme-tooling/tools"

@@ -5,6 +5,10 @@ notifier's real code path runs over real HTTP and the test reads what arrived.
 Responses can be scripted per path to exercise retries (e.g. 503, then 200).
 ``tls=True`` serves HTTPS with a throwaway self-signed certificate for
 127.0.0.1 (``ca_file``), for clients that only accept https:// (PagerDuty's).
+
+The serving is pytest-httpserver's ``HTTPServer`` (werkzeug; it needs no pytest), a dev
+dependency (requirements-dev.txt): scripted answers are its one-shot handlers, fixed answers
+its permanent ones, and ``requests`` is read from its log.
 """
 
 from __future__ import annotations
@@ -13,16 +17,20 @@ import json
 import ssl
 import tempfile
 import threading
-from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from pytest_httpserver import HTTPServer
+from werkzeug.serving import WSGIRequestHandler
+from werkzeug.wrappers import Request as WerkzeugRequest
+from werkzeug.wrappers import Response
 
 
 @dataclass(frozen=True)
 class Request:
     method: str
-    path: str
+    path: str  # as sent: with its query string, not percent-decoded
     headers: dict[str, str]
     body: bytes
 
@@ -30,68 +38,108 @@ class Request:
         return json.loads(self.body)
 
 
+class _QuietRequestHandler(WSGIRequestHandler):
+    def log_request(self, *args: object) -> None:  # no access-log line per request (errors still show)
+        pass
+
+
+class StandinServer(HTTPServer):
+    """pytest-httpserver's ``HTTPServer`` as the local stand-ins run it.
+
+    Threaded (tasks post concurrently), quiet, and started at once: the port is held from
+    construction on (port 0 picks a free one), and a port that cannot be bound raises ``OSError``
+    here (werkzeug's server would end the process). A request no handler matches gets
+    ``fallback(request)`` instead of pytest-httpserver's 500 and its failed assertion.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        fallback: Callable[[WerkzeugRequest], Response],
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(host, port, ssl_context, threaded=True)
+        self.fallback = fallback
+        self._dispatching = threading.Lock()  # a one-shot handler is matched, then removed: one at a time
+        try:
+            self.start()
+        except SystemExit as exc:  # werkzeug printed why and called sys.exit(1) in its `except OSError`
+            if isinstance(exc.__context__, OSError):
+                raise exc.__context__ from None
+            raise OSError(f"cannot listen on {host}:{port}") from None
+        assert self.server is not None
+        self.server.RequestHandlerClass = _QuietRequestHandler
+
+    def dispatch(self, request: WerkzeugRequest) -> Response:
+        with self._dispatching:
+            return super().dispatch(request)
+
+    def respond_nohandler(self, request: WerkzeugRequest, extra_message: str = "") -> Response:
+        return self.fallback(request)
+
+
+def _bytes(body: bytes | str) -> bytes:
+    return body.encode() if isinstance(body, str) else body
+
+
 class HttpRecorder:
     """Records requests on ``host``:``port`` (127.0.0.1; port 0 picks a free one); answers 200 "ok"."""
 
     def __init__(self, port: int = 0, *, tls: bool = False, host: str = "127.0.0.1") -> None:
-        self.requests: list[Request] = []
         self.headers_for_status: dict[int, dict[str, str]] = {}  # extra response headers by status
-        self._scripted: dict[str, deque[tuple[int, bytes]]] = defaultdict(deque)
-        self._defaults: dict[str, tuple[int, bytes]] = {}
+        self._answers: dict[str, tuple[int, bytes]] = {}
+        self._seen: list[Request] = []
         self._lock = threading.Lock()
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with recorder._lock:
-                    recorder.requests.append(Request(self.command, self.path, dict(self.headers), body))
-                    queue = recorder._scripted.get(self.path.split("?")[0])
-                    default = recorder._defaults.get(self.path.split("?")[0], (200, b"ok"))
-                    status, payload = queue.popleft() if queue else default
-                self.send_response(status)
-                for name, value in recorder.headers_for_status.get(status, {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = _handle  # noqa: N815 (http.server API)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
         self.ca_file: str | None = None
+        context = None
         if tls:
             self.ca_file = _self_signed_certificate()
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.ca_file)
-            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-            self.url = f"https://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="http-recorder", daemon=True)
+        self.server = StandinServer(host, port, lambda _: self._respond(200, b"ok"), context)
+        self.port = self.server.port
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request so far, in arrival order."""
+        with self._lock:
+            for request, _ in self.server.log[len(self._seen) :]:
+                self._seen.append(
+                    Request(
+                        request.method,
+                        request.environ.get("RAW_URI") or request.full_path.rstrip("?"),
+                        dict(request.headers),
+                        request.get_data(),
+                    )
+                )
+            return list(self._seen)
+
+    def _respond(self, status: int, body: bytes) -> Response:
+        return Response(body, status, headers=self.headers_for_status.get(status, {}))
 
     def script(self, path: str, *responses: tuple[int, bytes | str]) -> None:
         """Answer the next requests to ``path`` with these (status, body) pairs, then 200."""
-        with self._lock:
-            for status, body in responses:
-                self._scripted[path].append((status, body.encode() if isinstance(body, str) else body))
+        for status, body in responses:
+            answer = self._respond_with(status, _bytes(body))
+            self.server.expect_oneshot_request(path).respond_with_handler(answer)
 
     def answer(self, path: str, status: int, body: bytes | str) -> None:
         """Answer every request to ``path`` (after any scripted ones) with this (status, body)."""
-        with self._lock:
-            self._defaults[path] = (status, body.encode() if isinstance(body, str) else body)
+        first = path not in self._answers
+        self._answers[path] = (status, _bytes(body))
+        if first:  # a second answer for the path replaces the first: the handler reads it per request
+            self.server.expect_request(path).respond_with_handler(lambda _: self._respond(*self._answers[path]))
+
+    def _respond_with(self, status: int, body: bytes) -> Callable[[WerkzeugRequest], Response]:
+        return lambda _: self._respond(status, body)
 
     def __enter__(self) -> HttpRecorder:
-        self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def __exit__(self, *exc: Any) -> None:
+        self.server.__exit__(*exc)
 
 
 def _self_signed_certificate() -> str:
