@@ -88,6 +88,9 @@ def free_port() -> int:
 # -- Airflow ---------------------------------------------------------------------------
 
 
+_MIGRATED_DB = _SESSION_HOME / "migrated.db"  # the session's metadata DB as `airflow db migrate` left it
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated metadata DB in this session's AIRFLOW_HOME."""
@@ -95,7 +98,67 @@ def airflow_db() -> Path:
         [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, env=os.environ
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shutil.copyfile(_SESSION_HOME / "airflow.db", _MIGRATED_DB)
     return _SESSION_HOME / "airflow.db"
+
+
+@dataclass(frozen=True)
+class ThrowawayAirflow:
+    """An Airflow of its own for ``airflow`` CLI subprocesses: AIRFLOW_HOME in the test's tmp_path, a copy
+    of the freshly migrated SQLite metadata DB (none of what the session wrote since)."""
+
+    home: Path
+    url: str
+    env: dict[str, str]
+
+    def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "airflow", *args], capture_output=True, text=True, env=self.env)
+        assert done.returncode == 0 or not check, (
+            f"airflow {' '.join(args)}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+        return done
+
+    def read_settings(self) -> dict[str, dict]:
+        """Connections, pools and variables of this DB, each as the import files hold them."""
+        from airflow.models import Connection, Pool, Variable
+        from sqlalchemy import create_engine, select
+        from sqlalchemy.orm import Session
+
+        engine = create_engine(self.url)
+        try:
+            with Session(engine) as session:
+                fields = ("conn_type", "description", "host", "schema", "login", "password", "port")
+                connections = {
+                    c.conn_id: {
+                        **{f: getattr(c, f) for f in fields if getattr(c, f) is not None},
+                        **({"extra": c.extra_dejson} if c.extra else {}),
+                    }
+                    for c in session.scalars(select(Connection))
+                }
+                pools = {
+                    p.pool: {"slots": p.slots, "description": p.description, "include_deferred": p.include_deferred}
+                    for p in session.scalars(select(Pool))
+                }
+                variables = {v.key: v.val for v in session.scalars(select(Variable))}
+                ids = {
+                    "connections": {c.conn_id: c.id for c in session.scalars(select(Connection))},
+                    "pools": {p.pool: p.id for p in session.scalars(select(Pool))},
+                    "variables": {v.key: v.id for v in session.scalars(select(Variable))},
+                }
+        finally:
+            engine.dispose()
+        return {"connections": connections, "pools": pools, "variables": variables, "ids": ids}
+
+
+@pytest.fixture
+def throwaway_airflow(airflow_db, tmp_path) -> ThrowawayAirflow:
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    shutil.copyfile(_MIGRATED_DB, home / "airflow.db")
+    url = f"sqlite:///{home / 'airflow.db'}"
+    return ThrowawayAirflow(
+        home, url, {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url}
+    )
 
 
 @pytest.fixture(scope="session")

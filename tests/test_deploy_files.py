@@ -1,9 +1,12 @@
-"""Static checks of the container deployment files (Dockerfile, docker-compose.yaml, .env.example).
+"""Checks of the container deployment files (Dockerfile, docker-compose.yaml, .env.example, Helm values).
 
-Nothing is built or run: these catch the mistakes that do not need a Docker
+No image is built or run. The unit tests catch the mistakes that do not need a Docker
 engine to find -- unpinned images, dangling depends_on/bind mounts/COPY
 sources, a base image that drifts from requirements.txt, required settings
 missing from .env.example -- plus a scan of the tracked files for secrets.
+The integration tests run the settings steps of compose's airflow-init and the
+Helm migration Job for real (the loader, then `airflow ... import`) on a
+throwaway SQLite metadata DB and read back what they imported.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,9 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ROOT
-
-pytestmark = pytest.mark.unit
+from acme_pipelines.settings_loader import SECTIONS, import_commands, load_settings
+from conftest import ROOT, ThrowawayAirflow
 
 COMPOSE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -115,6 +118,7 @@ def git(*args: str) -> subprocess.CompletedProcess[str]:
 # --- docker-compose.yaml ------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_compose_services_have_pinned_images() -> None:
     problems = []
     for name, service in services().items():
@@ -136,6 +140,7 @@ def test_compose_services_have_pinned_images() -> None:
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.unit
 def test_compose_depends_on_defined_services() -> None:
     defined = set(services())
     problems = []
@@ -149,6 +154,7 @@ def test_compose_depends_on_defined_services() -> None:
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.unit
 def test_compose_long_running_services_have_healthchecks() -> None:
     missing = [
         name
@@ -159,6 +165,7 @@ def test_compose_long_running_services_have_healthchecks() -> None:
     assert not missing, f"services without a healthcheck test: {missing}"
 
 
+@pytest.mark.unit
 def test_compose_volumes_exist() -> None:
     declared = set(compose().get("volumes") or {})
     problems = []
@@ -179,6 +186,7 @@ def test_compose_volumes_exist() -> None:
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.unit
 def test_compose_required_variables_are_in_env_example() -> None:
     needed = set(COMPOSE_REQUIRED_REF.findall(COMPOSE.read_text()))
     assert needed, "expected ${NAME:?...} references for the secrets in docker-compose.yaml"
@@ -189,6 +197,7 @@ def test_compose_required_variables_are_in_env_example() -> None:
 # --- Dockerfile ---------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_dockerfile_base_image_matches_requirements() -> None:
     pins = AIRFLOW_PIN.findall((ROOT / "requirements.txt").read_text())
     assert len(pins) == 1, f"expected one apache-airflow pin in requirements.txt, found {pins}"
@@ -204,6 +213,7 @@ def test_dockerfile_base_image_matches_requirements() -> None:
     assert match.group(1) == version, f"FROM {image!r} but requirements.txt pins apache-airflow=={version}"
 
 
+@pytest.mark.unit
 def test_dockerfile_copy_sources_exist() -> None:
     copies = [args for keyword, args in dockerfile_instructions() if keyword in {"COPY", "ADD"}]
     assert copies, "the Dockerfile copies nothing"
@@ -223,6 +233,7 @@ def test_dockerfile_copy_sources_exist() -> None:
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.unit
 def test_dockerfile_sets_no_secrets() -> None:
     suspicious = re.compile(r"(PASSWORD|SECRET|TOKEN|FERNET|ROUTING_KEY|API_KEY)", re.IGNORECASE)
     bad = [
@@ -247,6 +258,7 @@ def strings_in(value: Any) -> list[str]:
     return []
 
 
+@pytest.mark.unit
 def test_env_example_lists_required_settings_variables() -> None:
     values = strings_in(yaml.safe_load(SETTINGS.read_text()))
     needed = {name for value in values for name in REQUIRED_REF.findall(value)}
@@ -257,6 +269,7 @@ def test_env_example_lists_required_settings_variables() -> None:
     assert not missing, f".env.example lacks variables airflow_settings.yaml requires: {missing}"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("path", "ignored"), [(".env", True), (".env.example", False)])
 def test_env_file_is_git_ignored(path: str, ignored: bool) -> None:
     result = git("check-ignore", "--quiet", "--no-index", path)
@@ -275,6 +288,7 @@ def scanned_files() -> list[Path]:
     return sorted(tracked | {p for p in (COMPOSE, DOCKERFILE, ENV_EXAMPLE, Path(__file__)) if p.exists()})
 
 
+@pytest.mark.unit
 def test_no_secrets_in_tracked_files() -> None:
     findings = []
     for path in scanned_files():
@@ -291,6 +305,7 @@ def test_no_secrets_in_tracked_files() -> None:
     assert not findings, "\n".join(findings)
 
 
+@pytest.mark.unit
 def test_secret_patterns_catch_examples() -> None:
     """Guard the scanner itself: each pattern matches a made-up sample."""
     samples = {
@@ -321,6 +336,7 @@ def airflow_env(service: str) -> dict[str, str]:
     return {k: str(v) for k, v in services()[service]["environment"].items()}
 
 
+@pytest.mark.unit
 def test_compose_runs_every_airflow_component_on_celery_with_health_checks() -> None:
     for name, command in AIRFLOW_COMPONENTS.items():
         service = services()[name]
@@ -334,6 +350,7 @@ def test_compose_runs_every_airflow_component_on_celery_with_health_checks() -> 
     assert services()["redis"]["healthcheck"]["test"]
 
 
+@pytest.mark.unit
 def test_compose_secrets_are_required_from_env_never_defaulted() -> None:
     """A fernet key, JWT and API secret must come from .env: compose refuses to start without them."""
     for name in AIRFLOW_COMPONENTS:
@@ -362,6 +379,7 @@ def password_variable(username: str) -> str:
     return "ACME_USER_PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", username.upper())
 
 
+@pytest.mark.unit
 def test_compose_runs_fab_and_creates_every_user_of_users_yaml_after_the_migration() -> None:
     """FAB keeps users in the metadata DB (nothing regenerated per container); airflow-init creates them
     from include/auth/users.yaml with passwords from .env, each required, after `airflow db migrate`."""
@@ -381,6 +399,7 @@ def test_compose_runs_fab_and_creates_every_user_of_users_yaml_after_the_migrati
     assert (ROOT / "include" / "auth" / "webserver_config.py").is_file()
 
 
+@pytest.mark.unit
 def test_compose_creates_the_databases_the_connections_name() -> None:
     """app_db and warehouse point at databases of the compose PostgreSQL; postgres-init creates them."""
     connections = {c["conn_id"]: c for c in yaml.safe_load(SETTINGS.read_text())["airflow"]["connections"]}
@@ -404,6 +423,7 @@ def test_compose_creates_the_databases_the_connections_name() -> None:
 AIRFLOW_SERVICES = [*AIRFLOW_COMPONENTS, "airflow-init"]
 
 
+@pytest.mark.unit
 def test_compose_every_airflow_service_shares_one_data_volume() -> None:
     assert "airflow-data" in compose()["volumes"]
     for name in AIRFLOW_SERVICES:
@@ -418,6 +438,7 @@ def test_compose_every_airflow_service_shares_one_data_volume() -> None:
     }
 
 
+@pytest.mark.unit
 def test_compose_local_profile_runs_the_standins_with_tooling_outside_the_image() -> None:
     standins = services()["standins"]
     assert standins["profiles"] == ["local"]
@@ -443,11 +464,13 @@ def test_compose_local_profile_runs_the_standins_with_tooling_outside_the_image(
     assert environment["SLACK_WEBHOOK_BASE"] == "${SLACK_WEBHOOK_BASE:-http://standins:18081/services}"
 
 
+@pytest.mark.unit
 def test_compose_dags_start_paused() -> None:
     for name in AIRFLOW_SERVICES:
         assert airflow_env(name)["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "true", name
 
 
+@pytest.mark.unit
 def test_compose_helm_and_make_up_retry_tasks_3_times(monkeypatch: pytest.MonkeyPatch) -> None:
     """No DAG sets retries (tests/test_dag_governance.py): Airflow's setting decides, the same everywhere."""
     from acme_localdev.env import local_environment
@@ -460,6 +483,7 @@ def test_compose_helm_and_make_up_retry_tasks_3_times(monkeypatch: pytest.Monkey
     assert local_environment()["AIRFLOW__CORE__DEFAULT_TASK_RETRIES"] == "3"
 
 
+@pytest.mark.unit
 def test_compose_pagerduty_is_off_until_a_key_is_set() -> None:
     """No default routing key anywhere; without PAGERDUTY_ROUTING_KEY, airflow-init removes the connection
     (acme_pipelines.alerting then logs "PagerDuty off: no connection pagerduty_events")."""
@@ -471,9 +495,13 @@ def test_compose_pagerduty_is_off_until_a_key_is_set() -> None:
     assert "PAGERDUTY_ROUTING_KEY" not in env_example_names()
     init = " ".join(services()["airflow-init"]["command"])
     assert 'if [ -n "$${PAGERDUTY_ROUTING_KEY:-}" ]' in init
-    assert f"airflow connections delete {PAGERDUTY_CONN_ID}" in init.split("else", 1)[1].split("fi;", 1)[0]
+    assert "PAGERDUTY_ROUTING_KEY=disabled-unset python -m acme_pipelines.settings_loader" in init.split("else", 1)[1]
+    unset = init.split('if [ -z "$${PAGERDUTY_ROUTING_KEY:-}" ]; then', 1)[1].split("fi;", 1)[0]
+    assert unset.strip() == f"airflow connections delete {PAGERDUTY_CONN_ID};"
+    assert init.index("airflow connections import") < init.index(unset), "deleted after the import"
 
 
+@pytest.mark.unit
 def test_compose_states_the_minimum_compose_version_it_needs() -> None:
     text = COMPOSE.read_text()
     assert "Minimum Docker Compose: 2.24.0" in text
@@ -487,6 +515,7 @@ def helm_values() -> dict[str, Any]:
     return data
 
 
+@pytest.mark.unit
 def test_helm_values_pin_the_project_image_at_the_airflow_version() -> None:
     values = helm_values()
     [airflow_version] = AIRFLOW_PIN.findall((ROOT / "requirements.txt").read_text())
@@ -498,6 +527,7 @@ def test_helm_values_pin_the_project_image_at_the_airflow_version() -> None:
     assert split_image(base)[1].startswith(airflow_version)
 
 
+@pytest.mark.unit
 def test_helm_values_take_secrets_by_reference_only() -> None:
     values = helm_values()
     for key in ("fernetKeySecretName", "apiSecretKeySecretName", "jwtSecretName"):
@@ -509,6 +539,7 @@ def test_helm_values_take_secrets_by_reference_only() -> None:
     assert "secretRef" in values["extraEnvFrom"]
 
 
+@pytest.mark.unit
 def test_helm_values_match_the_compose_stack() -> None:
     values, environment = helm_values(), airflow_env("airflow-scheduler")
     assert values["executor"] == environment["AIRFLOW__CORE__EXECUTOR"]
@@ -527,6 +558,7 @@ def test_helm_values_match_the_compose_stack() -> None:
         assert str(config["metrics"][option]) == environment[f"AIRFLOW__METRICS__{option.upper()}"], option
 
 
+@pytest.mark.unit
 def test_every_task_process_uses_the_same_arrow_allocator() -> None:
     """The bench measures the loads with acme_localdev.env.ARROW_MEMORY_POOL; deployments must run them so.
     Compose builds, and Helm runs, the Dockerfile's image, so its ENV covers both."""
@@ -538,6 +570,7 @@ def test_every_task_process_uses_the_same_arrow_allocator() -> None:
     assert "ARROW_DEFAULT_MEMORY_POOL" not in {e["name"] for e in helm_values()["env"]}, "set once, in the Dockerfile"
 
 
+@pytest.mark.unit
 def test_setup_steps_apply_the_warehouse_migrations() -> None:
     """Tasks only check the warehouse schema's version (acme_pipelines.migrations): compose's one-shot init
     service and the Helm chart's migration job apply the migrations, after the metadata DB's."""
@@ -550,6 +583,7 @@ def test_setup_steps_apply_the_warehouse_migrations() -> None:
     assert script.index("airflow db migrate") < script.index(upgrade), script
 
 
+@pytest.mark.unit
 def test_helm_statsd_mappings_are_the_projects() -> None:
     """overrideMappings replaces the chart's rules, without `defaults:`: each rule is the file's, with its defaults."""
     mapping = yaml.safe_load((ROOT / "deploy" / "statsd" / "mapping.yml").read_text())
@@ -558,20 +592,150 @@ def test_helm_statsd_mappings_are_the_projects() -> None:
     assert helm_values()["statsd"]["overrideMappings"] == expected
 
 
-def test_helm_imports_every_pool_of_airflow_settings() -> None:
-    values = helm_values()
-    script = values["migrateDatabaseJob"]["args"][-1]
-    assert script.index("airflow db migrate") < script.index("airflow pools import /opt/airflow/pools/pools.json")
-    [mount] = values["migrateDatabaseJob"]["extraVolumeMounts"]
-    [volume] = values["migrateDatabaseJob"]["extraVolumes"]
-    assert mount["mountPath"] == "/opt/airflow/pools"
-    assert mount["name"] == volume["name"]
-    configmap = values["extraConfigMaps"][volume["configMap"]["name"]]
-    pools = json.loads(yaml.safe_load(configmap["data"])["pools.json"])
-    settings = yaml.safe_load(SETTINGS.read_text())["airflow"]["pools"]
-    assert {p["pool_name"]: int(p["pool_slot"]) for p in settings} == {n: p["slots"] for n, p in pools.items()}
+def import_lines(directory: str, sections: tuple[str, ...] = SECTIONS) -> list[str]:
+    """settings_loader.IMPORT_COMMANDS as shell lines, for the files it writes into ``directory``."""
+    return ["airflow " + " ".join(c) for c in import_commands({s: f"{directory}/{s}.json" for s in sections})]
 
 
+COMPOSE_LOADER = "python -m acme_pipelines.settings_loader /opt/airflow/airflow_settings.yaml --out $$settings"
+HELM_LOADER = (
+    "python -m acme_pipelines.settings_loader /opt/airflow/airflow_settings.yaml --only pools --out /tmp/acme-settings"
+)
+
+
+@pytest.mark.unit
+def test_compose_init_imports_the_settings_with_airflows_own_commands() -> None:
+    """The loader only writes the files; Airflow's `connections|variables|pools import` upsert them."""
+    init = " ".join(services()["airflow-init"]["command"])
+    positions = [init.index(COMPOSE_LOADER), *(init.index(line + ";") for line in import_lines("$$settings"))]
+    assert positions == sorted(positions), init
+    assert init.count(COMPOSE_LOADER) == 2, "with and without a PagerDuty key"
+    # the files hold passwords: a private directory, removed however the script ends
+    assert "settings=$$(mktemp -d); trap 'rm -rf \"$$settings\"' EXIT;" in init
+    assert "--only" not in init, "compose keeps its connections in the metadata DB"
+
+
+@pytest.mark.unit
+def test_helm_imports_the_pools_of_airflow_settings() -> None:
+    """From the image's airflow_settings.yaml, not a copy in the values; only the pools (connections and
+    variables: the extraEnvFrom secret)."""
+    script = helm_values()["migrateDatabaseJob"]["args"][-1]
+    [pools_import] = import_lines("/tmp/acme-settings", ("pools",))
+    assert script.index("airflow db migrate") < script.index(HELM_LOADER) < script.index(f"exec {pools_import}")
+    assert "extraConfigMaps" not in helm_values()
+    assert "extraVolumes" not in helm_values()["migrateDatabaseJob"]
+    assert "COPY --chown=airflow:0 airflow_settings.yaml /opt/airflow/airflow_settings.yaml" in DOCKERFILE.read_text()
+
+
+# -- the same steps run for real: the loader and `airflow` on a throwaway SQLite metadata DB ---------------
+
+SETTINGS_INPUTS = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", SETTINGS.read_text()))
+
+
+def runnable(script: str, drop: list[str], paths: dict[str, str]) -> str:
+    """A deployment script minus the steps other tests cover, with the repository's paths."""
+    for part in drop:
+        assert part in script, part
+        script = script.replace(part, "")
+    for old, new in paths.items():
+        script = script.replace(old, new)
+    return script
+
+
+def settings_env(throwaway_airflow: ThrowawayAirflow, tmp_path: Path, inputs: dict[str, str]) -> dict[str, str]:
+    """The throwaway Airflow's environment with ``inputs`` as the only values airflow_settings.yaml reads; the
+    venv's python and airflow first on PATH; TMPDIR empty, to see what a script leaves there."""
+    env = {k: v for k, v in throwaway_airflow.env.items() if k not in SETTINGS_INPUTS}
+    (tmp_path / "tmp").mkdir()
+    return {**env, **inputs, "TMPDIR": str(tmp_path / "tmp"), "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"}
+
+
+def compose_init_inputs() -> dict[str, str]:
+    """What airflow-init gives airflow_settings.yaml: its environment (compose's ${NAME:-default} at the default,
+    ${NAME:?...} a test value) and, from .env, the Slack webhook token; no PagerDuty key, as .env.example."""
+    inputs = {}
+    for name, value in airflow_env("airflow-init").items():
+        if name in SETTINGS_INPUTS:
+            value = re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: f"test-{m.group(1)}", value)
+            inputs[name] = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+    return {**inputs, "SLACK_WEBHOOK_TOKEN": "T1/B2/from-dotenv"}
+
+
+def compose_init_settings_script() -> str:
+    script = services()["airflow-init"]["command"][-1].replace("$$", "$")  # as compose hands it to bash
+    return runnable(
+        script,
+        drop=[
+            "airflow db migrate;",  # the throwaway DB is migrated
+            f"{CREATE_USERS};",  # tests/test_fab_auth.py
+            "python -m acme_pipelines.migrations upgrade --conn-id warehouse --create-database",  # test_migrations.py
+        ],
+        paths={"/opt/airflow/airflow_settings.yaml": str(SETTINGS)},
+    )
+
+
+@pytest.mark.integration
+def test_compose_init_imports_the_settings_into_a_metadata_db(throwaway_airflow, tmp_path) -> None:
+    inputs = compose_init_inputs()
+    env = settings_env(throwaway_airflow, tmp_path, inputs)
+    done = subprocess.run(["bash", "-c", compose_init_settings_script()], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    expected = load_settings(SETTINGS, {**inputs, "PAGERDUTY_ROUTING_KEY": "disabled-unset"})
+    got = throwaway_airflow.read_settings()
+    assert set(expected.connections) - set(got["connections"]) == {"pagerduty_events"}, "no key: paging off"
+    assert got["connections"] == {k: v for k, v in expected.connections.items() if k != "pagerduty_events"}
+    assert got["connections"]["app_db"] | {"description": ""} == {
+        "conn_type": "postgres",
+        "description": "",
+        "host": "postgres",
+        "schema": "app",
+        "login": "airflow",
+        "password": "test-POSTGRES_PASSWORD",
+        "port": 5432,
+    }
+    assert got["connections"]["fx_api"]["host"] == "http://standins:18080"
+    assert got["connections"]["aws_default"]["extra"] == {"region_name": "eu-west-1"}
+    assert got["pools"] == {**expected.pools, "default_pool": got["pools"]["default_pool"]}
+    assert got["pools"]["warehouse"] == {
+        "slots": 4,
+        "description": "Concurrent loads and heavy queries in the warehouse",
+        "include_deferred": False,
+    }
+    assert got["variables"] == expected.variables
+    assert got["variables"]["landing_root"] == "file:///opt/airflow/data/landing"
+    assert list((tmp_path / "tmp").iterdir()) == [], "the files with the passwords are removed"
+
+
+@pytest.mark.integration
+def test_compose_init_stops_at_a_missing_secret_before_importing_anything(throwaway_airflow, tmp_path) -> None:
+    inputs = {k: v for k, v in compose_init_inputs().items() if k != "SLACK_WEBHOOK_TOKEN"}
+    env = settings_env(throwaway_airflow, tmp_path, inputs)
+    done = subprocess.run(["bash", "-c", compose_init_settings_script()], env=env, capture_output=True, text=True)
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "SLACK_WEBHOOK_TOKEN (needed by connections.slack_alerts.conn_password)" in done.stderr
+    got = throwaway_airflow.read_settings()
+    assert (got["connections"], got["variables"], list(got["pools"])) == ({}, {}, ["default_pool"])
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.integration
+def test_helm_migration_job_imports_the_pools_without_any_connection_secret(throwaway_airflow, tmp_path) -> None:
+    script = runnable(
+        helm_values()["migrateDatabaseJob"]["args"][-1],
+        drop=["airflow db migrate &&", "python -m acme_pipelines.migrations upgrade --conn-id warehouse &&"],
+        paths={"/opt/airflow/airflow_settings.yaml": str(SETTINGS), "/tmp/acme-settings": str(tmp_path / "settings")},
+    )
+    env = settings_env(throwaway_airflow, tmp_path, {})  # none of the file's ${NAME} set
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    got = throwaway_airflow.read_settings()
+    assert (got["connections"], got["variables"]) == ({}, {})
+    expected = {p["pool_name"]: int(p["pool_slot"]) for p in yaml.safe_load(SETTINGS.read_text())["airflow"]["pools"]}
+    assert {name: pool["slots"] for name, pool in got["pools"].items() if name != "default_pool"} == expected
+
+
+@pytest.mark.unit
 def test_helm_creates_the_users_of_users_yaml_with_passwords_from_a_secret() -> None:
     """No `airflow users create` default user: the user Job runs create_users.py under FAB, every
     password of users.yaml by reference to a Kubernetes Secret."""
@@ -585,6 +749,7 @@ def test_helm_creates_the_users_of_users_yaml_with_passwords_from_a_secret() -> 
         assert entry["valueFrom"]["secretKeyRef"] == {"name": "acme-airflow-user-passwords", "key": name}
 
 
+@pytest.mark.unit
 def test_compose_helm_and_make_up_ride_out_a_broker_outage_alike() -> None:
     """The settings tests/test_cluster_faults.py proves on make up's cluster are the ones compose and Helm run."""
     from acme_localdev.stack import BROKER_OUTAGE_SETTINGS
@@ -595,6 +760,7 @@ def test_compose_helm_and_make_up_ride_out_a_broker_outage_alike() -> None:
         assert celery[name.removeprefix("AIRFLOW__CELERY__").lower()] == value, name
 
 
+@pytest.mark.unit
 def test_env_files_are_read_as_dotenv_reads_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from acme_localdev.env import read_env_file
 

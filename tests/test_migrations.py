@@ -267,7 +267,7 @@ def test_snowflake_tasks_check_the_version_the_runner_recorded(fakesnow_server):
 
 
 def test_the_command_line_finds_a_connection_kept_in_the_metadata_db(airflow_db, warehouse, monkeypatch, capsys):
-    """Compose's airflow-init applies airflow_settings.yaml to the metadata DB, then runs the migrations:
+    """Compose's airflow-init imports airflow_settings.yaml into the metadata DB, then runs the migrations:
     outside a task the SDK does not look there, so the command line does."""
     from urllib.parse import urlsplit
 

@@ -8,5 +8,6 @@ One package, imported by absolute name from the DAG files (``plugins/`` is on
 - ``alerting``: failure notifiers (Slack for all, PagerDuty for critical DAGs).
 - ``assets``: the Airflow Assets the DAGs publish and are scheduled on.
 - ``resources``: pool names and the priority scheme.
-- ``settings_loader``: applies ``airflow_settings.yaml`` to an Airflow metadata DB.
+- ``settings_loader``: ``airflow_settings.yaml`` with the environment filled in, as the files
+  Airflow's ``connections|variables|pools import`` read.
 """

@@ -1,16 +1,21 @@
-"""Apply ``airflow_settings.yaml`` (Astro CLI format) to an Airflow metadata DB.
+"""``airflow_settings.yaml`` (Astro CLI format) as the files Airflow's own import commands read.
 
-No Airflow command reads that file, so this does: it upserts the connections,
-pools and variables it lists, and leaves everything else alone. Values may
-reference the environment as ``${NAME}`` (required) or ``${NAME:-default}``;
-every missing required name is reported at once, by name, before anything is
-written. Secrets therefore never live in the file.
+The one step Airflow lacks: the file's values may reference the environment as
+``${NAME}`` (required) or ``${NAME:-default}``. This fills them in and writes
+``connections.json``, ``pools.json`` and ``variables.json``; every missing
+required name is reported at once, by name, before anything is written.
+Secrets therefore never live in the file. Importing is Airflow's: its
+commands upsert what the files list and leave everything else alone.
+
+    python -m acme_pipelines.settings_loader airflow_settings.yaml --out DIR [--only pools,variables]
+    airflow connections import --overwrite DIR/connections.json
+    airflow variables import --action-on-existing-key overwrite DIR/variables.json
+    airflow pools import DIR/pools.json
 
 In staging and production, connections come from ``AIRFLOW_CONN_*``
-environment variables or a secrets backend instead; run with
-``--only pools,variables`` there (see the README).
-
-    python -m acme_pipelines.settings_loader airflow_settings.yaml [--only pools,variables]
+environment variables or a secrets backend instead; ``--only pools,variables``
+reads and writes only those sections (the connections' ``${NAME}`` need not
+be set then). No Airflow import here: this runs in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -19,15 +24,33 @@ import argparse
 import json
 import os
 import re
+import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 SECTIONS = ("connections", "pools", "variables")
+# The `airflow` command (arguments after `airflow`, the file last) that imports each section's file. The
+# options make a re-import replace what an earlier one wrote: connections import skips an existing
+# conn_id without --overwrite; variables import overwrites by default (the option only says so);
+# pools import always updates.
+IMPORT_COMMANDS = {
+    "connections": ("connections", "import", "--overwrite"),
+    "variables": ("variables", "import", "--action-on-existing-key", "overwrite"),
+    "pools": ("pools", "import"),
+}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Astro CLI's connection keys -> the keys of Airflow's connection JSON (airflow.models.Connection's arguments)
+_CONNECTION_FIELDS = {
+    "conn_description": "description",
+    "conn_host": "host",
+    "conn_schema": "schema",
+    "conn_login": "login",
+    "conn_password": "password",
+}
 
 
 class SettingsError(ValueError):
@@ -35,30 +58,15 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
-class ConnectionSpec:
-    conn_id: str
-    conn_type: str
-    host: str | None = None
-    schema: str | None = None
-    login: str | None = None
-    password: str | None = None
-    port: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    description: str | None = None
-
-
-@dataclass(frozen=True)
-class PoolSpec:
-    name: str
-    slots: int
-    description: str = ""
-
-
-@dataclass(frozen=True)
 class Settings:
-    connections: tuple[ConnectionSpec, ...]
-    pools: tuple[PoolSpec, ...]
-    variables: dict[str, str]
+    """Each section as its import file holds it (a section that was not read is empty)."""
+
+    connections: dict[str, dict[str, Any]]  # conn_id -> {"conn_type", "host", "port", "extra", ...}
+    pools: dict[str, dict[str, Any]]  # name -> {"slots", "description", "include_deferred"}
+    variables: dict[str, str]  # key -> value
+
+    def section(self, name: str) -> dict[str, Any]:
+        return getattr(self, name)
 
 
 def interpolate(value: Any, environ: Mapping[str, str], where: str, missing: list[str]) -> Any:
@@ -105,11 +113,14 @@ def _expand(text: str, environ: Mapping[str, str], where: str, missing: list[str
     return "".join(out)
 
 
-def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Parse and interpolate the settings file; raise ``SettingsError`` naming what is wrong."""
+def load_settings(
+    path: str | Path, environ: Mapping[str, str] | None = None, sections: Iterable[str] = SECTIONS
+) -> Settings:
+    """Parse and interpolate the given sections; raise ``SettingsError`` naming what is wrong."""
     environ = os.environ if environ is None else environ
+    sections = _check_sections(sections)
     raw = yaml.safe_load(Path(path).read_text()) or {}
-    airflow = raw.get("airflow")
+    airflow = raw.get("airflow") if isinstance(raw, dict) else None
     if not isinstance(airflow, dict):
         raise SettingsError(f"{path}: expected a top-level 'airflow:' mapping (Astro CLI format)")
     unknown = set(airflow) - set(SECTIONS)
@@ -117,128 +128,114 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
         raise SettingsError(f"{path}: unknown sections {sorted(unknown)}; allowed: {list(SECTIONS)}")
 
     missing: list[str] = []
-    connections = tuple(
-        _connection(interpolate(item, environ, f"connections.{item.get('conn_id', '?')}", missing), path)
-        for item in airflow.get("connections") or []
-    )
-    pools = tuple(_pool(item, path) for item in airflow.get("pools") or [])
-    variables = {
-        str(item["variable_name"]): str(
-            interpolate(item.get("variable_value", ""), environ, f"variables.{item['variable_name']}", missing)
-        )
-        for item in airflow.get("variables") or []
-    }
+    parsed: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    for section, key, convert in (
+        ("connections", "conn_id", _connection),
+        ("pools", "pool_name", _pool),
+        ("variables", "variable_name", _variable),
+    ):
+        if section not in sections:
+            continue
+        items = airflow.get(section) or []
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise SettingsError(f"{path}: '{section}' must be a list of mappings")
+        entries: dict[str, Any] = {}
+        for item in items:
+            if key not in item:
+                raise SettingsError(f"{path}: an entry of {section} lacks {key!r}: {item}")
+            name = str(item[key])
+            if name in entries:
+                raise SettingsError(f"{path}: {section[:-1]} {name!r} is defined twice")
+            entries[name] = convert(interpolate(item, environ, f"{section}.{name}", missing), path)
+        parsed[section] = entries
     if missing:
         raise SettingsError(
             f"{path} needs environment variables that are not set: {', '.join(missing)}. "
             "Export them (locally, local.env holds the development values)."
         )
-    _no_duplicates("connection", (c.conn_id for c in connections), path)
-    _no_duplicates("pool", (p.name for p in pools), path)
-    return Settings(connections, pools, variables)
+    return Settings(**parsed)
 
 
-def apply_settings(settings: Settings, sections: Iterable[str] = SECTIONS) -> dict[str, int]:
-    """Upsert the given sections into the configured Airflow metadata DB; return counts."""
-    from airflow.models import Connection, Pool, Variable
-    from airflow.utils.session import create_session
-
-    sections = set(sections)
-    counts = dict.fromkeys(SECTIONS, 0)
-    with create_session() as session:
-        if "connections" in sections:
-            for spec in settings.connections:
-                # Replace, not patch: a field removed from the file must not linger.
-                session.query(Connection).filter(Connection.conn_id == spec.conn_id).delete()
-                session.add(
-                    Connection(
-                        conn_id=spec.conn_id,
-                        conn_type=spec.conn_type,
-                        description=spec.description,
-                        host=spec.host,
-                        schema=spec.schema,
-                        login=spec.login,
-                        password=spec.password,
-                        port=spec.port,
-                        extra=json.dumps(spec.extra) if spec.extra else None,
-                    )
-                )
-                counts["connections"] += 1
-        if "pools" in sections:
-            for pool in settings.pools:
-                Pool.create_or_update_pool(
-                    name=pool.name,
-                    slots=pool.slots,
-                    description=pool.description,
-                    include_deferred=False,
-                    session=session,
-                )
-                counts["pools"] += 1
-        if "variables" in sections:
-            for key, value in settings.variables.items():
-                Variable.set(key, value, session=session)
-                counts["variables"] += 1
-    return counts
+def write_import_files(
+    settings: Settings, directory: str | Path, sections: Iterable[str] = SECTIONS
+) -> dict[str, Path]:
+    """Write ``<section>.json`` for each section into ``directory`` (only readable by its owner: the
+    connections hold passwords); return section -> path."""
+    directory = Path(directory)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files = {}
+    for section in _check_sections(sections):
+        path = files[section] = directory / f"{section}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(settings.section(section), out, indent=2)
+            out.write("\n")
+    return files
 
 
-def _connection(item: dict[str, Any], path: str | Path) -> ConnectionSpec:
-    try:
-        conn_id, conn_type = item["conn_id"], item["conn_type"]
-    except KeyError as exc:
-        raise SettingsError(f"{path}: a connection lacks {exc.args[0]!r}: {item}") from None
+def import_commands(files: Mapping[str, str | Path]) -> list[list[str]]:
+    """The ``airflow`` commands (arguments after ``airflow``) that import ``files`` (section -> path)."""
+    return [[*command, str(files[section])] for section, command in IMPORT_COMMANDS.items() if section in files]
+
+
+def _check_sections(sections: Iterable[str]) -> tuple[str, ...]:
+    sections = tuple(sections)
+    bad = set(sections) - set(SECTIONS)
+    if bad:
+        raise SettingsError(f"unknown sections {sorted(bad)}; allowed: {list(SECTIONS)}")
+    return tuple(s for s in SECTIONS if s in sections)
+
+
+def _connection(item: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    if not item.get("conn_type"):
+        raise SettingsError(f"{path}: connection {item['conn_id']!r} lacks 'conn_type'")
+    connection: dict[str, Any] = {"conn_type": item["conn_type"]}
+    for astro, airflow in _CONNECTION_FIELDS.items():
+        if item.get(astro) not in (None, ""):
+            connection[airflow] = item[astro]
+    if item.get("conn_port") not in (None, ""):
+        try:
+            connection["port"] = int(item["conn_port"])
+        except ValueError:
+            raise SettingsError(f"{path}: connection {item['conn_id']!r}: port {item['conn_port']!r}") from None
     extra = item.get("conn_extra") or {}
     if isinstance(extra, str):
         extra = json.loads(extra) if extra.strip() else {}
-    port = item.get("conn_port")
-    return ConnectionSpec(
-        conn_id=conn_id,
-        conn_type=conn_type,
-        host=_blank_to_none(item.get("conn_host")),
-        schema=_blank_to_none(item.get("conn_schema")),
-        login=_blank_to_none(item.get("conn_login")),
-        password=_blank_to_none(item.get("conn_password")),
-        port=int(port) if port not in (None, "") else None,
-        extra=extra,
-        description=item.get("conn_description"),
-    )
+    if extra:
+        connection["extra"] = extra
+    return connection
 
 
-def _pool(item: dict[str, Any], path: str | Path) -> PoolSpec:
+def _pool(item: dict[str, Any], path: str | Path) -> dict[str, Any]:
     try:
         slots = int(item["pool_slot"])
     except (KeyError, TypeError, ValueError):
-        raise SettingsError(f"{path}: pool {item.get('pool_name')!r} needs an integer pool_slot") from None
+        raise SettingsError(f"{path}: pool {item['pool_name']!r} needs an integer pool_slot") from None
     if slots < 1:
         raise SettingsError(f"{path}: pool {item['pool_name']!r} needs at least one slot")
-    return PoolSpec(str(item["pool_name"]), slots, str(item.get("pool_description") or ""))
+    return {"slots": slots, "description": str(item.get("pool_description") or ""), "include_deferred": False}
 
 
-def _blank_to_none(value: Any) -> Any:
-    return None if value in (None, "") else value
-
-
-def _no_duplicates(kind: str, names: Iterable[str], path: str | Path) -> None:
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise SettingsError(f"{path}: {kind} {name!r} is defined twice")
-        seen.add(name)
+def _variable(item: dict[str, Any], path: str | Path) -> str:
+    return str(item.get("variable_value", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", default="airflow_settings.yaml")
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to apply")
+    parser.add_argument("--out", required=True, help="directory to write <section>.json into")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to write")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
-    bad = set(sections) - set(SECTIONS)
-    if bad:
-        parser.error(f"unknown sections {sorted(bad)}")
     try:
-        counts = apply_settings(load_settings(args.path), sections)
+        settings = load_settings(args.path, sections=sections)
+        files = write_import_files(settings, args.out, sections)
     except SettingsError as exc:
         parser.exit(2, f"error: {exc}\n")
-    print("applied " + ", ".join(f"{n} {k}" for k, n in counts.items() if k in sections))
+    counts = ", ".join(f"{len(settings.section(s))} {s}" for s in files)
+    print(f"wrote {counts} to {args.out}; import them with:")
+    for command in import_commands(files):
+        print("  airflow " + shlex.join(command))
     return 0
 
 

@@ -316,11 +316,10 @@ class LocalAirflow:
 
     def use_warehouse(self, database: str) -> None:
         """Point the ``warehouse`` connection (airflow_settings.yaml's, WAREHOUSE_DB_NAME) at ``database``."""
-        from acme_localdev import env
-        from acme_pipelines.settings_loader import apply_settings, load_settings
+        from acme_localdev.cli import import_settings
 
         os.environ["WAREHOUSE_DB_NAME"] = database
-        apply_settings(load_settings(env.ROOT / "airflow_settings.yaml"), sections=("connections",))
+        import_settings(sections=("connections",))
 
     def airflow(self, *args: str) -> str:
         """An airflow CLI command that must succeed; its output."""

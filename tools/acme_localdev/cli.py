@@ -1,7 +1,7 @@
 """`make test`, `make demo` and `make env` land here.
 
 python -m acme_localdev env     # print `export ...` lines for this checkout's Airflow
-python -m acme_localdev init    # migrate the metadata DB and apply airflow_settings.yaml
+python -m acme_localdev init    # migrate the metadata DB and import airflow_settings.yaml
 python -m acme_localdev migrate # apply the warehouse's schema migrations (make migrate)
 python -m acme_localdev test [pytest args]  # every tier; test-fast (-m unit, no services needed),
                                             # test-integration, test-e2e: one tier (docs/development.md)
@@ -13,15 +13,20 @@ python -m acme_localdev snowflake-compare [--days N]  # the ETL into PostgreSQL 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from acme_localdev import env
 from acme_localdev.services import POSTGRES, REDIS, ServiceMissingError, require
@@ -36,7 +41,7 @@ def detail(message: str) -> None:
 
 
 def init_airflow() -> None:
-    """Create and migrate the project-local metadata DB, apply the settings file (idempotent)."""
+    """Create and migrate the project-local metadata DB, import the settings file (idempotent)."""
     started = time.monotonic()
     if env.ensure_database(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]):
         detail(f"created the metadata DB {os.environ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']}")
@@ -46,16 +51,79 @@ def init_airflow() -> None:
     if result.returncode:
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
         raise SystemExit(f"airflow db migrate failed (exit {result.returncode}); see the output above")
-    from acme_pipelines.settings_loader import SettingsError, apply_settings, load_settings
-
-    try:
-        counts = apply_settings(load_settings(env.ROOT / "airflow_settings.yaml"))
-    except SettingsError as exc:
-        raise SystemExit(f"ERROR: {exc}") from None
+    counts = import_settings()
     step(
         f"Airflow ready in {time.monotonic() - started:.1f}s: AIRFLOW_HOME={os.environ['AIRFLOW_HOME']}, "
         + ", ".join(f"{n} {k}" for k, n in counts.items())
     )
+
+
+# what `connections import` and `variables import` print for an entry they skip (they go on, and exit 0)
+IMPORT_PROBLEM = re.compile(r"could not import|failed", re.IGNORECASE)
+
+
+def import_settings(sections: Iterable[str] | None = None, path: Path | None = None) -> dict[str, int]:
+    """airflow_settings.yaml into the metadata DB: acme_pipelines.settings_loader writes the files of
+    Airflow's `connections|variables|pools import`, and those commands import them, as compose's init
+    runs them (settings_loader.IMPORT_COMMANDS) but in this process: parsed by Airflow's own CLI parser
+    and run by the functions `airflow` would run, without three more `airflow` start-ups. Returns
+    section -> entries imported. ``sections``: all of them unless given (as settings_loader's --only);
+    ``path``: the checkout's airflow_settings.yaml unless given."""
+    from acme_pipelines.settings_loader import (
+        SECTIONS,
+        SettingsError,
+        import_commands,
+        load_settings,
+        write_import_files,
+    )
+
+    sections = SECTIONS if sections is None else tuple(sections)
+    try:
+        settings = load_settings(path or env.ROOT / "airflow_settings.yaml", sections=sections)
+    except SettingsError as exc:
+        raise SystemExit(f"ERROR: {exc}") from None
+    from airflow.cli import cli_parser
+
+    if settings.connections and (stale := forget_undecryptable_connections(settings.connections)):
+        detail(f"deleted before the import, encrypted with another Fernet key: {', '.join(stale)}")
+    parser = cli_parser.get_parser()
+    with tempfile.TemporaryDirectory(prefix="acme-settings-") as directory:
+        files = write_import_files(settings, directory, sections)
+        for command in import_commands(files):
+            args = parser.parse_args(command)
+            with contextlib.redirect_stdout(io.StringIO()) as output:
+                args.func(args)
+            if problems := [line for line in output.getvalue().splitlines() if IMPORT_PROBLEM.search(line)]:
+                raise SystemExit(f"ERROR: airflow {' '.join(command[:2])}: " + "; ".join(problems))
+    return {section: len(settings.section(section)) for section in files}
+
+
+def forget_undecryptable_connections(conn_ids: Iterable[str]) -> list[str]:
+    """Delete those of ``conn_ids`` whose password this checkout's Fernet key cannot decrypt; return them.
+
+    The PostgreSQL metadata DB of `make up` (acme_airflow) outlives .airflow/fernet.key (`make clean`, or a
+    second checkout on the same server). `airflow connections import --overwrite` loads the connection it
+    replaces, and loading decrypts the password: with another key's password it fails (InvalidToken). The
+    file replaces those connections anyway; nothing else is touched."""
+    from airflow.models import Connection
+    from airflow.models.crypto import get_fernet
+    from airflow.utils.session import create_session
+    from cryptography.fernet import InvalidToken
+    from sqlalchemy import delete, select
+
+    fernet, stale = get_fernet(), []
+    with create_session() as session:
+        query = select(Connection.conn_id, Connection._password).where(
+            Connection.conn_id.in_(list(conn_ids)), Connection.is_encrypted, Connection._password.is_not(None)
+        )
+        for conn_id, password in session.execute(query):
+            try:
+                fernet.decrypt(password.encode())
+            except InvalidToken:
+                stale.append(conn_id)
+        if stale:
+            session.execute(delete(Connection).where(Connection.conn_id.in_(stale)))
+    return stale
 
 
 def private_metadata_db(name: str) -> None:
@@ -75,15 +143,13 @@ def settings_connection(conn_id: str) -> Iterator[None]:
         yield
         return
     try:
-        settings = load_settings(env.ROOT / "airflow_settings.yaml")
+        settings = load_settings(env.ROOT / "airflow_settings.yaml", sections=("connections",))
     except SettingsError as exc:
         raise SystemExit(f"ERROR: {exc}") from None
-    spec = next((c for c in settings.connections if c.conn_id == conn_id), None)
-    if spec is None:
+    if conn_id not in settings.connections:
         raise SystemExit(f"ERROR: no connection {conn_id!r} in airflow_settings.yaml, and {variable} is not set")
-    fields = {"conn_type": spec.conn_type, "host": spec.host, "port": spec.port, "schema": spec.schema,
-              "login": spec.login, "password": spec.password, "extra": spec.extra or None}  # fmt: skip
-    os.environ[variable] = json.dumps({k: v for k, v in fields.items() if v is not None})
+    # the connections import's JSON object is also the JSON form of an AIRFLOW_CONN_* variable
+    os.environ[variable] = json.dumps(settings.connections[conn_id])
     try:
         yield
     finally:

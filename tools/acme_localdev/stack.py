@@ -1,6 +1,6 @@
 """`make up` / `make down`: the deployed topology on this machine, on this checkout's AIRFLOW_HOME, without Docker.
 
-``up`` creates and migrates the metadata DB (PostgreSQL, ``env.METADATA_DB``), applies
+``up`` creates and migrates the metadata DB (PostgreSQL, ``env.METADATA_DB``), imports
 ``airflow_settings.yaml``, applies the warehouse's schema migrations, then starts
 api-server, scheduler, dag-processor, triggerer and ``--workers`` Celery workers
 (CeleryExecutor, as compose and Helm run it: broker ``AIRFLOW__CELERY__BROKER_URL``,
