@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from acme_bench.generate import DEFAULT_SEED, partition_file, write_payments_csv
+from acme_localdev.cli import detail, step
 from acme_localdev.env import ARROW_MEMORY_POOL
 
 TOOLS = Path(__file__).resolve().parents[1]
@@ -49,14 +50,6 @@ TARGET_SYNC_OVER_B = 0.5  # each table of (e) alone, its rows over its own secon
 TARGET_A_OVER_C = 30.0
 TARGET_PEAK_RSS_MB = 300.0
 TARGET_SCALING = 1.2
-
-
-def step(message: str) -> None:
-    print(f"==> {message}", flush=True)
-
-
-def detail(message: str) -> None:
-    print(f"    {message}", flush=True)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -42,11 +41,13 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from acme_bench.cli import detail, fresh_database, machine, print_table, step
 
 DEFAULT_SIZES = (1_000_000, 5_000_000, 20_000_000)
 DEFAULT_DAY = date(2026, 11, 1)
@@ -118,14 +119,6 @@ def discover_stages() -> tuple[list[Stage], dict[str, str]]:
             sources = tuple(dict.fromkeys(by_table[t] for t in tables if t in by_table))
             stages.append(Stage(dag_id, task_id, sources, "check" if dag_id == CHECKS_DAG else ""))
     return stages, skipped
-
-
-def step(message: str) -> None:
-    print(f"==> {message}", flush=True)
-
-
-def detail(message: str) -> None:
-    print(f"    {message}", flush=True)
 
 
 # -- pure logic (unit-tested) ---------------------------------------------------------------
@@ -239,19 +232,6 @@ def verdicts(stages: list[Stage], results: dict[int, dict[str, Measure]]) -> lis
     else:
         found.append(Verdict(name, "n/a (failed)", "checks < loads", None))
     return found
-
-
-def print_table(headers: list[str], rows: list[list[str]], right: set[int]) -> None:
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-
-    def fmt(cells: list[str]) -> str:
-        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-        return " | ".join(padded).rstrip()
-
-    print(fmt(headers))
-    print("-+-".join("-" * w for w in widths))
-    for row in rows:
-        print(fmt(row))
 
 
 # -- the local Airflow ----------------------------------------------------------------------
@@ -403,9 +383,9 @@ class Warehouse:
 
     def __init__(self, pg_url: str) -> None:
         self.pg_url = pg_url
-        self.name = f"bench_scale_{secrets.token_hex(4)}"
-        self.dsn = f"{pg_url}/{self.name}"
+        self.name = self.dsn = ""
         self._conn: Any = None
+        self._stack = ExitStack()
 
     def __enter__(self) -> Warehouse:
         import psycopg2
@@ -413,31 +393,18 @@ class Warehouse:
         from acme_pipelines.migrations import upgrade
         from acme_pipelines.warehouse import WarehouseHook
 
-        admin = psycopg2.connect(f"{self.pg_url}/postgres")
-        admin.autocommit = True
-        try:
-            with admin.cursor() as cur:
-                cur.execute(f"CREATE DATABASE {self.name}")
-        finally:
-            admin.close()
-        upgrade(WarehouseHook(dsn=self.dsn))  # as make migrate does; the tasks only check the version
-        self._conn = psycopg2.connect(self.dsn)
-        self._conn.autocommit = True
+        with self._stack as stack:
+            self.dsn = stack.enter_context(fresh_database(self.pg_url))
+            self.name = self.dsn.rsplit("/", 1)[1]
+            upgrade(WarehouseHook(dsn=self.dsn))  # as make migrate does; the tasks only check the version
+            self._conn = psycopg2.connect(self.dsn)
+            self._conn.autocommit = True
+            stack.callback(self._conn.close)
+            self._stack = stack.pop_all()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import psycopg2
-
-        if self._conn is not None:
-            self._conn.close()
-        admin = psycopg2.connect(f"{self.pg_url}/postgres")
-        admin.autocommit = True
-        try:
-            with admin.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
-        finally:
-            admin.close()
-        detail(f"dropped database {self.name}")
+        self._stack.close()
 
     def query(self, statement: str, params: Any = None) -> list[tuple]:
         with self._conn.cursor() as cur:
@@ -779,8 +746,6 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     import signal
-
-    from acme_bench.cli import machine
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _terminate)
