@@ -350,8 +350,11 @@ def test_direct_and_staged_paths_publish_the_same_rows(make_database, tmp_path, 
                 counts.rows_rejected,
                 table_checksum(hook.dsn, "core.fact_payments", "payment_id"),
                 query(hook.dsn, "SELECT locator, reason, raw_record FROM ops.rejected_rows"),
+                # planner statistics of the new partition, from the load's ANALYZE (not autovacuum's, minutes later)
+                query(hook.dsn, "SELECT count(*) > 0 FROM pg_stats WHERE tablename = 'fact_payments_p20261101'"),
             )
         )
+    assert results[0][-1] == [(True,)]
     assert results[0] == results[1]
     assert results[0][:3] == (2000, 1999, 1)
     assert [r.message.split(": ")[1].split(" ")[0] for r in caplog.records if "rows directly" in r.message or

@@ -266,6 +266,7 @@ def restore_partition(hook: WarehouseHook, table: str, day: date) -> int:
             if stored.hexdigest != checksum:
                 conn.rollback()
                 raise ArchiveVerificationError(f"{object_path}: {stored.hexdigest} != manifest {checksum}")
+            day_partitions.analyze(cur, partition)
             elsewhere = day_partitions.keys_in_other_days(cur, table, partition, day)
             if elsewhere:  # loaded again by a newer day since: the newer day wins (contract §2)
                 conn.rollback()
