@@ -156,8 +156,8 @@ def analyze(cur: Any, name: str) -> None:
     """Planner statistics of a partition just built or refilled (a sample: seconds, whatever its size).
 
     Autovacuum gathers them only minutes after the commit; until then the planner guesses, and the
-    queries that read the day right after its load (the marts, the quality checks) pick worse plans:
-    the quality assertions took 1.7x as long at 1M rows a day, 1.3x at 10M (docs/benchmarks.md).
+    queries that read the day right after its load (the marts, the quality checks) plan their joins
+    blind (docs/benchmarks.md, ``make bench-scale``).
     """
     cur.execute(sql.SQL("ANALYZE {}").format(_qualified(name)))
 

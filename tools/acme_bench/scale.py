@@ -474,8 +474,8 @@ class Warehouse:
             self.query(f"VACUUM ANALYZE {table}")
 
     def analyzed_partitions(self) -> tuple[int, int]:
-        """(with planner statistics, all) partitions of the landing loads' tables: a day partition a load has
-        just published has none until ANALYZE (autovacuum's, in its own time) has read it."""
+        """(with planner statistics, all) partitions of the landing loads' tables: each load ANALYZEs the day
+        partition it publishes (``day_partitions.analyze``), so after the loads every one has them."""
         from acme_pipelines.contract import SOURCES
 
         [(analyzed, total)] = self.query(
@@ -685,8 +685,8 @@ def report(stages: list[Stage], runs: dict[int, SizeRun]) -> list[Verdict]:
     print_table(headers, table, right={2, 3, 4, 5, 6, 7, 8, 9})
     print("rows: a load's source; a check's or a build's the sources of the tables it reads; else the whole day's")
     print(f"load avg: the machine's 1-minute load average while the task ran ({os.cpu_count()} CPUs; others share it)")
-    print("analyzed: the day partitions that had planner statistics when the task started (the loads do not ANALYZE")
-    print("          what they publish; autovacuum does, when it gets there)")
+    print("analyzed: the day partitions that had planner statistics when the task started (each load ANALYZEs")
+    print("          the partition it publishes)")
     print()
     step("PostgreSQL disk at the end of each size (tables over 1 MB: table + indexes)")
     for size, run in runs.items():
