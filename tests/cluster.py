@@ -275,9 +275,6 @@ def running_cluster(home: Path, config: GeneratorConfig, **settings: str) -> Ite
             ),
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only what the tests create runs
             "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "0",
-            # the DAG files do not change during a test: parsed once at start, not every 30 s (each parse of
-            # the ten files is a second or more of CPU on these 2 cores, taken from the tasks under test)
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
             "AIRFLOW_VAR_LANDING_WAIT_TIMEOUT_MINUTES": "3",  # a day without files fails soon, not in 6 h
             "ACME_FX_PORT": str(free_port()),
             "ACME_SLACK_PORT": str(free_port()),
