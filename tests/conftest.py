@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,6 +78,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             f"{len(wrong)} test(s) need exactly one tier marker ({', '.join(f'@pytest.mark.{t}' for t in TIERS)}; "
             "per module: pytestmark = pytest.mark.<tier>), see docs/development.md:\n" + "\n".join(wrong)
         )
+    e2e = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("e2e")}
+    if e2e - set(E2E_MODULES):
+        raise pytest.UsageError(f"e2e tests outside E2E_MODULES (tests/conftest.py): {sorted(e2e - set(E2E_MODULES))}")
+
+
+# -- make test in 2 processes (pytest-xdist) ------------------------------------------------
+
+# The modules that start an Airflow stack (the e2e tier; the hook above keeps this list complete).
+E2E_MODULES = ("tests/test_cluster_faults.py", "tests/test_fab_auth.py", "tests/test_local_stack.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``make test`` (``-n 2 --dist loadscope``): each process takes whole modules, so a module's fixtures (a
+    generated world, a cluster) are built once, and the e2e modules all go to one process, so at most one Airflow
+    stack runs at a time beside the other tests, never two on 2 cores.
+
+    A scheduler of our own because ``--dist loadgroup`` with ``xdist_group`` marks does not group on pytest 9.2:
+    xdist 3.8 tags the group onto ``item._nodeid``, which pytest 9.2 no longer reads (pytest-dev/pytest-xdist#1386,
+    open). Only for ``--dist loadscope``; any other mode keeps xdist's own scheduler.
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            return "e2e" if module in E2E_MODULES else module
+
+    return ModuleScheduling(config, log)
 
 
 def free_port() -> int:

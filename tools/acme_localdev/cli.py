@@ -205,9 +205,15 @@ def run_pytest(args: list[str], tier: str | None = None) -> int:
     return subprocess.call([sys.executable, "-m", "pytest", *selection, *args], cwd=env.ROOT)
 
 
+# make test's pytest processes (pytest-xdist). The suite waits on Airflow's schedulers and subprocesses for
+# much of its time (a running cluster keeps 2 cores about 60% busy), so a second process fills the gaps.
+TEST_PROCESSES = os.environ.get("TEST_PROCESSES", "2")
+
+
 def cmd_test(args: list[str]) -> int:
     require(POSTGRES, REDIS)
-    return run_pytest(args)
+    parallel = ["-n", TEST_PROCESSES, "--dist", "loadscope"] if TEST_PROCESSES not in ("0", "1") else []
+    return run_pytest([*parallel, *args])
 
 
 def cmd_test_fast(args: list[str]) -> int:
