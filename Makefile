@@ -33,7 +33,8 @@ help:
 	@echo "               from the recorded OpenLineage events; writes data/artifacts/lineage/lineage.{html,png}"
 	@echo "make lineage-sql Q='SELECT ...' - SQL over the recorded OpenLineage events (views events, lineage_edges)"
 	@echo "make images - README images from the last demo (lineage page via headless Chromium, dashboard previews)"
-	@echo "make prometheus - install Prometheus and promtool (apt) if missing; make demo and the test targets do"
+	@echo "make prometheus, make chromium - install Prometheus and promtool, headless Chromium (apt) if missing;"
+	@echo "               make demo and the test targets do"
 	@echo "make snowflake-compare [DAYS=3] - the sync and daily_etl into PostgreSQL and into Snowflake (fakesnow"
 	@echo "               server), same DAG code; prints each table's row counts side by side and whether they match"
 	@echo "make lock   - re-resolve requirements.txt into requirements.lock (runtime, the image) and"
@@ -65,13 +66,16 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 		echo "WARNING: npm not found (apt-get install nodejs npm): the compose validation test will skip"; \
 	fi
 
-# Prometheus and promtool (Debian's `prometheus` package), installed when missing: make demo's
-# dashboard previews and tests/test_dashboard_preview.py backfill a capture and query a real server.
-.PHONY: prometheus
+# System tools the tests and the demo use, installed from Debian's packages when missing
+# (tools/apt-install.sh; without apt or root it says what to install): Prometheus and promtool (make
+# demo's dashboard previews, tests/test_dashboard_preview.py) and headless Chromium (the UI tests).
+.PHONY: prometheus chromium
 prometheus:
-	@tools/install-prometheus.sh
+	@tools/apt-install.sh prometheus "make demo draws no dashboard previews and their tests skip" prometheus promtool
+chromium:
+	@tools/apt-install.sh chromium "the UI tests of tests/test_local_stack.py skip" chromium
 
-test: $(STAMP) $(NODE_STAMP) prometheus
+test: $(STAMP) $(NODE_STAMP) prometheus chromium
 	@$(RUN) test $(PYTEST_ARGS)
 
 test-fast: $(STAMP) $(NODE_STAMP)
@@ -80,7 +84,7 @@ test-fast: $(STAMP) $(NODE_STAMP)
 test-integration: $(STAMP) $(NODE_STAMP) prometheus
 	@$(RUN) test-integration $(PYTEST_ARGS)
 
-test-e2e: $(STAMP) $(NODE_STAMP)
+test-e2e: $(STAMP) $(NODE_STAMP) chromium
 	@$(RUN) test-e2e $(PYTEST_ARGS)
 
 demo: $(STAMP) prometheus

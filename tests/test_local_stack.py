@@ -198,7 +198,7 @@ def test_a_complete_week_triggers_weekly_aggregation_and_a_rerun_day_reruns_its_
 def test_headless_chromium_signs_in_and_sees_the_ten_dags(stack):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+        pytest.skip("Chromium is not installed: make chromium (which make test runs) or apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -227,7 +227,7 @@ def browser_session(stack: Cluster, user: str):
     """A headless Chromium page signed in to the UI as ``user`` (a context manager); skips without Chromium."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+        pytest.skip("Chromium is not installed: make chromium (which make test runs) or apt-get install chromium")
     from contextlib import contextmanager
 
     from playwright.sync_api import sync_playwright
