@@ -165,9 +165,9 @@ def analyze(cur: Any, name: str) -> None:
     blind (docs/benchmarks.md, ``make bench-scale``). ``ANALYZE`` of the partition at any time
     replaces them with a full sample.
     """
+    # SET LOCAL: to the end of the load's transaction, which analyzes nothing else
     cur.execute(sql.SQL("SET LOCAL default_statistics_target = {}").format(sql.Literal(ANALYZE_STATISTICS_TARGET)))
     cur.execute(sql.SQL("ANALYZE {}").format(_qualified(name)))
-    cur.execute("RESET default_statistics_target")
 
 
 def keys_in_other_days(cur: Any, table: str, rows: str, day: date) -> int:

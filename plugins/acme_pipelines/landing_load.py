@@ -227,8 +227,9 @@ def _load_direct(
                 raise _NotDirectError("too many rejects")
             copied = time.monotonic()
             day_partitions.add_key(cur, target, new)
-            day_partitions.analyze(cur, new)
             keyed = time.monotonic()
+            day_partitions.analyze(cur, new)
+            analyzed = time.monotonic()
             day_partitions.lock_table(cur, target)  # from here to the commit: milliseconds
             elsewhere = day_partitions.keys_in_other_days(cur, target, new, plan.day)
             if elsewhere:
@@ -240,9 +241,10 @@ def _load_direct(
             day_partitions.exchange(cur, target, new, plan.day)
         conn.commit()
         log.info(
-            "%s %s: read, checked and copied %.2fs, primary key and statistics %.2fs, other days' keys %.3fs, "
+            "%s %s: read, checked and copied %.2fs, primary key %.2fs, statistics %.3fs, other days' keys %.3fs, "
             "swap and commit %.3fs",
-            spec.name, plan.day, copied - started, keyed - copied, checked - keyed, time.monotonic() - checked,
+            spec.name, plan.day, copied - started, keyed - copied, analyzed - keyed, checked - analyzed,
+            time.monotonic() - checked,
         )  # fmt: skip
         return counts
     except (_NotDirectError, UniqueViolation) as exc:

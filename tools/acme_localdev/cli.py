@@ -206,7 +206,7 @@ def run_pytest(args: list[str], tier: str | None = None) -> int:
 
 
 # make test's pytest processes (pytest-xdist). The suite waits on Airflow's schedulers and subprocesses for
-# much of its time (a running cluster keeps 2 cores about 60% busy), so a second process fills the gaps.
+# much of its time, so a second process fills the gaps (docs/development.md).
 TEST_PROCESSES = os.environ.get("TEST_PROCESSES", "2")
 
 
