@@ -135,7 +135,7 @@ def test_a_non_critical_run_never_pages(dagbag, alert_env, pagerduty_server, one
 
 @pytest.mark.unit
 def test_every_alert_links_to_an_entry_of_the_runbook(dagbag):
-    from acme_pipelines.alerting import ALERT_ANCHORS
+    from acme_pipelines.alert_config import ALERT_ANCHORS
 
     anchors = set(re.findall(r'<a id="([^"]+)"></a>', RUNBOOK))
     missing = ({*ALERT_ANCHORS.values(), *dagbag.dags} - anchors) or None

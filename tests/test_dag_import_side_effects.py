@@ -34,6 +34,12 @@ HEAVY = (
     "s3fs",
     "fakesnow",
     "moto",
+    # the alert channels: imported when an alert goes out (alerting.ChannelNotifier), about 0.9 s per parse
+    "slack_sdk",
+    "pagerduty",
+    "airflow.providers.slack",
+    "airflow.providers.pagerduty",
+    "airflow.providers.smtp",
 )
 
 

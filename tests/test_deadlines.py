@@ -108,12 +108,12 @@ def test_a_skipped_miss_logs_one_line_and_returns_why(monkeypatch):
 @pytest.mark.integration
 def test_without_alert_connections_a_scheduled_miss_is_logged_not_raised(monkeypatch, airflow_db):
     """A laptop or CI: no slack_alerts, no pagerduty_events. Both channels are off; nothing raises."""
-    from acme_pipelines import alerting
+    from acme_pipelines import alert_config
 
     monkeypatch.delenv("AIRFLOW_CONN_SLACK_ALERTS", raising=False)
     monkeypatch.delenv("AIRFLOW_CONN_PAGERDUTY_EVENTS", raising=False)
-    assert alerting.paging_off_reason() == "no connection pagerduty_events"
-    assert alerting.slack_enabled() is False
+    assert alert_config.paging_off_reason() == "no connection pagerduty_events"
+    assert alert_config.slack_enabled() is False
     outcome = asyncio.run(
         deadlines.deadline_missed("daily_etl", "done by 04:00 UTC", True, context={"dag_run": SCHEDULED})
     )
@@ -121,7 +121,7 @@ def test_without_alert_connections_a_scheduled_miss_is_logged_not_raised(monkeyp
     monkeypatch.setenv(
         "AIRFLOW_CONN_PAGERDUTY_EVENTS", json.dumps({"conn_type": "pagerduty_events", "password": "disabled-x"})
     )
-    assert alerting.paging_off_reason() == "the routing key of pagerduty_events starts with 'disabled'"
+    assert alert_config.paging_off_reason() == "the routing key of pagerduty_events starts with 'disabled'"
 
 
 # -- end to end: scheduler, triggerer, callback, Slack --------------------------------------

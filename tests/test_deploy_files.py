@@ -487,7 +487,7 @@ def test_compose_helm_and_make_up_retry_tasks_3_times(monkeypatch: pytest.Monkey
 def test_compose_pagerduty_is_off_until_a_key_is_set() -> None:
     """No default routing key anywhere; without PAGERDUTY_ROUTING_KEY, airflow-init removes the connection
     (acme_pipelines.alerting then logs "PagerDuty off: no connection pagerduty_events")."""
-    from acme_pipelines.alerting import PAGERDUTY_CONN_ID
+    from acme_pipelines.alert_config import PAGERDUTY_CONN_ID
 
     for name, service in services().items():
         assert "PAGERDUTY_ROUTING_KEY" not in (service.get("environment") or {}), name

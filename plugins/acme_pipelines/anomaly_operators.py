@@ -87,7 +87,8 @@ class AnomalyDetectionOperator(WarehouseOperator):
     def _alert(self, finding: Any) -> str:
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-        from acme_pipelines.alerting import ALERT_ANCHORS, page, runbook_url
+        from acme_pipelines.alert_channels import page
+        from acme_pipelines.alert_config import ALERT_ANCHORS, runbook_url
         from acme_pipelines.metrics import emit_count
 
         icon = ":rotating_light:" if finding.severity == "critical" else ":warning:"

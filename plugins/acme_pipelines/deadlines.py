@@ -148,7 +148,8 @@ def notify_deadline_missed(dag_id: str, deadline: str, critical: bool, run: dict
     """Post the missed deadline to Slack (and PagerDuty if critical); returns the channels used."""
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-    from acme_pipelines.alerting import ALERT_ANCHORS, SLACK_CONN_ID, page, runbook_url, slack_enabled
+    from acme_pipelines.alert_channels import page
+    from acme_pipelines.alert_config import ALERT_ANCHORS, SLACK_CONN_ID, runbook_url, slack_enabled
     from acme_pipelines.metrics import emit_count
 
     run_id = run_id_of(run)
