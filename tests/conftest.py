@@ -78,21 +78,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             f"{len(wrong)} test(s) need exactly one tier marker ({', '.join(f'@pytest.mark.{t}' for t in TIERS)}; "
             "per module: pytestmark = pytest.mark.<tier>), see docs/development.md:\n" + "\n".join(wrong)
         )
-    e2e = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("e2e")}
-    if e2e - set(E2E_MODULES):
-        raise pytest.UsageError(f"e2e tests outside E2E_MODULES (tests/conftest.py): {sorted(e2e - set(E2E_MODULES))}")
+    clusters = {item.nodeid.split("::")[0] for item in items if hasattr(item.module, "running_cluster")}
+    if outside := sorted(clusters - set(CLUSTER_MODULES)):
+        raise pytest.UsageError(f"modules that start a cluster outside CLUSTER_MODULES (tests/conftest.py): {outside}")
 
 
 # -- make test in 2 processes (pytest-xdist) ------------------------------------------------
 
-# The modules that start an Airflow stack (the e2e tier; the hook above keeps this list complete).
-E2E_MODULES = ("tests/test_cluster_faults.py", "tests/test_fab_auth.py", "tests/test_local_stack.py")
+# The modules that start a whole Airflow cluster (tests/cluster.py; the hook above keeps this list complete).
+CLUSTER_MODULES = ("tests/test_cluster_faults.py", "tests/test_local_stack.py")
+CLUSTERS = "clusters"
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``make test`` (``-n 2 --dist loadscope``): each process takes whole modules, so a module's fixtures (a
-    generated world, a cluster) are built once, and the e2e modules all go to one process, so at most one Airflow
-    stack runs at a time beside the other tests, never two on 2 cores.
+    generated world, a cluster) are built once. The cluster modules are one unit of work, handed out first, and
+    the process running it takes nothing else until it is done: at most one cluster runs at a time, never two
+    on 2 cores, and the longest line of work starts at once while the other process runs every other module.
 
     A scheduler of our own because ``--dist loadgroup`` with ``xdist_group`` marks does not group on pytest 9.2:
     xdist 3.8 tags the group onto ``item._nodeid``, which pytest 9.2 no longer reads (pytest-dev/pytest-xdist#1386,
@@ -105,7 +107,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class ModuleScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::")[0]
-            return "e2e" if module in E2E_MODULES else module
+            return CLUSTERS if module in CLUSTER_MODULES else module
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if CLUSTERS in self.workqueue:
+                self.workqueue.move_to_end(CLUSTERS, last=False)
+            super()._assign_work_unit(node)
+
+        def _reschedule(self, node: Any) -> None:
+            if not all(self.assigned_work.get(node, {}).get(CLUSTERS, {}).values()):
+                return  # its cluster tests are still running or waiting
+            super()._reschedule(node)
 
     return ModuleScheduling(config, log)
 

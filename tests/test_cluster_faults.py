@@ -178,7 +178,7 @@ def broker_messages(cluster: Cluster) -> int:
 def test_tasks_queued_while_the_broker_is_down_for_20s_run_when_it_is_back(cluster):
     """Two kinds of queued task: messages already in the broker, waiting for a worker (the workers are
     stopped first, so nothing takes them), and tasks the scheduler queues while the broker is down."""
-    waiting_day, queued_day = BIG_DAYS[0], BACKFILL[3]  # re-runs replace their day, as a user's re-run does
+    waiting_day, queued_day = BACKFILL[2], BACKFILL[3]  # re-runs replace their day, as a user's re-run does
     for worker in ("worker-1", "worker-2"):
         cluster.kill(worker)
     waiting_run = cluster.trigger("daily_etl", waiting_day)
