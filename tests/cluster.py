@@ -274,6 +274,9 @@ def running_cluster(home: Path, config: GeneratorConfig, **settings: str) -> Ite
                 {"type": "file", "log_file_path": str(home / "events.jsonl"), "append": True}
             ),
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only what the tests create runs
+            # the DAG files do not change during a test: parsed once, not every 30 s (each parse of the ten files
+            # costs CPU-seconds that the cluster's tasks and the other test process need on 2 cores)
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
             "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "0",
             "AIRFLOW_VAR_LANDING_WAIT_TIMEOUT_MINUTES": "3",  # a day without files fails soon, not in 6 h
             "ACME_FX_PORT": str(free_port()),
