@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from acme_localdev.recorder import HttpRecorder
@@ -197,6 +198,24 @@ class Cluster:
 
     def deadline_posts(self) -> list[str]:
         return [r.body.decode() for r in self.slack.requests if b"Deadline missed" in r.body]
+
+    def slot_tails(self) -> dict[str, float]:
+        """Per task try run so far: seconds from its log's last line to its worker's "Workload finished" (the slot
+        freed), from the task logs and the workers' logs."""
+        finished = {}
+        for log in (self.home / "logs" / "services").glob("worker-*.log"):
+            for line in log.read_text(errors="replace").splitlines():
+                if "Workload finished" in line and "workload_id=" in line:
+                    ti_id = line.split("workload_id=")[1].split()[0]
+                    finished[ti_id] = datetime.fromisoformat(line.split()[0].replace("Z", "+00:00"))
+        tails = {}
+        for log in (self.home / "logs").glob("dag_id=*/run_id=*/task_id=*/attempt=*.log"):
+            lines = [json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
+            ti_id = next((line["ti_id"] for line in lines if line.get("ti_id")), None)
+            if ti_id in finished:
+                last = datetime.fromisoformat(lines[-1]["timestamp"].replace("Z", "+00:00"))
+                tails[str(log.relative_to(self.home / "logs"))] = (finished[ti_id] - last).total_seconds()
+        return tails
 
     # -- the processes ------------------------------------------------------------------------
 

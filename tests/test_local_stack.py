@@ -17,7 +17,8 @@ calls) and executed by the scheduler. Then:
 - a week's 7 passed days trigger ``weekly_aggregation``, and a day that passes again
   re-runs it;
 - a late scheduled run alerts once;
-- headless Chromium signs in to the UI and sees the ten DAGs.
+- headless Chromium signs in to the UI and sees the ten DAGs;
+- a worker's slot is free as soon as its task process exits.
 
 The scheduler creates no scheduled runs here (``use_job_schedule`` off): only what
 the tests create runs. Task retries are 0, so any transient error fails the test.
@@ -332,3 +333,17 @@ def test_a_late_scheduled_run_alerts_once(synced):
     stack.op("PATCH", f"/api/v2/dags/daily_etl/dagRuns/{run_id}", body={"state": "failed"})
     assert len(posts) == 1, posts
     assert run_id in posts[0]
+
+
+def test_a_workers_slot_is_free_as_soon_as_its_task_process_exits(synced):
+    """Every task try the module ran: its worker took the next task once the process ended, not up to
+    ``[workers] min_heartbeat_interval`` (5 s) later (upstream_fixes: the supervisor's exit wait)."""
+    tails = synced.slot_tails()
+    assert len(tails) > 100, len(tails)  # the chain's days, the week, the UI's runs
+    late = {task: round(seconds, 1) for task, seconds in tails.items() if seconds >= 4.5}
+    ordered = sorted(tails.values())
+    print(
+        f"slot freed after the task's last log line: median {ordered[len(ordered) // 2]:.2f} s, "
+        f"95th percentile {ordered[int(len(ordered) * 0.95)]:.2f} s, most {ordered[-1]:.2f} s, {len(tails)} tries"
+    )
+    assert late == {}

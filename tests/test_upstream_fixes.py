@@ -1,9 +1,11 @@
 """acme_pipelines.upstream_fixes: on for the Airflow versions known to need it, in every process, nowhere else.
 
 The CLI end to end (``airflow dags test daily_etl`` exits 0) is tests/test_dags_test_cli.py;
-here: the version guard, that Airflow's own settings initialisation installs the fix (this
-test process and a fresh interpreter; no test code does it), and what the patched lookup
-answers for the encoded alerts ``dag.test()`` holds.
+here: the version guard, that Airflow's own settings initialisation installs the fixes (this
+test process and a fresh interpreter; no test code does it), what the patched lookup
+answers for the encoded alerts ``dag.test()`` holds, and when the task supervisor sees its
+process exit (the same on a Celery worker: tests/test_local_stack.py checks the cluster's
+tasks).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -23,10 +26,16 @@ from conftest import ROOT
 @pytest.mark.unit
 @pytest.mark.parametrize(
     ("version", "on"),
-    [("3.3.1", True), ("3.3.2", True), ("3.3.3", False), ("3.2.2", False), ("3.4.0", False)],
+    [
+        ("3.3.1", ["apache/airflow#73428"]),
+        ("3.3.2", ["apache/airflow#73428", upstream_fixes.SUPERVISOR_EXIT]),
+        ("3.3.3", []),
+        ("3.2.2", []),
+        ("3.4.0", []),
+    ],
 )
-def test_the_fix_is_on_only_for_versions_known_to_have_the_defect(version, on):
-    assert [fix.issue for fix in upstream_fixes.applicable(version=version)] == (["apache/airflow#73428"] if on else [])
+def test_each_fix_is_on_only_for_versions_known_to_have_its_defect(version, on):
+    assert [fix.issue for fix in upstream_fixes.applicable(version=version)] == on
 
 
 @pytest.mark.integration
@@ -115,3 +124,34 @@ def test_a_fix_waits_for_its_module_and_is_applied_once(tmp_path, monkeypatch):
     finally:
         sys.meta_path[:] = meta_path
         sys.modules.pop("acme_fake_upstream", None)
+
+
+LINGER = 0.3  # a task process's teardown after its sockets are closed
+
+
+def _close_sockets_then_linger() -> None:
+    """A child as a task process ends: every socket to the supervisor closed, then the interpreter's teardown."""
+    os.closerange(0, 256)
+    time.sleep(LINGER)
+
+
+@pytest.mark.integration
+def test_the_supervisor_sees_its_process_exit_when_it_happens_not_a_heartbeat_interval_later():
+    """The real ``WatchedSubprocess`` (what a worker runs each task in), serviced as its wait loop does. Airflow's
+    own method waits out the whole select timeout once the selector is empty; the installed one does not."""
+    from airflow.sdk.execution_time.supervisor import WatchedSubprocess
+
+    installed = WatchedSubprocess._service_subprocess
+    assert hasattr(installed, "__wrapped__"), "installed by Airflow's settings initialisation"
+    interval = 2.0  # the loop's select timeout ([workers] min_heartbeat_interval, 5 s by default)
+
+    def seen_after(service) -> float:
+        proc = WatchedSubprocess.start(id=uuid.uuid4(), target=_close_sockets_then_linger)
+        started = time.monotonic()
+        while proc._exit_code is None or proc._open_sockets:
+            service(proc, max_wait_time=interval)
+        assert proc._exit_code == 0
+        return time.monotonic() - started
+
+    assert seen_after(installed.__wrapped__) >= interval, "the defect: seen only when select() times out"
+    assert LINGER <= seen_after(installed) < LINGER + 0.5 * (interval - LINGER)
