@@ -72,14 +72,15 @@ def _process_exit_noticed_at_once(module: ModuleType) -> None:
     """A supervisor notices its process's exit as it happens, not up to ``min_heartbeat_interval`` later.
 
     The task SDK's supervisor (``WatchedSubprocess``: task processes on every
-    worker, and the dag-processor's and triggerer's children) waits in
+    worker, the triggerer's and the callback runners' children) waits in
     ``select()`` on the child's sockets, then polls for its exit. A child
     closes its sockets before it exits; when the last EOF is read before the
     exit, the selector is empty and the next ``select()`` sleeps its whole
     timeout, ``[workers] min_heartbeat_interval`` (5 s), before the exit is
     seen. The task is done but its worker slot stays taken: seen on a third
-    of the tasks of a Celery cluster here. With nothing left to select on,
-    this waits for the process itself, for the same time at most.
+    of the tasks of a Celery cluster here. With every socket closed and
+    nothing left to select on, this waits for the process itself, for the
+    same time at most; in every other case Airflow's method runs.
     """
     watched = module.WatchedSubprocess
     original = watched._service_subprocess
@@ -87,7 +88,7 @@ def _process_exit_noticed_at_once(module: ModuleType) -> None:
     def _service_subprocess(
         self: Any, max_wait_time: float, raise_on_timeout: bool = False, expect_signal: int | None = None
     ) -> int | None:
-        if self._exit_code is None and not self.selector.get_map():
+        if self._exit_code is None and not self._open_sockets and not self.selector.get_map():  # all at EOF
             with contextlib.suppress(self._process.TimeoutExpired):
                 self._process.wait(timeout=max(0.01, max_wait_time))
             return self._check_subprocess_exit(raise_on_timeout=raise_on_timeout, expect_signal=expect_signal)
