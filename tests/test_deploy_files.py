@@ -750,12 +750,16 @@ def test_helm_creates_the_users_of_users_yaml_with_passwords_from_a_secret() -> 
 
 
 @pytest.mark.unit
-def test_compose_helm_and_make_up_ride_out_a_broker_outage_alike() -> None:
-    """The settings tests/test_cluster_faults.py proves on make up's cluster are the ones compose and Helm run."""
-    from acme_localdev.stack import BROKER_OUTAGE_SETTINGS
+def test_compose_helm_and_make_up_run_celery_alike() -> None:
+    """The settings tests/test_cluster_faults.py and tests/test_local_stack.py prove on make up's cluster (riding out a
+    broker outage, the workers' preload) are the ones compose and Helm run."""
+    from acme_localdev.stack import CELERY_SETTINGS
 
     celery = helm_values()["config"]["celery"]
-    for name, value in BROKER_OUTAGE_SETTINGS.items():
+    assert json.loads(CELERY_SETTINGS["AIRFLOW__CELERY__EXTRA_CELERY_CONFIG"])["imports"] == [
+        "acme_pipelines.worker_preload"
+    ]
+    for name, value in CELERY_SETTINGS.items():
         assert airflow_env("airflow-scheduler")[name] == value, name
         assert celery[name.removeprefix("AIRFLOW__CELERY__").lower()] == value, name
 

@@ -56,9 +56,10 @@ WORKER_CONCURRENCY = 2
 # While the broker is down, a publish fails at once and the Celery executor fails the task (a try burnt per
 # scheduler loop: a 20 s outage used up 2 tries in tests/test_cluster_faults.py). Celery retrying the publish
 # for longer than [celery] operation_timeout (1 s) turns that into a timeout, which the executor retries on its
-# next loop, task_publish_max_retries times (300: about 5 minutes), the task still queued. Compose and Helm set
-# the same.
-BROKER_OUTAGE_SETTINGS = {
+# next loop, task_publish_max_retries times (300: about 5 minutes), the task still queued. Each worker imports
+# acme_pipelines.worker_preload at start-up (Celery's `imports`), before it forks: its task processes inherit
+# those imports instead of each paying for them. Compose and Helm set the same.
+CELERY_SETTINGS = {
     "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps(
         {
             "task_publish_retry_policy": {
@@ -66,7 +67,8 @@ BROKER_OUTAGE_SETTINGS = {
                 "interval_start": 0.5,
                 "interval_step": 0.5,
                 "interval_max": 1,
-            }
+            },
+            "imports": ["acme_pipelines.worker_preload"],
         }
     ),
     "AIRFLOW__CELERY__TASK_PUBLISH_MAX_RETRIES": "300",
@@ -80,7 +82,7 @@ def celery_environment() -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": BROKER_URL,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata.replace("postgresql+psycopg2://", "postgresql://"),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
-        **BROKER_OUTAGE_SETTINGS,
+        **CELERY_SETTINGS,
     }
     # the executor is not a default: env.local_environment's LocalExecutor is the light variant
     return {"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor", **{n: os.environ.get(n, v) for n, v in defaults.items()}}
