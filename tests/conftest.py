@@ -88,13 +88,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # The modules that start a whole Airflow cluster (tests/cluster.py; the hook above keeps this list complete).
 CLUSTER_MODULES = ("tests/test_cluster_faults.py", "tests/test_local_stack.py")
 CLUSTERS = "clusters"
+# Handed out right after the clusters, longest first (what the module summary at the end of make test printed),
+# so that short modules end the run instead of a long one running alone on one core; the rest follow by test count.
+LONGEST_MODULES = (
+    "tests/test_dags_test_cli.py",
+    "tests/test_analytics_dags.py",
+    "tests/test_snowflake_dags.py",
+    "tests/test_deploy_files.py",
+    "tests/test_settings_loader.py",
+    "tests/test_fab_auth.py",
+)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``make test`` (``-n 2 --dist loadscope``): each process takes whole modules, so a module's fixtures (a
     generated world, a cluster) are built once. The cluster modules are one unit of work, handed out first, and
     the process running it takes nothing else until it is done: at most one cluster runs at a time, never two
-    on 2 cores, and the longest line of work starts at once while the other process runs every other module.
+    on 2 cores, and the longest line of work starts at once while the other process runs the other modules,
+    the longest of them first (``LONGEST_MODULES``).
 
     A scheduler of our own because ``--dist loadgroup`` with ``xdist_group`` marks does not group on pytest 9.2:
     xdist 3.8 tags the group onto ``item._nodeid``, which pytest 9.2 no longer reads (pytest-dev/pytest-xdist#1386,
@@ -110,8 +121,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return CLUSTERS if module in CLUSTER_MODULES else module
 
         def _assign_work_unit(self, node: Any) -> None:
-            if CLUSTERS in self.workqueue:
-                self.workqueue.move_to_end(CLUSTERS, last=False)
+            for scope in reversed((CLUSTERS, *LONGEST_MODULES)):
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
             super()._assign_work_unit(node)
 
         def _reschedule(self, node: Any) -> None:
@@ -120,6 +132,24 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             super()._reschedule(node)
 
     return ModuleScheduling(config, log)
+
+
+_MODULE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each module's time (setup, call, teardown of its tests), in the process that prints the summary."""
+    module = report.nodeid.split("::")[0]
+    _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The 12 longest modules, the figures ``LONGEST_MODULES`` is ordered by."""
+    if not _MODULE_SECONDS or hasattr(terminalreporter.config, "workerinput"):
+        return
+    terminalreporter.section("longest modules (setup + call + teardown of their tests)")
+    for module, seconds in sorted(_MODULE_SECONDS.items(), key=lambda item: -item[1])[:12]:
+        terminalreporter.write_line(f"{seconds:8.1f}s {module}")
 
 
 def free_port() -> int:
