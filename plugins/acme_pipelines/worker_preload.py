@@ -3,7 +3,7 @@
 A Celery worker runs each task in a process forked from its pool process, which Celery
 forks from the worker's main process. Whatever the main process has imported, a task
 process inherits for free; whatever it has not, every task process imports again: Airflow's
-plugins and listeners (the OpenLineage listener: about 1 CPU-second a task on this project's
+plugins and listeners (the OpenLineage listener: 1 to 1.5 CPU-seconds a task on this project's
 2-core machines), the DAG file's modules, and what the operators import when they run
 (psycopg2, pyarrow, the SQL providers). On a cluster of small tasks that is most of the
 CPU a task costs. Airflow pre-imports DAG files' modules for the dag-processor
