@@ -207,13 +207,13 @@ class Cluster:
             for line in log.read_text(errors="replace").splitlines():
                 if "Workload finished" in line and "workload_id=" in line:
                     ti_id = line.split("workload_id=")[1].split()[0]
-                    finished[ti_id] = datetime.fromisoformat(line.split()[0].replace("Z", "+00:00"))
+                    finished[ti_id] = datetime.fromisoformat(line.split()[0])
         tails = {}
         for log in (self.home / "logs").glob("dag_id=*/run_id=*/task_id=*/attempt=*.log"):
             lines = [json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
             ti_id = next((line["ti_id"] for line in lines if line.get("ti_id")), None)
             if ti_id in finished:
-                last = datetime.fromisoformat(lines[-1]["timestamp"].replace("Z", "+00:00"))
+                last = datetime.fromisoformat(lines[-1]["timestamp"])
                 tails[str(log.relative_to(self.home / "logs"))] = (finished[ti_id] - last).total_seconds()
         return tails
 

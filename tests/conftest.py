@@ -94,9 +94,10 @@ LONGEST_MODULES = (
     "tests/test_dags_test_cli.py",
     "tests/test_analytics_dags.py",
     "tests/test_snowflake_dags.py",
-    "tests/test_deploy_files.py",
-    "tests/test_settings_loader.py",
+    "tests/test_partitions.py",
     "tests/test_fab_auth.py",
+    "tests/test_settings_loader.py",
+    "tests/test_deploy_files.py",
 )
 
 

@@ -18,7 +18,9 @@ calls) and executed by the scheduler. Then:
   re-runs it;
 - a late scheduled run alerts once;
 - headless Chromium signs in to the UI and sees the ten DAGs;
-- a worker's slot is free as soon as its task process exits.
+- a worker's slot is free as soon as its task process exits;
+- every task try the workers ran reported its lineage (OpenLineage, through listeners the workers load
+  before they fork: acme_pipelines.worker_preload).
 
 The scheduler creates no scheduled runs here (``use_job_schedule`` off): only what
 the tests create runs. Task retries are 0, so any transient error fails the test.
@@ -347,3 +349,26 @@ def test_a_workers_slot_is_free_as_soon_as_its_task_process_exits(synced):
         f"95th percentile {ordered[int(len(ordered) * 0.95)]:.2f} s, most {ordered[-1]:.2f} s, {len(tails)} tries"
     )
     assert late == {}
+
+
+# tasks whose OpenLineage COMPLETE event names datasets: a load, the gate, a feature build
+LINEAGE_TASKS = {
+    "daily_etl": "load_payments",
+    "data_quality_check": "publish_gate",
+    "feature_engineering": "build_customer_features",
+}
+
+
+def test_every_task_try_the_workers_ran_reported_its_lineage(synced):
+    """The task processes inherit the OpenLineage listener from the worker (worker_preload): each successful try
+    still sends its own COMPLETE event with the datasets it read and wrote."""
+    from acme_lineage.events import read_events
+
+    events = read_events([synced.home / "events.jsonl"])
+    assert events.malformed == 0
+    for dag_id, task_id in LINEAGE_TASKS.items():
+        succeeded = sum(t["state"] == "success" for r in synced.runs(dag_id)
+                        for t in synced.tries(dag_id, r["dag_run_id"], task_id))  # fmt: skip
+        reported = [run for run in events.runs if run.job_name == f"{dag_id}.{task_id}" and run.outputs]
+        assert succeeded > 5, (dag_id, succeeded)  # the backfilled days, the week, the re-run day
+        assert len(reported) == succeeded, (dag_id, task_id, len(reported), succeeded)

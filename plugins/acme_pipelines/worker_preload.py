@@ -37,9 +37,9 @@ RUNTIME = (
 )
 
 
-def preload() -> list[str]:
+def preload() -> None:
     """Import the task runner, Airflow's listeners, every ``acme_pipelines`` module but the Snowflake ones, and the
-    DAG files' modules; returns the project modules imported."""
+    DAG files' modules."""
     started = time.perf_counter()
     from airflow.sdk.execution_time import task_runner  # noqa: F401  (what a forked task process runs)
     from airflow.sdk.listener import get_listener_manager
@@ -57,7 +57,6 @@ def preload() -> list[str]:
     _parse_dag_files()
     seconds = time.perf_counter() - started
     log.info("worker preload: %d project modules, listeners, DAG files in %.1fs", len(names), seconds)
-    return names
 
 
 def _parse_dag_files() -> None:
