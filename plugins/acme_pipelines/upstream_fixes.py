@@ -78,7 +78,7 @@ def _process_exit_noticed_at_once(module: ModuleType) -> None:
     exit, the selector is empty and the next ``select()`` sleeps its whole
     timeout, ``[workers] min_heartbeat_interval`` (5 s), before the exit is
     seen. The task is done but its worker slot stays taken: seen on a third
-    of the tasks of a Celery cluster here. With every socket closed and
+    of the task tries of tests/test_local_stack.py's Celery cluster. With every socket closed and
     nothing left to select on, this waits for the process itself, for the
     same time at most; in every other case Airflow's method runs.
     """
