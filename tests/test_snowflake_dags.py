@@ -1,9 +1,11 @@
-"""Issue #7: the same DAGs publish to Snowflake (the fakesnow server over HTTP) when the ``warehouse``
+"""The same DAGs publish to Snowflake (the fakesnow server over HTTP) when the ``warehouse``
 connection is of type snowflake, and the rows are those PostgreSQL gets from the same inputs.
 
 The module's fixture generates one app database and one landing zone, then runs
-``hourly_incremental_sync`` and ``daily_etl`` through ``dag.test`` twice with no DAG
-code changed: into a fresh PostgreSQL database, then into a fresh fakesnow database.
+``hourly_incremental_sync``, ``daily_etl`` and ``data_quality_check`` through ``dag.test``
+twice with no DAG code changed: into a fresh PostgreSQL database, then into a fresh fakesnow
+database. Where the fakesnow server differs from Snowflake, the SQL or the test says so
+(the quality reconciliation rounds its sums to cents: fakesnow sums NUMBER columns as DOUBLE).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.integration
 CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=2, scale=0.3, bad_share=0.01, seed=11)
 DAYS = [d.isoformat() for d in CONFIG.day_list()]
 CATCH_UP = {"partition": "2025-01-01T00:00", "partition_end": "2026-11-05T00:00"}
+FAIL_DAY = date(2026, 10, 5)  # nothing was loaded for it
 
 
 @dataclass
@@ -100,6 +103,8 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
             run_dag(dagbag, "hourly_incremental_sync", **CATCH_UP)
             for day in DAYS:
                 run_dag(dagbag, "daily_etl", partition=day)
+            for day in DAYS:  # daily_etl's trigger of it stays queued under dag.test
+                run_dag(dagbag, "data_quality_check", partition=day)
         snow_kwargs = {**fakesnow_server, "database": database}
         pg, snow = psycopg2.connect(pg_dsn), snowflake.connector.connect(**snow_kwargs)
         try:
@@ -112,7 +117,8 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
 
 def test_snowflake_gets_the_same_rows_as_postgres(warehouses):
     by_table = {table: (pg, snow) for table, pg, snow in warehouses.comparison}
-    assert set(by_table) == {*PUBLISHED, "ops.load_audit", "ops.rejected_rows"}
+    assert set(by_table) == {*PUBLISHED, "ops.load_audit", "ops.rejected_rows", "ops.quality_results",
+                             "ops.quality_gate"}  # fmt: skip
     for table, (pg, snow) in by_table.items():
         assert (table, snow.rows, snow.digest) == (table, pg.rows, pg.digest)
         assert pg.rows > 0, f"{table} is empty: the comparison would prove nothing"
@@ -123,6 +129,10 @@ def test_snowflake_gets_the_same_rows_as_postgres(warehouses):
     assert rejected > 0
     assert duplicate > 0
     assert by_table["marts.daily_revenue"][1].rows == len(DAYS)
+    # data_quality_check passed each day on both warehouses, check by check
+    assert warehouses.snowflake_query("SELECT dt, status FROM ops.quality_gate ORDER BY dt") == [
+        (date.fromisoformat(day), "passed") for day in DAYS
+    ]
     [(pos_days,)] = warehouses.snowflake_query("SELECT COUNT(DISTINCT dt) FROM core.fact_pos_sales")
     assert pos_days == len(DAYS)
 
@@ -209,3 +219,20 @@ def test_a_load_that_fails_after_staging_or_before_commit_changes_nothing_and_le
     )
     assert result.counts.rows_loaded == published_that_day > 0
     assert warehouses.snowflake_state()["core.fact_payments"] == before
+
+
+def test_a_day_that_fails_its_checks_fails_the_gate_and_the_dags_behind_it_on_snowflake(warehouses):
+    from acme_pipelines.quality import days_passed, gate_status
+
+    dag_run = run_dag(warehouses.dagbag, "data_quality_check", expect="failed", partition=FAIL_DAY.isoformat())
+    tries = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert tries["publish_gate"] == "failed"
+    assert tries["check_payments_table"] == "failed"  # nothing was loaded for FAIL_DAY: has_rows fails
+    hook = warehouse_hook("warehouse")
+    status, failed = gate_status(hook, FAIL_DAY)
+    assert status == "failed"
+    assert "core.fact_payments:check_payments_table" in failed, failed
+    assert days_passed(hook, [FAIL_DAY, *map(date.fromisoformat, DAYS)]) == set(map(date.fromisoformat, DAYS))
+    # the gate's sensor reads the failed gate and refuses the day at once
+    behind = run_dag(warehouses.dagbag, "feature_engineering", expect="failed", partition=FAIL_DAY.isoformat())
+    assert {ti.task_id: ti.state for ti in behind.get_task_instances()}["wait_for_quality"] == "failed"

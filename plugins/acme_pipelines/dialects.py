@@ -86,6 +86,12 @@ def statements(text: str, dialect: str) -> list[str]:
     return [s.transform(keep_parameter).sql(dialect=dialect, comments=False) for s in parsed]
 
 
+def script(text: str, dialect: str) -> list[str]:
+    """A PostgreSQL SQL file's text as ``dialect`` runs it: as written on PostgreSQL (one script), transpiled
+    statement by statement on Snowflake (``statements``)."""
+    return [text] if dialect == "postgres" else statements(text, dialect)
+
+
 def condition(text: str, dialect: str) -> str:
     """One PostgreSQL boolean expression (a contract check such as ``country !~ '^[A-Z]{2}$'``) in ``dialect``."""
     import sqlglot

@@ -3,7 +3,8 @@
 ``ops.quality_results`` keeps every check's outcome per DAG run and day (a retry
 of the run replaces its own rows); ``ops.quality_gate`` holds the day's verdict
 that consumers wait on: features, training and reports read only days whose
-status is ``passed``.
+status is ``passed``. The SQL runs on either warehouse; the hook supplies what differs (an array
+parameter, the day's lock).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from datetime import date
 from typing import Any
 
 from acme_pipelines.migrations import require_current
-from acme_pipelines.warehouse import WarehouseHook
 
 PASSED = "passed"
 FAILED = "failed"
@@ -51,35 +51,40 @@ def outcomes_from_sql_checks(results: Iterable[Any], default_table: str | None =
     ]
 
 
-def record_results(hook: WarehouseHook, dt: date, run_id: str, task_id: str, outcomes: list[CheckOutcome]) -> None:
+def record_results(hook: Any, dt: date, run_id: str, task_id: str, outcomes: list[CheckOutcome]) -> None:
     """Replace this task's results of this run and day with ``outcomes`` (one transaction)."""
     with hook.connection() as conn:
         require_current(conn)
         with conn.cursor() as cur:
+            hook.begin(cur)
             cur.execute(
                 "DELETE FROM ops.quality_results WHERE dt = %s AND run_id = %s AND task_id = %s", (dt, run_id, task_id)
             )
-            cur.executemany(
-                "INSERT INTO ops.quality_results (dt, run_id, task_id, check_name, check_type, table_name, "
-                "column_name, passed, observed, expected, content) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",  # two checks of one name: an error
-                [
-                    (dt, run_id, task_id, o.name, o.check_type, o.table, o.column, o.passed, o.observed, o.expected,
-                     o.content)
-                    for o in outcomes
-                ],
-            )  # fmt: skip
+            if outcomes:
+                cur.executemany(
+                    "INSERT INTO ops.quality_results (dt, run_id, task_id, check_name, check_type, table_name, "
+                    "column_name, passed, observed, expected, content) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",  # two checks of one name: an error
+                    [
+                        (dt, run_id, task_id, o.name, o.check_type, o.table, o.column, o.passed, o.observed,
+                         o.expected, o.content)
+                        for o in outcomes
+                    ],
+                )  # fmt: skip
         conn.commit()
 
 
-def decide_gate(hook: WarehouseHook, dt: date, run_id: str, checks: Iterable[str] = ()) -> tuple[str, list[str]]:
+def decide_gate(hook: Any, dt: date, run_id: str, checks: Iterable[str] = ()) -> tuple[str, list[str]]:
     """Set the day's gate from this run's results: passed only if every check of the run passed and each of
     ``checks`` (task ids) recorded a result (a check task that failed before checking, e.g. killed, records none).
 
-    Runs after the checks, whose ``record_results`` created the tables.
+    Runs after the checks, whose ``record_results`` created the tables. The day's row is replaced in one
+    transaction, under the day's lock.
     """
     with hook.connection() as conn:
         with conn.cursor() as cur:
+            hook.begin(cur)
+            hook.lock_day(cur, "ops.quality_gate", dt)
             cur.execute(
                 "SELECT check_name, passed, task_id FROM ops.quality_results WHERE dt = %s AND run_id = %s",
                 (dt, run_id),
@@ -91,33 +96,39 @@ def decide_gate(hook: WarehouseHook, dt: date, run_id: str, checks: Iterable[str
             if not results:
                 failed.append("no quality results recorded for this run")
             status = FAILED if failed else PASSED
+            cur.execute("DELETE FROM ops.quality_gate WHERE dt = %s", (dt,))
             cur.execute(
-                "INSERT INTO ops.quality_gate (dt, status, run_id, failed, decided_at) VALUES (%s, %s, %s, %s, now()) "
-                "ON CONFLICT (dt) DO UPDATE SET status = excluded.status, run_id = excluded.run_id, "
-                "failed = excluded.failed, decided_at = excluded.decided_at",
-                (dt, status, run_id, failed),
+                "INSERT INTO ops.quality_gate (dt, status, run_id, failed, decided_at) "
+                f"SELECT %s, %s, %s, {hook.array_placeholder}, CURRENT_TIMESTAMP",
+                (dt, status, run_id, hook.array_param(failed)),
             )
         conn.commit()
     return status, failed
 
 
-def gate_status(hook: WarehouseHook, dt: date) -> tuple[str | None, list[str]]:
+def gate_status(hook: Any, dt: date) -> tuple[str | None, list[str]]:
     """The day's gate: (``passed``/``failed``/None when not decided yet, failed check names).
 
-    A sensor pokes this every few minutes: one SELECT, no DDL; a warehouse
-    where no quality run has happened yet reads as "not decided".
+    A sensor pokes this every few minutes: no DDL; a warehouse where no quality run has happened yet reads
+    as "not decided".
     """
     with hook.connection() as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('ops.quality_gate') IS NOT NULL")
+        cur.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE lower(table_schema) = 'ops' AND lower(table_name) = 'quality_gate'"
+        )
         if not cur.fetchone()[0]:
             return None, []
         cur.execute("SELECT status, failed FROM ops.quality_gate WHERE dt = %s", (dt,))
         row = cur.fetchone()
-    return (row[0], list(row[1])) if row else (None, [])
+    return (row[0], hook.array_result(row[1])) if row else (None, [])
 
 
-def days_passed(hook: WarehouseHook, days: list[date]) -> set[date]:
+def days_passed(hook: Any, days: list[date]) -> set[date]:
     """Which of ``days`` have a ``passed`` gate."""
+    if not days:
+        return set()
     with hook.connection() as conn, conn.cursor() as cur:
-        cur.execute("SELECT dt FROM ops.quality_gate WHERE status = %s AND dt = ANY(%s)", (PASSED, list(days)))
+        placeholders = ", ".join(["%s"] * len(days))
+        cur.execute(f"SELECT dt FROM ops.quality_gate WHERE status = %s AND dt IN ({placeholders})", (PASSED, *days))
         return {row[0] for row in cur.fetchall()}

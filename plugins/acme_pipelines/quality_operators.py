@@ -53,6 +53,12 @@ class _RecordedChecks:
     def _scope(self, partition: Partition) -> None:
         raise NotImplementedError
 
+    def get_db_hook(self) -> Any:
+        """The warehouse connection's common-sql hook, chosen by its type (``warehouse_hooks.sql_hook``)."""
+        from acme_pipelines.warehouse_hooks import sql_hook
+
+        return sql_hook(self.conn_id)
+
     def execute(self, context: Any) -> None:
         from acme_pipelines.lineage import warehouse_lineage
         from acme_pipelines.quality import CheckOutcome, outcomes_from_sql_checks
@@ -150,12 +156,14 @@ class SqlAssertionsOperator(WarehouseOperator):
         self.inputs = list(inputs)
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from acme_pipelines.dialects import script
         from acme_pipelines.quality import CheckOutcome
 
         partition = resolve_partition(context, DAY)
         hook = self.warehouse
         with hook.connection() as conn, conn.cursor() as cur:  # record_results (below) ensures the schema
-            cur.execute((SQL_ROOT / self.sql_file).read_text(), {"dt": partition.dt})
+            for statement in script((SQL_ROOT / self.sql_file).read_text(), hook.dialect):
+                cur.execute(statement, {"dt": partition.dt})
             rows = cur.fetchall()
         outcomes = [
             CheckOutcome(name, kind, bool(passed), table, None, observed, expected, content)

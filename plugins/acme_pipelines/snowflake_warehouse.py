@@ -18,6 +18,7 @@ connection is of type ``snowflake``. The tables are made by the migrations
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tempfile
@@ -95,6 +96,20 @@ class SnowflakeWarehouseHook(ScopedConnection, SnowflakeHook):
     @staticmethod
     def begin(cur: Any) -> None:
         cur.execute("BEGIN")
+
+    # what the jobs' portable SQL leaves to the dialect: an ARRAY column takes JSON (INSERT ... SELECT only)
+    array_placeholder = "PARSE_JSON(%s)"
+    array_param = staticmethod(json.dumps)
+
+    @staticmethod
+    def array_result(value: Any) -> list[str]:
+        """An ARRAY column's value (the connector returns its JSON text) as a list."""
+        return json.loads(value) if isinstance(value, str) else list(value or [])
+
+    @staticmethod
+    def lock_day(cur: Any, table: str, day: Any) -> None:
+        """Nothing to take: Snowflake runs one transaction's DELETE/UPDATE/MERGE on a table at a time, and the
+        day's writers delete before they insert."""
 
     # row accounting: the same portable SQL as on PostgreSQL
     record_audit = staticmethod(WarehouseHook.record_audit)

@@ -141,6 +141,23 @@ class WarehouseHook(ScopedConnection, BaseHook):
     def begin(cur: Any) -> None:
         """psycopg2 opens a transaction with the first statement; nothing to do (Snowflake needs BEGIN)."""
 
+    # -- what the jobs' portable SQL leaves to the dialect --------------------------------
+    array_placeholder = "CAST(%s AS text[])"  # a list of strings as a parameter (psycopg2 sends a list as ARRAY)
+
+    @staticmethod
+    def array_param(values: Sequence[str]) -> Any:
+        return list(values)
+
+    @staticmethod
+    def array_result(value: Any) -> list[str]:
+        """A text[] column's value as a list."""
+        return list(value or [])
+
+    @staticmethod
+    def lock_day(cur: Any, table: str, day: Any) -> None:
+        """One writer of ``table``'s ``day`` at a time, to the end of the transaction."""
+        lock_day(cur, table, day)
+
     # -- bulk movement --------------------------------------------------------------------
     @staticmethod
     def copy_arrow(cur: Any, table: str, data: pa.Table, columns: Sequence[str] | None = None) -> int:

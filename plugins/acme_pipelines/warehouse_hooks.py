@@ -17,3 +17,15 @@ def warehouse_hook(conn_id: str = "warehouse") -> Any:
 
         return SnowflakeWarehouseHook(snowflake_conn_id=conn_id)
     return WarehouseHook(conn_id)
+
+
+def sql_hook(conn_id: str = "warehouse") -> Any:
+    """The common-sql hook (a ``DbApiHook``) of the warehouse connection ``conn_id``: the provider's hook for its
+    type, except that a snowflake connection gets ``SnowflakeWarehouseHook``, which keeps the ``protocol`` extra
+    the provider's ``SnowflakeHook`` drops (an HTTP endpoint: fakesnow, a proxy)."""
+    connection = BaseHook.get_connection(conn_id)
+    if connection.conn_type == "snowflake":
+        from acme_pipelines.snowflake_warehouse import SnowflakeWarehouseHook
+
+        return SnowflakeWarehouseHook(snowflake_conn_id=conn_id)
+    return connection.get_hook()

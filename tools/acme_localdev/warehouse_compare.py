@@ -1,11 +1,12 @@
-"""`make snowflake-compare`: the same ETL into PostgreSQL and into Snowflake (the fakesnow server), side by side.
+"""`make snowflake-compare`: the same DAGs into PostgreSQL and into Snowflake (the fakesnow server), side by side.
 
 Generates a few days of sample data, runs ``hourly_incremental_sync`` (one
-catch-up window) and ``daily_etl`` (each day) through ``dag.test`` twice, with
-the same DAG code: once with the ``warehouse`` connection of type postgres,
-once of type snowflake pointing at a local fakesnow server. It then prints,
-per published table, the row count on each side and whether the rows are the
-same (a digest of every business column, ``_run_id``/``_loaded_at`` aside).
+catch-up window), ``daily_etl`` (each day) and ``data_quality_check`` (the
+last days) through ``dag.test`` twice, with the same DAG code: once with the
+``warehouse`` connection of type postgres, once of type snowflake pointing at a
+local fakesnow server. It then prints, per published table (and the row
+accounting and quality results), the row count on each side and whether the
+rows are the same (a digest of every business column, ``_run_id``/``_loaded_at`` aside).
 Exit status 1 if any table differs or a run failed.
 
 ``published_rows`` and ``compare`` are also what the Snowflake tests assert with.
@@ -29,7 +30,7 @@ from typing import Any
 
 from acme_localdev import env
 
-# Published tables (contract §3) and what is compared of the row accounting.
+# Published tables (contract §3), and what is compared of the row accounting and the quality results.
 PUBLISHED = (
     "core.dim_customer",
     "core.dim_product",
@@ -48,6 +49,11 @@ ACCOUNTING = {
     ),
     # raw_record aside: a sync reject's JSON text is formatted by each database
     "ops.rejected_rows": "source, partition, locator, reason FROM ops.rejected_rows",
+    # run ids and clocks aside; observed/expected are text each database formats its own way
+    "ops.quality_results": (
+        "dt, task_id, check_name, check_type, table_name, column_name, passed FROM ops.quality_results"
+    ),
+    "ops.quality_gate": "dt, status, failed FROM ops.quality_gate",
 }
 
 
@@ -66,8 +72,8 @@ def normalise(value: Any) -> Any:
         return json.dumps(value, sort_keys=True)
     if isinstance(value, str):
         text = value.strip()  # char(n) padding
-        if text.startswith("{") and text.endswith("}"):
-            try:  # a JSON object (PostgreSQL jsonb arrives as dict, Snowflake VARIANT as text)
+        if text[:1] + text[-1:] in ("{}", "[]"):
+            try:  # JSON (PostgreSQL jsonb and text[] arrive as dict and list, Snowflake VARIANT and ARRAY as text)
                 return json.dumps(json.loads(text), sort_keys=True)
             except ValueError:
                 return text
@@ -192,16 +198,16 @@ def pipeline_environment(app_dsn: str, warehouse: str, fx_url: str, slack_url: s
     }
 
 
-ETL_DAGS = ("hourly_incremental_sync", "daily_etl")
+WAREHOUSE_DAGS = ("hourly_incremental_sync", "daily_etl", "data_quality_check")  # the DAGs compared
 
 
-def run_etl(dags: dict, config: Any, say: Callable[[str], None]) -> bool:
-    """The demo's runs of the two ETL DAGs for ``config`` (``demo.plan``: the sync's catch-up window, then
-    daily_etl for each day); True if every run succeeded."""
+def run_dags(dags: dict, config: Any, say: Callable[[str], None]) -> bool:
+    """The demo's runs of ``WAREHOUSE_DAGS`` for ``config`` (``demo.plan``: the sync's catch-up window,
+    daily_etl for each day, the quality check of the last days); True if every run succeeded."""
     from acme_localdev.demo import plan
     from acme_localdev.runs import run_in_process
 
-    confs = [(dag_id, conf) for dag_id, runs in plan(config) if dag_id in ETL_DAGS for conf in runs]
+    confs = [(dag_id, conf) for dag_id, runs in plan(config) if dag_id in WAREHOUSE_DAGS for conf in runs]
     ok = True
     for dag_id, conf in confs:
         started = time.monotonic()
@@ -247,7 +253,7 @@ def main(argv: list[str]) -> int:
 
     from airflow.dag_processing.dagbag import DagBag
 
-    dags = {d: DagBag(dag_folder=env.ROOT / "dags" / f"{d}.py").dags[d] for d in ETL_DAGS}
+    dags = {d: DagBag(dag_folder=env.ROOT / "dags" / f"{d}.py").dags[d] for d in WAREHOUSE_DAGS}
     timings: dict[str, float] = {}
     # from here on this process's own output (the servers' request logs, the tasks' logs) goes to LOG;
     # `say` prints to the terminal
@@ -264,7 +270,7 @@ def main(argv: list[str]) -> int:
                 applied = upgrade(warehouse_hook("warehouse"))
                 say(f"    schema migrations applied: {', '.join(map(str, applied))}")
             t0 = time.monotonic()
-            ok &= run_etl(dags, config, lambda line: say(f"    {line}"))
+            ok &= run_dags(dags, config, lambda line: say(f"    {line}"))
             timings[name] = time.monotonic() - t0
         import snowflake.connector
 

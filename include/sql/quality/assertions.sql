@@ -1,5 +1,6 @@
 -- Checks of one day (%(dt)s) that the common-sql check operators cannot express.
 -- One row per check: check_name, check_type, table_name, passed, observed, expected, content.
+-- Written for PostgreSQL in SQL that SQLGlot carries to Snowflake (dialects.script): no format(), no LATERAL.
 
 -- Freshness: successful hourly syncs of orders reach the end of the day (ops.load_windows).
 SELECT 'freshness:core.fact_orders' AS check_name, 'freshness' AS check_type, 'core.fact_orders' AS table_name,
@@ -17,8 +18,10 @@ SELECT 'accounting:' || t.target, 'row_accounting', t.target,
        coalesce(a.status = 'success'
                 AND a.rows_in = a.rows_loaded + a.rows_rejected + a.rows_duplicate
                 AND a.rows_loaded = t.published, false),
-       format('status %%s, in %%s = loaded %%s + rejected %%s + duplicate %%s; published %%s',
-              coalesce(a.status, 'no load'), a.rows_in, a.rows_loaded, a.rows_rejected, a.rows_duplicate, t.published),
+       'status ' || coalesce(a.status, 'no load')
+           || ', in ' || coalesce(a.rows_in::text, '') || ' = loaded ' || coalesce(a.rows_loaded::text, '')
+           || ' + rejected ' || coalesce(a.rows_rejected::text, '')
+           || ' + duplicate ' || coalesce(a.rows_duplicate::text, '') || '; published ' || t.published::text,
        'latest load succeeded, in = loaded + rejected + duplicate, published = loaded',
        'ops.load_audit latest row for (target, partition) vs count(*) of the day'
 FROM (
@@ -28,12 +31,12 @@ FROM (
     UNION ALL
     SELECT 'core.fact_pos_sales', (SELECT count(*) FROM core.fact_pos_sales WHERE dt = %(dt)s)
 ) t
-LEFT JOIN LATERAL (
-    SELECT * FROM ops.load_audit la
-    WHERE la.target = t.target AND la.partition = %(dt)s::date::text
-    ORDER BY la.finished_at DESC, la.load_id DESC
-    LIMIT 1
-) a ON true
+LEFT JOIN (
+    SELECT la.target, la.status, la.rows_in, la.rows_loaded, la.rows_rejected, la.rows_duplicate,
+           row_number() OVER (PARTITION BY la.target ORDER BY la.finished_at DESC, la.load_id DESC) AS latest
+    FROM ops.load_audit la
+    WHERE la.partition = %(dt)s::date::text
+) a ON a.target = t.target AND a.latest = 1
 
 UNION ALL
 -- Referential integrity: every payment of the day belongs to a known order.
@@ -98,12 +101,14 @@ UNION ALL
 -- The mart agrees with the facts it was built from.
 SELECT 'reconciliation:marts.daily_revenue', 'reconciliation', 'marts.daily_revenue',
        coalesce(r.revenue_usd = f.revenue AND r.refunds_usd = f.refunds, false),
-       format('mart %%s / %%s, facts %%s / %%s', r.revenue_usd, r.refunds_usd, f.revenue, f.refunds),
+       'mart ' || coalesce(r.revenue_usd::text, '') || ' / ' || coalesce(r.refunds_usd::text, '')
+           || ', facts ' || f.revenue::text || ' / ' || f.refunds::text,
        'mart revenue and refunds = sums of captured and refunded payments',
        'marts.daily_revenue vs core.fact_payments of the day'
 FROM (
-    SELECT coalesce(sum(amount_usd) FILTER (WHERE status = 'captured'), 0) AS revenue,
-           coalesce(sum(amount_usd) FILTER (WHERE status = 'refunded'), 0) AS refunds
+    -- rounded to cents: exact on both warehouses; the fakesnow server sums NUMBER columns as DOUBLE
+    SELECT round(coalesce(sum(amount_usd) FILTER (WHERE status = 'captured'), 0), 2) AS revenue,
+           round(coalesce(sum(amount_usd) FILTER (WHERE status = 'refunded'), 0), 2) AS refunds
     FROM core.fact_payments WHERE dt = %(dt)s
 ) f
 LEFT JOIN marts.daily_revenue r ON r.dt = %(dt)s;
