@@ -265,13 +265,11 @@ def test_a_worse_model_is_not_promoted(dagbag, world):
     from sklearn.preprocessing import StandardScaler
 
     from acme_pipelines import churn_model as cm
-    from acme_pipelines.warehouse import pg_connect
+    from acme_pipelines.warehouse import WarehouseHook
 
-    conn = pg_connect(world["warehouse"])
-    try:
-        data = cm.load_labelled(conn, LAST, horizon_days=3, history_days=90, max_rows=10**6)
-    finally:
-        conn.close()
+    hook = WarehouseHook(dsn=world["warehouse"])
+    with hook.connection() as conn:
+        data = cm.load_labelled(hook, conn, LAST, horizon_days=3, history_days=90, max_rows=10**6)
     split = cm.time_split(data)
     cheat = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=1000))
     cheat.fit(split.test.x, split.test.y)

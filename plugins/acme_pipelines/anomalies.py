@@ -132,28 +132,37 @@ def evaluate(
     return findings
 
 
-def record(cur: Any, finding: Finding, run_id: str) -> tuple[int, bool]:
-    """Store the finding (idempotent per metric and window); returns (id, whether it should alert).
+def record(hook: Any, cur: Any, finding: Finding, run_id: str) -> tuple[int, bool]:
+    """Store the finding (idempotent per metric and window: updated, or inserted under the window's lock);
+    returns (id, whether it should alert). Portable SQL; ``hook`` supplies the array parameter and the lock.
 
     It alerts only if it has not alerted before and does not continue an
     anomaly that already alerted.
     """
-    cur.execute(
-        """
-        INSERT INTO ops.anomalies (metric, window_start, window_end, observed, expected, scale, score, severity,
-                                   direction, baseline, run_id)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-        ON CONFLICT (metric, window_start, window_end) DO UPDATE
-            SET observed = excluded.observed, expected = excluded.expected, scale = excluded.scale,
-                score = excluded.score, severity = excluded.severity, direction = excluded.direction,
-                baseline = excluded.baseline, run_id = excluded.run_id
-        RETURNING anomaly_id, alerted_at IS NULL AND suppressed_by IS NULL
-        """,
-        (
-            finding.metric, finding.window_start, finding.window_end, finding.observed, finding.expected,
-            finding.scale, finding.score, finding.severity, finding.direction, list(finding.baseline), run_id,
-        ),
+    window = (finding.metric, finding.window_start, finding.window_end)
+    values = (
+        finding.observed, finding.expected, finding.scale, finding.score, finding.severity, finding.direction,
+        hook.array_param(finding.baseline), run_id,
     )  # fmt: skip
+    hook.lock_day(cur, "ops.anomalies", "/".join(map(str, window)))
+    cur.execute(
+        "UPDATE ops.anomalies SET observed = %s, expected = %s, scale = %s, score = %s, severity = %s, "
+        f"direction = %s, baseline = {hook.array_placeholder('double precision')}, run_id = %s "
+        "WHERE metric = %s AND window_start = %s AND window_end = %s",
+        (*values, *window),
+    )
+    if not cur.rowcount:
+        cur.execute(
+            "INSERT INTO ops.anomalies (metric, window_start, window_end, observed, expected, scale, score, "
+            "severity, direction, baseline, run_id) "
+            f"SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, {hook.array_placeholder('double precision')}, %s",
+            (*window, *values),
+        )
+    cur.execute(
+        "SELECT anomaly_id, alerted_at IS NULL AND suppressed_by IS NULL FROM ops.anomalies "
+        "WHERE metric = %s AND window_start = %s AND window_end = %s",
+        window,
+    )
     anomaly_id, pending = cur.fetchone()
     if not pending:
         return anomaly_id, False
@@ -176,5 +185,6 @@ def record(cur: Any, finding: Finding, run_id: str) -> tuple[int, bool]:
 
 def mark_alerted(cur: Any, anomaly_id: int, via: str) -> None:
     cur.execute(
-        "UPDATE ops.anomalies SET alerted_at = now(), alerted_via = %s WHERE anomaly_id = %s", (via, anomaly_id)
+        "UPDATE ops.anomalies SET alerted_at = CURRENT_TIMESTAMP, alerted_via = %s WHERE anomaly_id = %s",
+        (via, anomaly_id),
     )

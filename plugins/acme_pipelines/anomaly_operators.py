@@ -55,19 +55,19 @@ class AnomalyDetectionOperator(WarehouseOperator):
         with hook.connection() as conn:
             require_current(conn)
             with conn.cursor() as cur:
-                cur.execute(
+                rows = hook.query_rows(
+                    cur,
                     (SQL_ROOT / "anomalies" / "window_metrics.sql").read_text(),
                     {"start": start, "end": end, "weeks": int(self.weeks_back)},
                 )
-                columns = [d[0] for d in cur.description]
-                rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
             found = anomalies.evaluate(
                 rows, start, end, warning=float(self.warning_score), critical=float(self.critical_score), log=self.log
             )
             alerts = []
             with conn.cursor() as cur:
+                hook.begin(cur)
                 for finding in found:
-                    anomaly_id, alert = anomalies.record(cur, finding, context["run_id"])
+                    anomaly_id, alert = anomalies.record(hook, cur, finding, context["run_id"])
                     if alert:
                         alerts.append((anomaly_id, finding))
             conn.commit()

@@ -46,20 +46,16 @@ class CacheRefreshOperator(WarehouseOperator):
         self.recent_days = recent_days
         self.top_n = top_n
 
-    def _entries(self, conn: Any, params: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-        from acme_pipelines.db_readers import postgres_query_batches
-
+    def _entries(self, hook: Any, conn: Any, params: dict[str, Any]) -> Iterator[tuple[str, Any]]:
         with conn.cursor() as cur:
-            cur.execute((SQL_ROOT / "cache" / "today.sql").read_text(), params)
-            columns = [d[0] for d in cur.description]
-            today = dict(zip(columns, cur.fetchone(), strict=True))
-            cur.execute((SQL_ROOT / "shared" / "top_products.sql").read_text(), {**params, "limit": self.top_n})
-            columns = [d[0] for d in cur.description]
-            top = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+            [today] = hook.query_rows(cur, (SQL_ROOT / "cache" / "today.sql").read_text(), params)
+            top = hook.query_rows(
+                cur, (SQL_ROOT / "shared" / "top_products.sql").read_text(), {**params, "limit": self.top_n}
+            )
         yield "today", {"day": params["day_start"].date(), "until": params["until"], **today}
         yield "top_products", {"day": params["day_start"].date(), "until": params["until"], "products": top}
         query = (SQL_ROOT / "cache" / "recent_customers.sql").read_text()
-        for batch in postgres_query_batches(conn, query, params, batch_rows=5_000):
+        for batch in hook.query_batches(conn, query, params, batch_rows=5_000):
             for row in batch.to_pylist():
                 yield f"customer:{row['customer_id']}", {"until": params["until"], **row}
 
@@ -78,7 +74,8 @@ class CacheRefreshOperator(WarehouseOperator):
             client = redis_hook.get_conn()
             client.ping()
             with hook.connection() as conn:
-                published = cache.publish(client, self.key_prefix, self._entries(conn, params), int(self.ttl_seconds))
+                entries = self._entries(hook, conn, params)
+                published = cache.publish(client, self.key_prefix, entries, int(self.ttl_seconds))
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             where = f"{redis_hook.host}:{redis_hook.port}"
             raise CacheUnavailableError(

@@ -21,8 +21,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from acme_pipelines.db_readers import postgres_query_batches
-
 FEATURES = (
     "days_since_signup",
     "recency_days",
@@ -89,13 +87,13 @@ class TrainedModel:
     split: Split
 
 
-def load_labelled(conn: Any, dt: date, *, horizon_days: int, history_days: int, max_rows: int) -> Dataset:
-    """Labelled rows (features + churned) as arrays, read in Arrow batches from a server-side cursor.
+def load_labelled(hook: Any, conn: Any, dt: date, *, horizon_days: int, history_days: int, max_rows: int) -> Dataset:
+    """Labelled rows (features + churned) as arrays, read in Arrow batches (``hook.query_batches`` on ``conn``).
 
     Training needs the whole matrix in memory; ``max_rows`` bounds it.
     """
     params = {"dt": dt, "horizon": horizon_days, "history": history_days, "max_rows": max_rows}
-    batches = list(postgres_query_batches(conn, LABELLED_SQL, params))
+    batches = list(hook.query_batches(conn, LABELLED_SQL, params))
     if not batches:
         return Dataset(np.array([], dtype="datetime64[D]"), np.empty((0, len(FEATURES))), np.array([], dtype=bool))
     table = pa.Table.from_batches(batches)

@@ -19,7 +19,8 @@ import pyarrow as pa
 from psycopg2 import sql
 
 
-def _batches(cursor: Any, batch_rows: int, schema: pa.Schema | None = None) -> Iterator[pa.RecordBatch]:
+def cursor_batches(cursor: Any, batch_rows: int, schema: pa.Schema | None = None) -> Iterator[pa.RecordBatch]:
+    """An executed DB-API cursor's rows, ``batch_rows`` at a time, as Arrow batches (of ``schema`` if given)."""
     names: list[str] | None = None
     while rows := cursor.fetchmany(batch_rows):
         names = names or [d[0] for d in cursor.description]
@@ -42,7 +43,7 @@ def postgres_query_batches(
     with conn.cursor(name=f"acme_{uuid.uuid4().hex[:12]}") as cursor:
         cursor.itersize = batch_rows
         cursor.execute(query, params)
-        yield from _batches(cursor, batch_rows, schema)
+        yield from cursor_batches(cursor, batch_rows, schema)
 
 
 def postgres_window_batches(
@@ -67,6 +68,6 @@ def sqlite_query_batches(
     """Read a SQLite file (opened read-only) and yield Arrow batches."""
     conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
     try:
-        yield from _batches(conn.execute(query, params), batch_rows)
+        yield from cursor_batches(conn.execute(query, params), batch_rows)
     finally:
         conn.close()

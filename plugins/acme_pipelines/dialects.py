@@ -83,13 +83,27 @@ def statements(text: str, dialect: str) -> list[str]:
         return node
 
     parsed = [s for s in sqlglot.parse(text, read="postgres") if s is not None]
+    if dialect == "snowflake":
+        parsed = [s.transform(_interval_multiple) for s in parsed]
     return [s.transform(keep_parameter).sql(dialect=dialect, comments=False) for s in parsed]
 
 
-def script(text: str, dialect: str) -> list[str]:
-    """A PostgreSQL SQL file's text as ``dialect`` runs it: as written on PostgreSQL (one script), transpiled
-    statement by statement on Snowflake (``statements``)."""
-    return [text] if dialect == "postgres" else statements(text, dialect)
+def _interval_multiple(node: object) -> object:
+    """``t ± n * interval '1 <unit>'`` (PostgreSQL) as ``DATEADD(<unit>, ±n, t)``: Snowflake cannot multiply an
+    interval, and SQLGlot copies the product as written."""
+    from sqlglot import exp
+
+    if not isinstance(node, exp.Add | exp.Sub) or not isinstance(node.expression, exp.Mul):
+        return node
+    product = node.expression
+    interval, factor = (
+        (product.expression, product.this) if isinstance(product.expression, exp.Interval) else
+        (product.this, product.expression)
+    )  # fmt: skip
+    if not isinstance(interval, exp.Interval) or interval.this.name != "1" or not interval.unit:
+        return node
+    amount = factor if isinstance(node, exp.Add) else exp.Neg(this=exp.Paren(this=factor))
+    return exp.DateAdd(this=node.this, expression=amount, unit=exp.Var(this=interval.unit.name))
 
 
 def condition(text: str, dialect: str) -> str:

@@ -59,6 +59,7 @@ class TrainChurnModelOperator(WarehouseOperator):
         with hook.connection() as conn:
             require_current(conn)
             data = cm.load_labelled(
+                hook,
                 conn,
                 partition.dt,
                 horizon_days=int(self.horizon_days),

@@ -99,7 +99,7 @@ def decide_gate(hook: Any, dt: date, run_id: str, checks: Iterable[str] = ()) ->
             cur.execute("DELETE FROM ops.quality_gate WHERE dt = %s", (dt,))
             cur.execute(
                 "INSERT INTO ops.quality_gate (dt, status, run_id, failed, decided_at) "
-                f"SELECT %s, %s, %s, {hook.array_placeholder}, CURRENT_TIMESTAMP",
+                f"SELECT %s, %s, %s, {hook.array_placeholder('text')}, CURRENT_TIMESTAMP",
                 (dt, status, run_id, hook.array_param(failed)),
             )
         conn.commit()

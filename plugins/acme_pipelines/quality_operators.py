@@ -156,19 +156,17 @@ class SqlAssertionsOperator(WarehouseOperator):
         self.inputs = list(inputs)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from acme_pipelines.dialects import script
         from acme_pipelines.quality import CheckOutcome
 
         partition = resolve_partition(context, DAY)
         hook = self.warehouse
         with hook.connection() as conn, conn.cursor() as cur:  # record_results (below) ensures the schema
-            for statement in script((SQL_ROOT / self.sql_file).read_text(), hook.dialect):
-                cur.execute(statement, {"dt": partition.dt})
-            rows = cur.fetchall()
+            rows = hook.query_rows(cur, (SQL_ROOT / self.sql_file).read_text(), {"dt": partition.dt})
         outcomes = [
-            CheckOutcome(name, kind, bool(passed), table, None, observed, expected, content)
-            for name, kind, table, passed, observed, expected, content in rows
-        ]
+            CheckOutcome(r["check_name"], r["check_type"], bool(r["passed"]), r["table_name"], None, r["observed"],
+                         r["expected"], r["content"])
+            for r in rows
+        ]  # fmt: skip
         _record(self, self.warehouse_conn_id, context, partition, outcomes)
         self._set_lineage(
             hook,

@@ -66,21 +66,20 @@ def change_pct(value: Any, before: Any) -> float | None:
     return round(float((Decimal(value) - Decimal(before)) / Decimal(before) * 100), 2)
 
 
-def _rows(cur: Any, name: str | Path, params: dict[str, Any]) -> list[dict[str, Any]]:
-    cur.execute((SQL / name).read_text(), params)
-    columns = [d[0] for d in cur.description]
-    return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
-
-
-def fetch(conn: Any, dt: date, top_n: int = 5) -> DailyReport:
+def fetch(hook: Any, conn: Any, dt: date, top_n: int = 5) -> DailyReport:
+    """The day's report from the warehouse (``hook``'s dialect, on ``conn``)."""
     with conn.cursor() as cur:
-        summary = _rows(cur, "daily_summary.sql", {"dt": dt})
+
+        def rows(name: str | Path, params: dict[str, Any]) -> list[dict[str, Any]]:
+            return hook.query_rows(cur, (SQL / name).read_text(), params)
+
+        summary = rows("daily_summary.sql", {"dt": dt})
         if not summary:
             raise ReportDataMissingError(f"marts.daily_revenue has no row for {dt}: run daily_etl for it first")
         [row] = summary
         day = datetime.combine(dt, time(), UTC)
-        top = _rows(cur, TOP_PRODUCTS, {"day_start": day, "until": day + timedelta(days=1), "limit": top_n})
-        trend = _rows(cur, "revenue_trend.sql", {"dt": dt})
+        top = rows(TOP_PRODUCTS, {"day_start": day, "until": day + timedelta(days=1), "limit": top_n})
+        trend = rows("revenue_trend.sql", {"dt": dt})
     metrics = [Metric(label, row[col], row[day], row[week]) for label, col, day, week in METRICS]
     return DailyReport(dt, metrics, row["paid_orders"], top, trend)
 

@@ -33,6 +33,8 @@ from typing import Any
 import pyarrow as pa
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
+from acme_pipelines.db_readers import cursor_batches
+from acme_pipelines.dialects import statements
 from acme_pipelines.warehouse import ScopedConnection, WarehouseHook
 
 log = logging.getLogger(__name__)
@@ -97,12 +99,47 @@ class SnowflakeWarehouseHook(ScopedConnection, SnowflakeHook):
     def begin(cur: Any) -> None:
         cur.execute("BEGIN")
 
+    # reading: the SQL files (include/sql) are PostgreSQL, transpiled; Snowflake names unquoted columns upper-case
+    @staticmethod
+    def statements(text: str) -> list[str]:
+        """A PostgreSQL SQL text as Snowflake runs it: transpiled statement by statement (``%(name)s`` kept)."""
+        return statements(text, "snowflake")
+
+    @classmethod
+    def query_rows(cls, cur: Any, text: str, params: Any = None) -> list[dict[str, Any]]:
+        """The rows of a PostgreSQL query (transpiled) as dicts by lower-case column name."""
+        for statement in cls.statements(text):
+            cur.execute(statement, params)
+        names = [d[0].lower() for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    @classmethod
+    def query_batches(
+        cls, conn: Any, text: str, params: Any = None, batch_rows: int = 50_000, schema: pa.Schema | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows of a PostgreSQL query (transpiled) as Arrow batches; the connector fetches the result in
+        chunks as the batches are read."""
+        cur = conn.cursor()
+        try:
+            for statement in cls.statements(text):
+                cur.execute(statement, params)
+            for batch in cursor_batches(cur, batch_rows, schema):
+                yield batch.rename_columns([name.lower() for name in batch.schema.names])
+        finally:
+            cur.close()
+
     # what the jobs' portable SQL leaves to the dialect: an ARRAY column takes JSON (INSERT ... SELECT only)
-    array_placeholder = "PARSE_JSON(%s)"
-    array_param = staticmethod(json.dumps)
+    @staticmethod
+    def array_placeholder(element_type: str) -> str:
+        """An array parameter's placeholder (in ``INSERT ... SELECT`` or ``UPDATE``, not ``VALUES``)."""
+        return "PARSE_JSON(%s)"
 
     @staticmethod
-    def array_result(value: Any) -> list[str]:
+    def array_param(values: Sequence[Any]) -> str:
+        return json.dumps(list(values))
+
+    @staticmethod
+    def array_result(value: Any) -> list[Any]:
         """An ARRAY column's value (the connector returns its JSON text) as a list."""
         return json.loads(value) if isinstance(value, str) else list(value or [])
 

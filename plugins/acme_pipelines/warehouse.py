@@ -25,6 +25,7 @@ from airflow.sdk import BaseHook
 from psycopg2 import sql
 
 from acme_pipelines.accounting import AuditEntry, LoadCounts
+from acme_pipelines.db_readers import postgres_query_batches
 
 
 @dataclass(frozen=True)
@@ -141,16 +142,39 @@ class WarehouseHook(ScopedConnection, BaseHook):
     def begin(cur: Any) -> None:
         """psycopg2 opens a transaction with the first statement; nothing to do (Snowflake needs BEGIN)."""
 
+    # -- reading: the SQL files (include/sql) are PostgreSQL, run here as written ----------
+    @staticmethod
+    def statements(text: str) -> list[str]:
+        """A PostgreSQL SQL text as this warehouse runs it: one script, as written."""
+        return [text]
+
+    @staticmethod
+    def query_rows(cur: Any, text: str, params: Any = None) -> list[dict[str, Any]]:
+        """The rows of a PostgreSQL query as dicts by lower-case column name."""
+        cur.execute(text, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    @staticmethod
+    def query_batches(
+        conn: Any, text: str, params: Any = None, batch_rows: int = 50_000, schema: pa.Schema | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows of a PostgreSQL query as Arrow batches, from a server-side cursor (bounded memory)."""
+        return postgres_query_batches(conn, text, params, batch_rows, schema)
+
     # -- what the jobs' portable SQL leaves to the dialect --------------------------------
-    array_placeholder = "CAST(%s AS text[])"  # a list of strings as a parameter (psycopg2 sends a list as ARRAY)
+    @staticmethod
+    def array_placeholder(element_type: str) -> str:
+        """An array parameter's placeholder, for ``array_param``'s value: ``CAST(%s AS <element_type>[])``."""
+        return f"CAST(%s AS {element_type}[])"
 
     @staticmethod
-    def array_param(values: Sequence[str]) -> Any:
-        return list(values)
+    def array_param(values: Sequence[Any]) -> Any:
+        return list(values)  # psycopg2 sends a list as an ARRAY
 
     @staticmethod
-    def array_result(value: Any) -> list[str]:
-        """A text[] column's value as a list."""
+    def array_result(value: Any) -> list[Any]:
+        """An array column's value as a list."""
         return list(value or [])
 
     @staticmethod
