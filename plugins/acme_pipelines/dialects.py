@@ -84,8 +84,21 @@ def statements(text: str, dialect: str) -> list[str]:
 
     parsed = [s for s in sqlglot.parse(text, read="postgres") if s is not None]
     if dialect == "snowflake":
-        parsed = [s.transform(_interval_multiple) for s in parsed]
+        parsed = [s.transform(_interval_multiple).transform(_iso_date_part) for s in parsed]
     return [s.transform(keep_parameter).sql(dialect=dialect, comments=False) for s in parsed]
+
+
+_ISO_PARTS = {"ISOYEAR": "YEAROFWEEKISO", "WEEK": "WEEKISO", "ISODOW": "DAYOFWEEKISO"}  # PostgreSQL's are ISO
+
+
+def _iso_date_part(node: object) -> object:
+    """``extract(isoyear|week|isodow FROM d)`` as Snowflake's ISO functions: its ``DATE_PART(WEEK, d)`` follows
+    the session's week policy, and it has no ISOYEAR part (SQLGlot copies both as written)."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Extract) and node.this.name.upper() in _ISO_PARTS:
+        return exp.Anonymous(this=_ISO_PARTS[node.this.name.upper()], expressions=[node.expression])
+    return node
 
 
 def _interval_multiple(node: object) -> object:

@@ -42,6 +42,8 @@ PUBLISHED = (
     "core.fact_pos_sales",
     "marts.daily_revenue",
 )
+# What the DAGs behind the quality gate build from them.
+DERIVED = ("features.customer_features", "marts.weekly_kpis")
 LOAD_ONLY = ("_run_id", "_loaded_at")  # differ by run and by clock, not by data
 ACCOUNTING = {
     "ops.load_audit": (
@@ -54,6 +56,10 @@ ACCOUNTING = {
         "dt, task_id, check_name, check_type, table_name, column_name, passed FROM ops.quality_results"
     ),
     "ops.quality_gate": "dt, status, failed FROM ops.quality_gate",
+    "ops.anomalies": (
+        "metric, window_start, window_end, observed, expected, scale, score, severity, direction, baseline "
+        "FROM ops.anomalies"
+    ),
 }
 
 
@@ -68,13 +74,15 @@ def normalise(value: Any) -> Any:
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, dict | list):
+    if isinstance(value, list):  # numbers as floats: a JSON array's 0 is a double precision[]'s 0.0
+        return json.dumps([float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value])
+    if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
     if isinstance(value, str):
         text = value.strip()  # char(n) padding
         if text[:1] + text[-1:] in ("{}", "[]"):
             try:  # JSON (PostgreSQL jsonb and text[] arrive as dict and list, Snowflake VARIANT and ARRAY as text)
-                return json.dumps(json.loads(text), sort_keys=True)
+                return normalise(json.loads(text))
             except ValueError:
                 return text
         return text
@@ -110,7 +118,8 @@ def published_rows(conn: Any, select: str) -> TableDigest:
 
 def compare(pg_conn: Any, snowflake_conn: Any) -> list[tuple[str, TableDigest, TableDigest]]:
     """(table, PostgreSQL digest, Snowflake digest) for every published table and the row accounting."""
-    selects = {t: f"{', '.join(business_columns(pg_conn, t))} FROM {t}" for t in PUBLISHED} | ACCOUNTING
+    tables = (*PUBLISHED, *DERIVED)
+    selects = {t: f"{', '.join(business_columns(pg_conn, t))} FROM {t}" for t in tables} | ACCOUNTING
     return [(t, published_rows(pg_conn, s), published_rows(snowflake_conn, s)) for t, s in selects.items()]
 
 

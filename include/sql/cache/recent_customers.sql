@@ -7,12 +7,13 @@ WITH rates AS (
 ),
 recent AS (
     SELECT DISTINCT customer_id FROM core.fact_orders
-    WHERE created_at >= %(until)s::timestamptz - make_interval(days => %(recent_days)s) AND created_at < %(until)s
+    WHERE created_at >= %(until)s::timestamptz - %(recent_days)s * interval '1 day' AND created_at < %(until)s
 )
 SELECT o.customer_id,
        count(*) AS lifetime_orders,
-       count(*) FILTER (WHERE o.created_at >= %(until)s::timestamptz - make_interval(days => %(recent_days)s)) AS recent_orders,
-       coalesce(round(sum(o.order_total / r.per_usd) FILTER (WHERE o.status <> 'cancelled'), 2), 0) AS lifetime_booked_usd,
+       count(*) FILTER (WHERE o.created_at >= %(until)s::timestamptz - %(recent_days)s * interval '1 day') AS recent_orders,
+       coalesce(round(sum(o.order_total / r.per_usd) FILTER (WHERE o.status <> 'cancelled'), 2), 0)::numeric(16, 2)
+           AS lifetime_booked_usd,
        max(o.created_at) AS last_order_at
 FROM core.fact_orders o
 JOIN recent USING (customer_id)

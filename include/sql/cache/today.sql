@@ -9,7 +9,8 @@ WITH rates AS (
 )
 SELECT count(*) AS orders,
        count(*) FILTER (WHERE o.status <> 'cancelled') AS active_orders,
-       coalesce(round(sum(o.order_total / r.per_usd) FILTER (WHERE o.status <> 'cancelled'), 2), 0) AS booked_usd,
+       coalesce(round(sum(o.order_total / r.per_usd) FILTER (WHERE o.status <> 'cancelled'), 2), 0)::numeric(16, 2)
+           AS booked_usd,
        count(*) FILTER (WHERE r.currency IS NULL) AS without_rate
 FROM core.fact_orders o
 LEFT JOIN rates r ON r.currency = o.currency

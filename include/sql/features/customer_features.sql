@@ -44,12 +44,14 @@ events AS (
 SELECT c.customer_id,
        b.as_of,
        b.as_of - (c.created_at AT TIME ZONE 'UTC')::date,
-       round((extract(epoch FROM b.cutoff - o.last_order_at) / 86400)::numeric, 2),
+       -- days since the last order's second (whole seconds: Snowflake's epoch seconds are whole)
+       round((extract(epoch FROM b.cutoff) - floor(extract(epoch FROM o.last_order_at)))::numeric(14, 2) / 86400, 2),
        coalesce(o.orders_7d, 0),
        coalesce(o.orders_30d, 0),
        coalesce(o.orders_lifetime, 0),
        coalesce(p.captured_usd, 0),
-       round(p.captured_usd / nullif(p.paid_orders, 0), 2),
+       -- in cents, rounded half away from zero: exact on both warehouses (the fakesnow server divides as DOUBLE)
+       round(round(p.captured_usd * 100) / nullif(p.paid_orders, 0)) / 100,
        coalesce(p.refunds_usd, 0),
        coalesce(p.refund_count, 0),
        coalesce(p.failed_count, 0),

@@ -24,7 +24,7 @@ WITH weeks AS (
 cur AS (SELECT * FROM weeks WHERE week_start = %(dt)s::date),
 prev AS (SELECT * FROM weeks WHERE week_start = %(dt)s::date - 7 AND days = 7)
 SELECT cur.week_start,
-       to_char(cur.week_start, 'IYYY-"W"IW'),
+       extract(isoyear FROM cur.week_start)::text || '-W' || lpad(extract(week FROM cur.week_start)::text, 2, '0'),
        cur.orders, cur.paid_orders, cur.revenue_usd, cur.refunds_usd, cur.avg_order_value_usd, cur.active_customers,
        round(100.0 * (cur.orders - prev.orders) / nullif(prev.orders, 0), 2),
        round(100.0 * (cur.revenue_usd - prev.revenue_usd) / nullif(prev.revenue_usd, 0), 2),

@@ -7,7 +7,7 @@ WITH rates AS (
     ORDER BY currency, dt DESC
 )
 SELECT p.product_id, p.name, p.category, sum(i.quantity) AS units,
-       round(sum(i.quantity * i.unit_price / r.per_usd), 2) AS booked_usd
+       round(sum(i.quantity * i.unit_price / r.per_usd), 2)::numeric(16, 2) AS booked_usd
 FROM core.fact_orders o
 JOIN core.fact_order_items i ON i.order_id = o.order_id
 JOIN core.dim_product p ON p.product_id = i.product_id
