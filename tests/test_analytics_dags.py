@@ -18,6 +18,7 @@ import json
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -142,7 +143,8 @@ def expected_features(dsn: str, as_of: date) -> pd.DataFrame:
     out["days_since_signup"] = [(as_of - c.date()).days for c in customers.created_at]
     by_customer = past.groupby("customer_id").created_at
     last = by_customer.max()
-    out["recency_days"] = ((cutoff - last.dt.floor("s")).dt.total_seconds() / 86400).round(2)  # from its second
+    seconds = (cutoff - last.dt.floor("s")).dt.total_seconds()  # from the last order's second
+    out["recency_days"] = np.floor((seconds * 100 + 43200) / 86400) / 100  # cents of a day, half away from zero
     for name, days in (("orders_7d", 7), ("orders_30d", 30)):
         out[name] = past[past.created_at >= cutoff - pd.Timedelta(days=days)].groupby("customer_id").size()
     out["orders_lifetime"] = by_customer.size()

@@ -305,3 +305,42 @@ def test_the_dags_behind_the_gate_and_the_frequent_ones_run_alike_on_snowflake(w
     postgres, snowflake = warehouses.caches["postgres"], warehouses.caches["snowflake"]
     assert sum(key.startswith("customer:") for key in postgres) > 10
     assert snowflake == postgres
+
+
+def test_the_model_registry_keeps_one_champion_on_snowflake(warehouses):
+    """ml_training skips training on two generated days (nothing is labelled yet), so its registry writes run
+    here directly, on the fakesnow warehouse, with a model trained on generated rows: a promotion leaves one
+    champion, a rerun of a version updates its row."""
+    import numpy as np
+
+    from acme_pipelines import churn_model as cm
+
+    rng = np.random.default_rng(3)
+    dates = np.repeat(np.arange("2026-10-01", "2026-10-09", dtype="datetime64[D]"), 40)
+    y = np.tile([True, False], len(dates) // 2)
+    x = rng.normal(size=(len(dates), len(cm.FEATURES))) + y[:, None]
+    trained = cm.train(cm.time_split(cm.Dataset(dates, x, y)), seed=7)
+    hook = warehouse_hook("warehouse")
+    assert hook.dialect == "snowflake"
+
+    def register(version: str, run_id: str, champion: tuple[str, float] | None, promote: bool) -> None:
+        with hook.connection() as conn:
+            cur = conn.cursor()
+            hook.begin(cur)
+            hook.lock(cur, "ml.model_registry")
+            cm.register(hook, cur, version=version, dt=date(2026, 10, 9), run_id=run_id, trained=trained,
+                        artifact_path=f"file:///models/{version}", champion=champion, promote=promote)  # fmt: skip
+            conn.commit()
+
+    register("churn-1", "r1", None, True)
+    register("churn-2", "r2", ("churn-1", 0.5), True)
+    register("churn-1", "r3", ("churn-2", 0.9), False)  # a rerun of the first version, not promoted
+    rows = warehouses.snowflake_query(
+        "SELECT model_version, is_champion, run_id, compared_with, params FROM ml.model_registry ORDER BY 1"
+    )
+    assert [r[:4] for r in rows] == [("churn-1", False, "r3", "churn-2"), ("churn-2", True, "r2", "churn-1")]
+    assert json.loads(rows[0][4]) == trained.params
+    with hook.connection() as conn:
+        assert cm.current_champion(conn.cursor(), excluding="churn-1") == (
+            "churn-2", "file:///models/churn-2", trained.sha256
+        )  # fmt: skip

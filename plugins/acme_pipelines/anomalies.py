@@ -144,7 +144,7 @@ def record(hook: Any, cur: Any, finding: Finding, run_id: str) -> tuple[int, boo
         finding.observed, finding.expected, finding.scale, finding.score, finding.severity, finding.direction,
         hook.array_param(finding.baseline), run_id,
     )  # fmt: skip
-    hook.lock_day(cur, "ops.anomalies", "/".join(map(str, window)))
+    hook.lock(cur, "/".join(map(str, ("ops.anomalies", *window))))
     cur.execute(
         "UPDATE ops.anomalies SET observed = %s, expected = %s, scale = %s, score = %s, severity = %s, "
         f"direction = %s, baseline = {hook.array_placeholder('double precision')}, run_id = %s "

@@ -169,6 +169,7 @@ def current_champion(cur: Any, excluding: str) -> tuple[str, str, str] | None:
 
 
 def register(
+    hook: Any,
     cur: Any,
     *,
     version: str,
@@ -179,33 +180,34 @@ def register(
     champion: tuple[str, float] | None,
     promote: bool,
 ) -> None:
-    """Upsert the version's registry row; on promotion make it the only champion (caller commits)."""
+    """Update or insert the version's registry row; on promotion make it the only champion. The caller holds
+    the registry's lock (``hook.lock``) and commits; portable SQL, ``hook`` supplies the JSON parameter."""
     split = trained.split
-    cur.execute(
-        """
-        INSERT INTO ml.model_registry (model_version, trained_for_dt, run_id, algorithm, params, train_rows,
-            test_rows, train_dates, test_dates, metric_name, metric_value, compared_with, compared_metric_value,
-            artifact_path, artifact_sha256, is_champion, promoted_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, false, NULL)
-        ON CONFLICT (model_version) DO UPDATE SET run_id = excluded.run_id, params = excluded.params,
-            train_rows = excluded.train_rows, test_rows = excluded.test_rows, train_dates = excluded.train_dates,
-            test_dates = excluded.test_dates, metric_value = excluded.metric_value,
-            compared_with = excluded.compared_with, compared_metric_value = excluded.compared_metric_value,
-            artifact_path = excluded.artifact_path, artifact_sha256 = excluded.artifact_sha256
-        """,
-        (
-            version, dt, run_id, ALGORITHM, json.dumps(trained.params), len(split.train.y), len(split.test.y),
-            ",".join(map(str, split.train_dates)), ",".join(map(str, split.test_dates)), METRIC,
-            trained.metric_value, champion[0] if champion else None, champion[1] if champion else None,
-            artifact_path, trained.sha256,
-        ),
+    run = (
+        run_id, json.dumps(trained.params), len(split.train.y), len(split.test.y),
+        ",".join(map(str, split.train_dates)), ",".join(map(str, split.test_dates)), trained.metric_value,
+        champion[0] if champion else None, champion[1] if champion else None, artifact_path, trained.sha256,
     )  # fmt: skip
+    cur.execute(
+        f"UPDATE ml.model_registry SET run_id = %s, params = {hook.json_placeholder()}, train_rows = %s, "
+        "test_rows = %s, train_dates = %s, test_dates = %s, metric_value = %s, compared_with = %s, "
+        "compared_metric_value = %s, artifact_path = %s, artifact_sha256 = %s WHERE model_version = %s",
+        (*run, version),
+    )
+    if not cur.rowcount:
+        cur.execute(
+            "INSERT INTO ml.model_registry (run_id, params, train_rows, test_rows, train_dates, test_dates, "
+            "metric_value, compared_with, compared_metric_value, artifact_path, artifact_sha256, model_version, "
+            "trained_for_dt, algorithm, metric_name, is_champion) "
+            f"SELECT %s, {hook.json_placeholder()}, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, false",
+            (*run, version, dt, ALGORITHM, METRIC),
+        )
     if promote:
         cur.execute(
             "UPDATE ml.model_registry SET is_champion = false WHERE is_champion AND model_version <> %s", (version,)
         )
         cur.execute(
-            "UPDATE ml.model_registry SET is_champion = true, promoted_at = coalesce(promoted_at, now()) "
+            "UPDATE ml.model_registry SET is_champion = true, promoted_at = coalesce(promoted_at, CURRENT_TIMESTAMP) "
             "WHERE model_version = %s",
             (version,),
         )

@@ -82,7 +82,8 @@ class TrainChurnModelOperator(WarehouseOperator):
             artifact = folder / "model.joblib"
             artifact.write_bytes(trained.artifact)  # before the registry row: a crash leaves a file a rerun replaces
             with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext('ml.model_registry'))")
+                hook.begin(cur)
+                hook.lock(cur, REGISTRY)
                 found = cm.current_champion(cur, excluding=version)
                 champion = None
                 if found:
@@ -91,6 +92,7 @@ class TrainChurnModelOperator(WarehouseOperator):
                     champion = (champion_version, cm.score_artifact(champion_blob, champion_sha, split.test))
                 promote = champion is None or trained.metric_value > champion[1] + float(self.min_improvement)
                 cm.register(
+                    hook,
                     cur,
                     version=version,
                     dt=partition.dt,

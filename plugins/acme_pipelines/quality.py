@@ -84,7 +84,7 @@ def decide_gate(hook: Any, dt: date, run_id: str, checks: Iterable[str] = ()) ->
     with hook.connection() as conn:
         with conn.cursor() as cur:
             hook.begin(cur)
-            hook.lock_day(cur, "ops.quality_gate", dt)
+            hook.lock(cur, f"ops.quality_gate/{dt}")
             cur.execute(
                 "SELECT check_name, passed, task_id FROM ops.quality_results WHERE dt = %s AND run_id = %s",
                 (dt, run_id),

@@ -144,9 +144,14 @@ class SnowflakeWarehouseHook(ScopedConnection, SnowflakeHook):
         return json.loads(value) if isinstance(value, str) else list(value or [])
 
     @staticmethod
-    def lock_day(cur: Any, table: str, day: Any) -> None:
+    def lock(cur: Any, resource: str) -> None:
         """Nothing to take: Snowflake runs one transaction's DELETE/UPDATE/MERGE on a table at a time, and the
-        day's writers delete before they insert."""
+        writers that use this update or delete before they insert."""
+
+    @staticmethod
+    def json_placeholder() -> str:
+        """A JSON text parameter as a ``VARIANT`` value (in ``INSERT ... SELECT`` or ``UPDATE``, not ``VALUES``)."""
+        return "PARSE_JSON(%s)"
 
     # row accounting: the same portable SQL as on PostgreSQL
     record_audit = staticmethod(WarehouseHook.record_audit)

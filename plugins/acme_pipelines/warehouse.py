@@ -178,9 +178,14 @@ class WarehouseHook(ScopedConnection, BaseHook):
         return list(value or [])
 
     @staticmethod
-    def lock_day(cur: Any, table: str, day: Any) -> None:
-        """One writer of ``table``'s ``day`` at a time, to the end of the transaction."""
-        lock_day(cur, table, day)
+    def lock(cur: Any, resource: str) -> None:
+        """One holder of ``resource`` (a table, a table's day) at a time, to the end of the transaction."""
+        lock(cur, resource)
+
+    @staticmethod
+    def json_placeholder() -> str:
+        """A JSON text parameter as a ``jsonb`` value."""
+        return "CAST(%s AS jsonb)"
 
     # -- bulk movement --------------------------------------------------------------------
     @staticmethod
@@ -276,10 +281,15 @@ def pg_connect(dsn_or_conn_id: str) -> Any:
     )
 
 
+def lock(cur: Any, resource: str) -> None:
+    """One holder of ``resource`` at a time, to the end of the transaction (an advisory lock on its name)."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (resource,))
+
+
 def lock_day(cur: Any, table: str, day: Any) -> None:
     """One writer of ``table``'s ``day`` at a time, to the end of the transaction (loads, mart rebuilds,
     archival)."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{table}/{day}",))
+    lock(cur, f"{table}/{day}")
 
 
 def qualified(name: str) -> sql.Composed:
