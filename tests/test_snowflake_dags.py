@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 
 from acme_localdev.recorder import HttpRecorder
 from acme_localdev.runs import run_in_process
@@ -28,6 +29,7 @@ from acme_localdev.warehouse_compare import (
     business_columns,
     compare,
     fakesnow_connection,
+    live_cache,
     postgres_connection,
     published_rows,
 )
@@ -134,7 +136,7 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
                 dag_id: str(run_in_process(dagbag.dags[dag_id], conf).state) for dag_id, conf in ANALYTICS
             }
             reports[name] = (artifacts / "reports" / f"dt={DAYS[1]}" / "report.csv").read_bytes()
-            caches[name] = live_cache(prefix)
+            caches[name] = live_cache(redis.Redis.from_url(REDIS_URL), prefix)
         snow_kwargs = {**fakesnow_server, "database": database}
         pg, snow = psycopg2.connect(pg_dsn), snowflake.connector.connect(**snow_kwargs)
         try:
@@ -159,18 +161,6 @@ def complete_the_week(hook: Any) -> None:
                 (WEEK + timedelta(days=n), first),
             )
         conn.commit()
-
-
-def live_cache(prefix: str) -> dict[str, Any]:
-    """The keys (without the prefix and version) and values of the cache version readers see."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    version = client.get(f"{prefix}:current")
-    base = f"{prefix}:v{version}:"
-    values = {key.removeprefix(base): json.loads(client.get(key)) for key in client.scan_iter(f"{base}*")}
-    client.delete(*client.scan_iter(f"{prefix}:*"))
-    return values
 
 
 def test_snowflake_gets_the_same_rows_as_postgres(warehouses):

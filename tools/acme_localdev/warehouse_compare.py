@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -106,6 +106,7 @@ class TableDigest:
     rows: int
     digest: str
     distinct_rows: int
+    lines: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the normalised rows, sorted
 
 
 def published_rows(conn: Any, select: str) -> TableDigest:
@@ -113,7 +114,8 @@ def published_rows(conn: Any, select: str) -> TableDigest:
     cur = conn.cursor()
     cur.execute(f"SELECT {select}")
     rows = sorted(repr(tuple(normalise(v) for v in row)) for row in cur.fetchall())
-    return TableDigest(len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16], len(set(rows)))
+    digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+    return TableDigest(len(rows), digest, len(set(rows)), tuple(rows))
 
 
 def compare(pg_conn: Any, snowflake_conn: Any) -> list[tuple[str, TableDigest, TableDigest]]:
@@ -133,6 +135,10 @@ def print_comparison(result: list[tuple[str, TableDigest, TableDigest]], write: 
         equal = pg.digest == snow.digest
         same &= equal
         write(f"  {table:<{width}}  {pg.rows:>10,}  {snow.rows:>10,}  {'yes' if equal else 'NO'} ({pg.digest})")
+        if not equal:  # a few rows only one side has, to see what differs
+            only_pg, only_snow = sorted(set(pg.lines) - set(snow.lines)), sorted(set(snow.lines) - set(pg.lines))
+            for side, lines in (("PostgreSQL", only_pg), ("Snowflake", only_snow)):
+                write(f"      only on {side} ({len(lines):,} rows), e.g.: {'; '.join(lines[:2]) or '-'}")
     return same
 
 
@@ -207,16 +213,25 @@ def pipeline_environment(app_dsn: str, warehouse: str, fx_url: str, slack_url: s
     }
 
 
-WAREHOUSE_DAGS = ("hourly_incremental_sync", "daily_etl", "data_quality_check")  # the DAGs compared
+# the DAGs compared: all but data_archival, whose Snowflake path is not built
+WAREHOUSE_DAGS = (
+    "hourly_incremental_sync", "daily_etl", "data_quality_check", "feature_engineering", "ml_training",
+    "daily_reports", "weekly_aggregation", "anomaly_detection", "cache_refresh",
+)  # fmt: skip
 
 
 def run_dags(dags: dict, config: Any, say: Callable[[str], None]) -> bool:
-    """The demo's runs of ``WAREHOUSE_DAGS`` for ``config`` (``demo.plan``: the sync's catch-up window,
-    daily_etl for each day, the quality check of the last days); True if every run succeeded."""
+    """The demo's runs of ``WAREHOUSE_DAGS`` for ``config`` (``demo.plan``; anomaly detection every six hours
+    of the last day, not every hour); True if every run succeeded."""
     from acme_localdev.demo import plan
     from acme_localdev.runs import run_in_process
 
-    confs = [(dag_id, conf) for dag_id, runs in plan(config) if dag_id in WAREHOUSE_DAGS for conf in runs]
+    confs = [
+        (dag_id, conf)
+        for dag_id, runs in plan(config)
+        if dag_id in WAREHOUSE_DAGS
+        for conf in (runs[5::6] if dag_id == "anomaly_detection" else runs)
+    ]
     ok = True
     for dag_id, conf in confs:
         started = time.monotonic()
@@ -226,10 +241,52 @@ def run_dags(dags: dict, config: Any, say: Callable[[str], None]) -> bool:
     return ok
 
 
+def redis_client() -> Any:
+    """The Redis of the ``redis_cache`` connection, from the variables airflow_settings.yaml reads."""
+    import redis
+
+    return redis.Redis(
+        host=os.environ.get("REDIS_HOST", "127.0.0.1"),
+        port=int(os.environ.get("REDIS_PORT", "6379")),
+        db=int(os.environ.get("REDIS_DB", "0")),
+    )
+
+
+def live_cache(client: Any, prefix: str) -> dict[str, Any]:
+    """The keys (without prefix and version) and values of the cache version readers see under ``prefix``;
+    every key of the prefix is deleted afterwards."""
+    version = client.get(f"{prefix}:current")
+    base = f"{prefix}:v{int(version)}:" if version else f"{prefix}:none:"
+    values = {key.decode().removeprefix(base): json.loads(client.get(key)) for key in client.scan_iter(f"{base}*")}
+    clear_cache(client, prefix)
+    return values
+
+
+def clear_cache(client: Any, prefix: str) -> None:
+    """Delete every key under ``prefix`` (the next refresh writes version 1)."""
+    if keys := list(client.scan_iter(f"{prefix}:*")):
+        client.delete(*keys)
+
+
+def same_outputs(folders: dict[str, Path], caches: dict[str, dict], day: date, write: Callable[[str], Any]) -> bool:
+    """Print and compare what the two warehouses' runs wrote outside the warehouse: the day's report file and
+    the cache; True when both are the same."""
+    reports = {name: (folder / "reports" / f"dt={day}" / "report.csv").read_bytes() for name, folder in folders.items()}
+    (pg_report, snow_report), (pg_cache, snow_cache) = reports.values(), caches.values()
+    same_report, same_cache = pg_report == snow_report, pg_cache == snow_cache
+    write(f"  daily_reports report.csv of {day}: {len(pg_report):,} / {len(snow_report):,} bytes, "
+          f"same: {'yes' if same_report else 'NO'}")  # fmt: skip
+    same = "yes" if same_cache else "NO"
+    write(f"  cache_refresh keys: {len(pg_cache):,} / {len(snow_cache):,}, same values: {same}")
+    for key in sorted(k for k in pg_cache.keys() | snow_cache.keys() if pg_cache.get(k) != snow_cache.get(k))[:2]:
+        write(f"      {key}: {pg_cache.get(key)} / {snow_cache.get(key)}")
+    return same_report and same_cache
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="make snowflake-compare", description=__doc__.splitlines()[0])
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 11, 1))
-    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 11, 2))  # a Monday
+    parser.add_argument("--days", type=int, default=7)  # a whole week: weekly_aggregation runs
     parser.add_argument("--scale", type=float, default=0.3)
     args = parser.parse_args(argv)
     # this tool's runs stay out of the demo's lineage file
@@ -268,19 +325,28 @@ def main(argv: list[str]) -> int:
     # `say` prints to the terminal
     with output_to(LOG) as say, FxServer(days) as fx, HttpRecorder() as slack, fakesnow.server() as snow:
         os.environ.update(pipeline_environment(app_dsn, "", fx.url, slack.url, landing))
+        os.environ["AIRFLOW_CONN_SLACK_REPORTS"] = os.environ["AIRFLOW_CONN_SLACK_ALERTS"]
         ok = True
         snowflake_conn = fakesnow_connection(snow, "WAREHOUSE")
+        folders: dict[str, Path] = {}
+        caches: dict[str, dict] = {}
         for n, (name, connection) in enumerate(
             (("PostgreSQL", postgres_connection(pg_dsn)), ("Snowflake (fakesnow)", snowflake_conn)), 3
         ):
             say(f"==> [{n}/4] the same DAGs into {name}  (log: {LOG.relative_to(env.ROOT)})")
             os.environ["AIRFLOW_CONN_WAREHOUSE"] = connection
+            folders[name] = landing.parent / name.split()[0].lower() / "artifacts"
+            os.environ["AIRFLOW_VAR_ARTIFACTS_ROOT"] = f"file://{folders[name]}"
+            prefix = f"acme-compare:{name.split()[0].lower()}"
+            os.environ["AIRFLOW_VAR_CACHE_KEY_PREFIX"] = prefix
+            clear_cache(redis_client(), prefix)  # what an interrupted earlier run left
             if name != "PostgreSQL":  # reset_warehouse migrated PostgreSQL; the tasks only check the version
                 applied = upgrade(warehouse_hook("warehouse"))
                 say(f"    schema migrations applied: {', '.join(map(str, applied))}")
             t0 = time.monotonic()
             ok &= run_dags(dags, config, lambda line: say(f"    {line}"))
             timings[name] = time.monotonic() - t0
+            caches[name] = live_cache(redis_client(), prefix)
         import snowflake.connector
 
         say(f"\nPublished rows, PostgreSQL ({pg_dsn}) vs Snowflake (fakesnow server, database WAREHOUSE):")
@@ -291,6 +357,8 @@ def main(argv: list[str]) -> int:
         finally:
             pg_conn.close()
             snow_conn.close()
+        say("\nOutside the warehouse, PostgreSQL run / Snowflake run:")
+        same &= same_outputs(folders, caches, days[-1], say)
     print("\nDAG run time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     print(f"snowflake-compare finished in {time.monotonic() - started:.0f}s: "
           + ("every table has the same rows" if same and ok else "DIFFERENCES or failed runs, see above"))  # fmt: skip

@@ -44,8 +44,9 @@ events AS (
 SELECT c.customer_id,
        b.as_of,
        b.as_of - (c.created_at AT TIME ZONE 'UTC')::date,
-       -- days since the last order's second (whole seconds: Snowflake's epoch seconds are whole)
-       round((extract(epoch FROM b.cutoff) - floor(extract(epoch FROM o.last_order_at)))::numeric(14, 2) / 86400, 2),
+       -- days since the last order's second (Snowflake's epoch seconds are whole), in hundredths rounded half
+       -- away from zero: a tie is x.5 hundredths, exact even where the division is DOUBLE (the fakesnow server)
+       round((extract(epoch FROM b.cutoff) - floor(extract(epoch FROM o.last_order_at))) * 100 / 86400) / 100,
        coalesce(o.orders_7d, 0),
        coalesce(o.orders_30d, 0),
        coalesce(o.orders_lifetime, 0),
