@@ -47,7 +47,10 @@ $(STAMP): requirements.lock requirements-dev.lock
 	@echo "==> creating/refreshing $(VENV) from requirements-dev.lock"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	@$(VENV)/bin/uv pip sync --quiet --python $(VENV)/bin/python requirements-dev.lock
+	@# --compile-bytecode: .pyc files written once here (about 15 s); without them, where PYTHONDONTWRITEBYTECODE
+	@# is set (as on the CI machines), every Python process compiles each module it imports, about 3 s of CPU
+	@# per Airflow process (docs/development.md)
+	@$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(VENV)/bin/python requirements-dev.lock
 	@touch $(STAMP)
 	@echo "==> $(VENV) ready"
 
