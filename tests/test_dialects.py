@@ -87,3 +87,26 @@ def test_snowflake_ddl_has_nothing_snowflake_rejects():
 def test_an_unknown_dialect_is_refused():
     with pytest.raises(ValueError, match="unknown warehouse dialect"):
         warehouse_ddl("oracle", discover()[0].path)
+
+
+@pytest.mark.unit
+def test_interval_products_and_iso_date_parts_become_what_snowflake_has():
+    """SQLGlot copies ``n * interval '1 day'`` (Snowflake cannot multiply an interval) and ``extract(isoyear)``
+    (no such part; its WEEK follows the session's week policy) as written; ``statements`` rewrites both."""
+    from acme_pipelines.dialects import statements
+
+    [sql] = statements(
+        "SELECT ts - (7 * k) * interval '1 day' AS a, ts + interval '1 hour' * n AS b, "
+        "extract(isoyear FROM d) AS y, extract(week FROM d) AS w, extract(day FROM d) AS dd FROM t",
+        "snowflake",
+    )
+    assert "DATEADD(DAY, -((7 * k)), ts) AS a" in sql
+    assert "DATEADD(HOUR, n, ts) AS b" in sql
+    assert "YEAROFWEEKISO(d) AS y" in sql
+    assert "WEEKISO(d) AS w" in sql
+    assert "INTERVAL" not in sql.upper().replace("DATEADD", "")
+    # a day of the month stays an ordinary date part; PostgreSQL keeps the SQL as written
+    assert "ISO" not in sql.split(" AS w, ")[1]
+    [same] = statements("SELECT ts - (7 * k) * interval '1 day', extract(week FROM d) FROM t", "postgres")
+    assert "INTERVAL '1 DAY'" in same.upper()
+    assert "WEEKISO" not in same.upper()
