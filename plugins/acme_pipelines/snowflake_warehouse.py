@@ -145,8 +145,9 @@ class SnowflakeWarehouseHook(ScopedConnection, SnowflakeHook):
 
     @staticmethod
     def lock(cur: Any, resource: str) -> None:
-        """Nothing to take: Snowflake runs one transaction's DELETE/UPDATE/MERGE on a table at a time, and the
-        writers that use this update or delete before they insert."""
+        """Nothing taken: Snowflake has no advisory lock. Its DELETE/UPDATE waits for another transaction's on
+        the same table, but two transactions that both find no row to update can both insert one (docs/snowflake.md,
+        "Not built")."""
 
     @staticmethod
     def json_placeholder() -> str:
