@@ -1,4 +1,5 @@
-"""Anomaly scoring with robust statistics, and the record of findings in ``ops.anomalies``.
+"""Anomaly detection: a window's metrics read from the warehouse, scored with robust statistics, and the
+findings recorded in ``ops.anomalies`` (``detect``); the operator sends the alerts.
 
 A window's value is compared with the same window on previous weeks: the
 expected value is their median, the spread 1.4826 x their median absolute
@@ -20,8 +21,10 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "anomalies"
 MAD_TO_SIGMA = 1.4826
 WARNING_SCORE = 4.0
 CRITICAL_SCORE = 8.0
@@ -183,8 +186,44 @@ def record(hook: Any, cur: Any, finding: Finding, run_id: str) -> tuple[int, boo
     return anomaly_id, True
 
 
-def mark_alerted(cur: Any, anomaly_id: int, via: str) -> None:
-    cur.execute(
-        "UPDATE ops.anomalies SET alerted_at = CURRENT_TIMESTAMP, alerted_via = %s WHERE anomaly_id = %s",
-        (via, anomaly_id),
-    )
+def detect(
+    hook: Any,
+    start: datetime,
+    end: datetime,
+    *,
+    weeks: int,
+    warning: float,
+    critical: float,
+    run_id: str,
+    log: Any,
+) -> tuple[list[Finding], list[tuple[int, Finding]]]:
+    """Score the window ``[start, end)`` against the same window on up to ``weeks`` weeks before and record
+    the findings in ``ops.anomalies`` (one transaction); returns the findings and, of them, the ones to alert
+    (with their ids)."""
+    from acme_pipelines.migrations import require_current
+
+    with hook.connection() as conn:
+        require_current(conn)
+        with conn.cursor() as cur:
+            rows = hook.query_rows(cur, (SQL / "window_metrics.sql").read_text(), {"start": start, "end": end,
+                                                                                   "weeks": weeks})  # fmt: skip
+        found = evaluate(rows, start, end, warning=warning, critical=critical, log=log)
+        alerts = []
+        with conn.cursor() as cur:
+            hook.begin(cur)
+            for finding in found:
+                anomaly_id, alert = record(hook, cur, finding, run_id)
+                if alert:
+                    alerts.append((anomaly_id, finding))
+        conn.commit()
+    return found, alerts
+
+
+def mark_alerted(hook: Any, anomaly_id: int, via: str) -> None:
+    """Note that the anomaly alerted, and where (its own transaction, after the alert went out)."""
+    with hook.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE ops.anomalies SET alerted_at = CURRENT_TIMESTAMP, alerted_via = %s WHERE anomaly_id = %s",
+            (via, anomaly_id),
+        )
+        conn.commit()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from acme_pipelines.operators import SQL_ROOT, WarehouseOperator
+from acme_pipelines.operators import WarehouseOperator
 from acme_pipelines.partitions import Grain, resolve_partition
 
 HALF_HOUR = Grain.minutes(30)
@@ -46,36 +46,17 @@ class AnomalyDetectionOperator(WarehouseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from acme_pipelines import anomalies
         from acme_pipelines.metrics import emit_count
-        from acme_pipelines.migrations import require_current
 
         half_hour = resolve_partition(context, HALF_HOUR)
         end = half_hour.end
         start = end - timedelta(minutes=int(self.window_minutes))
         hook = self.warehouse
-        with hook.connection() as conn:
-            require_current(conn)
-            with conn.cursor() as cur:
-                rows = hook.query_rows(
-                    cur,
-                    (SQL_ROOT / "anomalies" / "window_metrics.sql").read_text(),
-                    {"start": start, "end": end, "weeks": int(self.weeks_back)},
-                )
-            found = anomalies.evaluate(
-                rows, start, end, warning=float(self.warning_score), critical=float(self.critical_score), log=self.log
-            )
-            alerts = []
-            with conn.cursor() as cur:
-                hook.begin(cur)
-                for finding in found:
-                    anomaly_id, alert = anomalies.record(hook, cur, finding, context["run_id"])
-                    if alert:
-                        alerts.append((anomaly_id, finding))
-            conn.commit()
-            for anomaly_id, finding in alerts:  # after the commit: a failed send is retried by the next run
-                via = self._alert(finding)
-                with conn.cursor() as cur:
-                    anomalies.mark_alerted(cur, anomaly_id, via)
-                conn.commit()
+        found, alerts = anomalies.detect(
+            hook, start, end, weeks=int(self.weeks_back), warning=float(self.warning_score),
+            critical=float(self.critical_score), run_id=context["run_id"], log=self.log,
+        )  # fmt: skip
+        for anomaly_id, finding in alerts:  # after the commit: a failed send is retried by the next run
+            anomalies.mark_alerted(hook, anomaly_id, self._alert(finding))
         emit_count("anomalies_found", len(found), dag_id=self.dag_id, task_id=self.task_id, table="ops.anomalies")
         self._set_lineage(
             hook,
