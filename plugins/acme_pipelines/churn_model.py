@@ -37,6 +37,7 @@ FEATURES = (
 )
 METRIC = "roc_auc"
 ALGORITHM = "logistic_regression"
+REGISTRY = "ml.model_registry"
 
 LABELLED_SQL = f"""
 SELECT f.as_of_date, {", ".join(f"f.{c}::float8 AS {c}" for c in FEATURES)},
@@ -211,3 +212,72 @@ def register(
             "WHERE model_version = %s",
             (version,),
         )
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What ``train_and_register`` did: the version, its metric, where its artifact is, the champion it was
+    compared with (version, metric on the same test rows) and whether it was promoted."""
+
+    version: str
+    metric_value: float
+    artifact: str
+    champion: tuple[str, float] | None
+    promoted: bool
+
+
+def version_of(dt: date) -> str:
+    return f"churn-{dt:%Y%m%d}"
+
+
+def train_and_register(
+    hook: Any,
+    dt: date,
+    run_id: str,
+    *,
+    artifacts_root: str,
+    horizon_days: int,
+    history_days: int,
+    max_rows: int,
+    seed: int,
+    min_improvement: float,
+    log: Any,
+) -> Registered:
+    """Train the day's model on the warehouse's labelled rows, write its artifact to
+    ``{artifacts_root}/models/churn/<version>/model.joblib``, register it and promote it if it beats the
+    champion on the same test rows by more than ``min_improvement``. ``NotEnoughHistoryError`` when there is
+    too little labelled history (nothing written)."""
+    from airflow.sdk import ObjectStoragePath
+
+    from acme_pipelines.migrations import require_current
+
+    version = version_of(dt)
+    with hook.connection() as conn:
+        require_current(conn)
+        data = load_labelled(hook, conn, dt, horizon_days=horizon_days, history_days=history_days, max_rows=max_rows)
+        log.info("%d labelled customer-days (horizon %s days)", len(data.y), horizon_days)
+        split = time_split(data)
+        trained = train(split, seed)
+        log.info(
+            "%s: %s %.4f on %d test rows (%s), trained on %d rows (%s)",
+            version, METRIC, trained.metric_value, len(split.test.y), split.test_dates,
+            len(split.train.y), split.train_dates,
+        )  # fmt: skip
+        folder = ObjectStoragePath(artifacts_root) / "models" / "churn" / version
+        folder.mkdir(parents=True, exist_ok=True)
+        artifact = folder / "model.joblib"
+        artifact.write_bytes(trained.artifact)  # before the registry row: a crash leaves a file a rerun replaces
+        with conn.cursor() as cur:
+            hook.begin(cur)
+            hook.lock(cur, REGISTRY)
+            found = current_champion(cur, excluding=version)
+            champion = None
+            if found:
+                champion_version, champion_path, champion_sha = found
+                champion_blob = ObjectStoragePath(champion_path).read_bytes()
+                champion = (champion_version, score_artifact(champion_blob, champion_sha, split.test))
+            promote = champion is None or trained.metric_value > champion[1] + min_improvement
+            register(hook, cur, version=version, dt=dt, run_id=run_id, trained=trained, artifact_path=str(artifact),
+                     champion=champion, promote=promote)  # fmt: skip
+        conn.commit()
+    return Registered(version, trained.metric_value, str(artifact), champion, promote)

@@ -8,8 +8,6 @@ from typing import Any
 from acme_pipelines.operators import WarehouseOperator, mark_outlets
 from acme_pipelines.partitions import DAY, resolve_partition
 
-REGISTRY = "ml.model_registry"
-
 
 class TrainChurnModelOperator(WarehouseOperator):
     """Train the churn model for the run's day, register it, promote it if it beats the champion.
@@ -46,77 +44,36 @@ class TrainChurnModelOperator(WarehouseOperator):
         self.max_rows = max_rows
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.sdk import ObjectStoragePath
         from airflow.sdk.exceptions import AirflowSkipException
 
         from acme_pipelines import churn_model as cm
         from acme_pipelines.lineage import storage_dataset
-        from acme_pipelines.migrations import require_current
 
         partition = resolve_partition(context, DAY)
-        version = f"churn-{partition.dt:%Y%m%d}"
         hook = self.warehouse
-        with hook.connection() as conn:
-            require_current(conn)
-            data = cm.load_labelled(
-                hook,
-                conn,
-                partition.dt,
-                horizon_days=int(self.horizon_days),
-                history_days=int(self.history_days),
-                max_rows=self.max_rows,
-            )
-            self.log.info("%d labelled customer-days (horizon %s days)", len(data.y), self.horizon_days)
-            try:
-                split = cm.time_split(data)
-            except cm.NotEnoughHistoryError as exc:
-                raise AirflowSkipException(f"not training {version}: {exc}") from None
-            trained = cm.train(split, int(self.seed))
-            self.log.info(
-                "%s: %s %.4f on %d test rows (%s), trained on %d rows (%s)",
-                version, cm.METRIC, trained.metric_value, len(split.test.y), split.test_dates,
-                len(split.train.y), split.train_dates,
+        try:
+            result = cm.train_and_register(
+                hook, partition.dt, context["run_id"], artifacts_root=self.artifacts_root,
+                horizon_days=int(self.horizon_days), history_days=int(self.history_days), max_rows=self.max_rows,
+                seed=int(self.seed), min_improvement=float(self.min_improvement), log=self.log,
             )  # fmt: skip
-            folder = ObjectStoragePath(self.artifacts_root) / "models" / "churn" / version
-            folder.mkdir(parents=True, exist_ok=True)
-            artifact = folder / "model.joblib"
-            artifact.write_bytes(trained.artifact)  # before the registry row: a crash leaves a file a rerun replaces
-            with conn.cursor() as cur:
-                hook.begin(cur)
-                hook.lock(cur, REGISTRY)
-                found = cm.current_champion(cur, excluding=version)
-                champion = None
-                if found:
-                    champion_version, champion_path, champion_sha = found
-                    champion_blob = ObjectStoragePath(champion_path).read_bytes()
-                    champion = (champion_version, cm.score_artifact(champion_blob, champion_sha, split.test))
-                promote = champion is None or trained.metric_value > champion[1] + float(self.min_improvement)
-                cm.register(
-                    hook,
-                    cur,
-                    version=version,
-                    dt=partition.dt,
-                    run_id=context["run_id"],
-                    trained=trained,
-                    artifact_path=str(artifact),
-                    champion=champion,
-                    promote=promote,
-                )
-            conn.commit()
-        verdict = "promoted to champion" if promote else "not promoted"
+        except cm.NotEnoughHistoryError as exc:
+            raise AirflowSkipException(f"not training {cm.version_of(partition.dt)}: {exc}") from None
+        champion = result.champion
+        verdict = "promoted to champion" if result.promoted else "not promoted"
         against = f" (champion {champion[0]}: {champion[1]:.4f} on the same rows)" if champion else " (no champion yet)"
-        self.log.info("%s %s %.4f: %s%s", version, cm.METRIC, trained.metric_value, verdict, against)
+        self.log.info("%s %s %.4f: %s%s", result.version, cm.METRIC, result.metric_value, verdict, against)
         self._set_lineage(
             hook,
             [hook.dataset("features.customer_features"), hook.dataset("core.fact_orders")],
-            [hook.dataset(REGISTRY), storage_dataset(str(artifact))],
+            [hook.dataset(cm.REGISTRY), storage_dataset(result.artifact)],
         )
         mark_outlets(context, self.outlets, partition)
         return {
-            "model_version": version,
+            "model_version": result.version,
             "metric": cm.METRIC,
-            "value": trained.metric_value,
-            "champion": promote,
+            "value": result.metric_value,
+            "champion": result.promoted,
             "compared_with": champion[0] if champion else None,
-            "artifact": str(artifact),
+            "artifact": result.artifact,
         }
