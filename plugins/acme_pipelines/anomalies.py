@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from acme_pipelines.warehouse import upsert_row
+
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "anomalies"
 MAD_TO_SIGMA = 1.4826
 WARNING_SCORE = 4.0
@@ -136,31 +138,20 @@ def evaluate(
 
 
 def record(hook: Any, cur: Any, finding: Finding, run_id: str) -> tuple[int, bool]:
-    """Store the finding (idempotent per metric and window: updated, or inserted under the window's lock);
-    returns (id, whether it should alert). Portable SQL; ``hook`` supplies the array parameter and the lock.
+    """Store the finding (idempotent per metric and window: ``warehouse.upsert_row``); returns (id, whether it
+    should alert).
 
     It alerts only if it has not alerted before and does not continue an
     anomaly that already alerted.
     """
     window = (finding.metric, finding.window_start, finding.window_end)
-    values = (
-        finding.observed, finding.expected, finding.scale, finding.score, finding.severity, finding.direction,
-        hook.array_param(finding.baseline), run_id,
+    upsert_row(
+        hook, cur, "ops.anomalies", dict(zip(("metric", "window_start", "window_end"), window, strict=True)),
+        {"observed": finding.observed, "expected": finding.expected, "scale": finding.scale, "score": finding.score,
+         "severity": finding.severity, "direction": finding.direction,
+         "baseline": hook.array_param(finding.baseline), "run_id": run_id},
+        placeholders={"baseline": hook.array_placeholder("double precision")},
     )  # fmt: skip
-    hook.lock(cur, "/".join(map(str, ("ops.anomalies", *window))))
-    cur.execute(
-        "UPDATE ops.anomalies SET observed = %s, expected = %s, scale = %s, score = %s, severity = %s, "
-        f"direction = %s, baseline = {hook.array_placeholder('double precision')}, run_id = %s "
-        "WHERE metric = %s AND window_start = %s AND window_end = %s",
-        (*values, *window),
-    )
-    if not cur.rowcount:
-        cur.execute(
-            "INSERT INTO ops.anomalies (metric, window_start, window_end, observed, expected, scale, score, "
-            "severity, direction, baseline, run_id) "
-            f"SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, {hook.array_placeholder('double precision')}, %s",
-            (*window, *values),
-        )
     cur.execute(
         "SELECT anomaly_id, alerted_at IS NULL AND suppressed_by IS NULL FROM ops.anomalies "
         "WHERE metric = %s AND window_start = %s AND window_end = %s",

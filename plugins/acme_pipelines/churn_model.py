@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from acme_pipelines.warehouse import upsert_row
+
 FEATURES = (
     "days_since_signup",
     "recency_days",
@@ -182,27 +184,18 @@ def register(
     promote: bool,
 ) -> None:
     """Update or insert the version's registry row; on promotion make it the only champion. The caller holds
-    the registry's lock (``hook.lock``) and commits; portable SQL, ``hook`` supplies the JSON parameter."""
+    the registry's lock (``hook.lock``) and commits (``warehouse.upsert_row``)."""
     split = trained.split
-    run = (
-        run_id, json.dumps(trained.params), len(split.train.y), len(split.test.y),
-        ",".join(map(str, split.train_dates)), ",".join(map(str, split.test_dates)), trained.metric_value,
-        champion[0] if champion else None, champion[1] if champion else None, artifact_path, trained.sha256,
+    upsert_row(
+        hook, cur, REGISTRY, {"model_version": version},
+        {"run_id": run_id, "params": json.dumps(trained.params), "train_rows": len(split.train.y),
+         "test_rows": len(split.test.y), "train_dates": ",".join(map(str, split.train_dates)),
+         "test_dates": ",".join(map(str, split.test_dates)), "metric_value": trained.metric_value,
+         "compared_with": champion[0] if champion else None, "compared_metric_value": champion[1] if champion else None,
+         "artifact_path": artifact_path, "artifact_sha256": trained.sha256},
+        on_insert={"trained_for_dt": dt, "algorithm": ALGORITHM, "metric_name": METRIC, "is_champion": False},
+        placeholders={"params": hook.json_placeholder()},
     )  # fmt: skip
-    cur.execute(
-        f"UPDATE ml.model_registry SET run_id = %s, params = {hook.json_placeholder()}, train_rows = %s, "
-        "test_rows = %s, train_dates = %s, test_dates = %s, metric_value = %s, compared_with = %s, "
-        "compared_metric_value = %s, artifact_path = %s, artifact_sha256 = %s WHERE model_version = %s",
-        (*run, version),
-    )
-    if not cur.rowcount:
-        cur.execute(
-            "INSERT INTO ml.model_registry (run_id, params, train_rows, test_rows, train_dates, test_dates, "
-            "metric_value, compared_with, compared_metric_value, artifact_path, artifact_sha256, model_version, "
-            "trained_for_dt, algorithm, metric_name, is_champion) "
-            f"SELECT %s, {hook.json_placeholder()}, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, false",
-            (*run, version, dt, ALGORITHM, METRIC),
-        )
     if promote:
         cur.execute(
             "UPDATE ml.model_registry SET is_champion = false WHERE is_champion AND model_version <> %s", (version,)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from acme_pipelines.migrations import require_current
+from acme_pipelines.warehouse import upsert_row
 
 PASSED = "passed"
 FAILED = "failed"
@@ -78,13 +79,12 @@ def decide_gate(hook: Any, dt: date, run_id: str, checks: Iterable[str] = ()) ->
     """Set the day's gate from this run's results: passed only if every check of the run passed and each of
     ``checks`` (task ids) recorded a result (a check task that failed before checking, e.g. killed, records none).
 
-    Runs after the checks, whose ``record_results`` created the tables. The day's row is replaced in one
-    transaction, under the day's lock.
+    Runs after the checks, whose ``record_results`` created the tables. The day's row is updated or inserted
+    under the day's lock (``warehouse.upsert_row``).
     """
     with hook.connection() as conn:
         with conn.cursor() as cur:
             hook.begin(cur)
-            hook.lock(cur, f"ops.quality_gate/{dt}")
             cur.execute(
                 "SELECT check_name, passed, task_id FROM ops.quality_results WHERE dt = %s AND run_id = %s",
                 (dt, run_id),
@@ -96,12 +96,12 @@ def decide_gate(hook: Any, dt: date, run_id: str, checks: Iterable[str] = ()) ->
             if not results:
                 failed.append("no quality results recorded for this run")
             status = FAILED if failed else PASSED
-            cur.execute("DELETE FROM ops.quality_gate WHERE dt = %s", (dt,))
-            cur.execute(
-                "INSERT INTO ops.quality_gate (dt, status, run_id, failed, decided_at) "
-                f"SELECT %s, %s, %s, {hook.array_placeholder('text')}, CURRENT_TIMESTAMP",
-                (dt, status, run_id, hook.array_param(failed)),
-            )
+            upsert_row(
+                hook, cur, "ops.quality_gate", {"dt": dt},
+                {"status": status, "run_id": run_id, "failed": hook.array_param(failed),
+                 "decided_at": datetime.now(UTC)},
+                placeholders={"failed": hook.array_placeholder("text")},
+            )  # fmt: skip
         conn.commit()
     return status, failed
 

@@ -12,6 +12,7 @@ the new one. Every session runs in UTC.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -284,6 +285,38 @@ def pg_connect(dsn_or_conn_id: str) -> Any:
 def lock(cur: Any, resource: str) -> None:
     """One holder of ``resource`` at a time, to the end of the transaction (an advisory lock on its name)."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (resource,))
+
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
+
+
+def upsert_row(
+    hook: Any,
+    cur: Any,
+    table: str,
+    key: dict[str, Any],
+    values: dict[str, Any],
+    *,
+    on_insert: dict[str, Any] | None = None,
+    placeholders: dict[str, str] | None = None,
+) -> None:
+    """Update ``table``'s row of ``key`` (column -> value) to ``values``, or insert it with ``values`` and
+    ``on_insert`` when there is none, in the caller's transaction, under ``hook.lock`` on the key. SQL both
+    warehouses run (no ``ON CONFLICT``, no ``MERGE``); ``placeholders``: a column's placeholder when not ``%s``
+    (``hook.array_placeholder``, ``hook.json_placeholder``). Names are the code's own, checked."""
+    row = {**key, **values, **(on_insert or {})}
+    if bad := [name for name in (table, *row) if not _NAME.match(name)]:
+        raise ValueError(f"not plain column or table names: {bad}")
+    slot = {name: (placeholders or {}).get(name, "%s") for name in row}
+    sets = ", ".join(f"{name} = {slot[name]}" for name in values)
+    where = " AND ".join(f"{name} = %s" for name in key)
+    hook.lock(cur, "/".join(map(str, (table, *key.values()))))
+    cur.execute(f"UPDATE {table} SET {sets} WHERE {where}", (*values.values(), *key.values()))
+    if not cur.rowcount:
+        cur.execute(
+            f"INSERT INTO {table} ({', '.join(row)}) SELECT {', '.join(slot[name] for name in row)}",
+            tuple(row.values()),
+        )
 
 
 def lock_day(cur: Any, table: str, day: Any) -> None:
