@@ -497,6 +497,21 @@ def query(dsn: str, statement: str, params: tuple | dict = ()) -> list[tuple]:
         conn.close()
 
 
+def seed_the_week_before(hook: Any, day: date) -> None:
+    """marts.daily_revenue rows for the six days before ``day`` (``day``'s own row, re-dated), on either warehouse:
+    weekly_aggregation's precondition wants all seven days of a week, and the mart is the only input it checks."""
+    with hook.connection() as conn:
+        cur = conn.cursor()
+        for n in range(1, 7):
+            cur.execute(
+                "INSERT INTO marts.daily_revenue (dt, orders, paid_orders, revenue_usd, refunds_usd, "
+                "avg_order_value_usd, _run_id, _loaded_at) SELECT %s, orders, paid_orders, revenue_usd, refunds_usd, "
+                "avg_order_value_usd, 'test: the rest of the week', _loaded_at FROM marts.daily_revenue WHERE dt = %s",
+                (day - timedelta(days=n), day),
+            )
+        conn.commit()
+
+
 def add_day_partitions(dsn: str, first: date, last: date) -> None:
     """Day partitions of both fact tables from ``first`` to ``last``, for tests that INSERT rows themselves
     (the loads create their own)."""

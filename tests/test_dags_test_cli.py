@@ -52,7 +52,7 @@ from acme_pipelines.warehouse import WarehouseHook
 from acme_sample_data.build import build
 from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
-from conftest import REDIS_URL, ROOT, free_port, pipeline_environment, query, scratch_databases
+from conftest import REDIS_URL, ROOT, free_port, pipeline_environment, query, scratch_databases, seed_the_week_before
 
 DAY = date(2026, 11, 8)  # a Sunday: the last day of the ISO week 2026-11-02..08
 WEEK = DAY - timedelta(days=6)
@@ -194,18 +194,6 @@ def tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def seed_the_rest_of_the_week(warehouse: str) -> None:
-    """marts.daily_revenue rows for the six days before DAY (DAY's own row, re-dated): the week is complete."""
-    query(
-        warehouse,
-        "INSERT INTO marts.daily_revenue (dt, orders, paid_orders, revenue_usd, refunds_usd, avg_order_value_usd, "
-        "_run_id, _loaded_at) SELECT d::date, orders, paid_orders, revenue_usd, refunds_usd, avg_order_value_usd, "
-        "'test: the rest of the week', now() FROM marts.daily_revenue, "
-        "generate_series(%s::date, %s::date, interval '1 day') AS d WHERE dt = %s",
-        (WEEK, DAY - timedelta(days=1), DAY),
-    )
-
-
 @pytest.mark.unit
 def test_every_dag_is_run_on_a_good_and_on_a_failing_day():
     assert sorted(d for d, _, _ in GOOD) == DAG_IDS
@@ -222,7 +210,7 @@ def test_a_good_day_exits_0(cli, dag_id, conf, overrides):
         pytest.skip(f"needs the good runs before it; {failed} failed")
     try:
         if dag_id == "weekly_aggregation":
-            seed_the_rest_of_the_week(cli.warehouse)
+            seed_the_week_before(WarehouseHook(dsn=cli.warehouse), DAY)
         code, output = cli(dag_id, conf, overrides)
         assert code == 0, f"exited {code}:\n{tail(output)}"
         assert f"DagRun Finished: dag_id={dag_id}" in output

@@ -14,7 +14,7 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -38,7 +38,7 @@ from acme_pipelines.warehouse_hooks import warehouse_hook
 from acme_sample_data.build import build
 from acme_sample_data.fx import FxServer
 from acme_sample_data.generator import GeneratorConfig
-from conftest import REDIS_URL, pipeline_environment, run_dag, scratch_databases
+from conftest import REDIS_URL, pipeline_environment, run_dag, scratch_databases, seed_the_week_before
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +131,7 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
                 run_dag(dagbag, "daily_etl", partition=day)
             for day in DAYS:  # daily_etl's trigger of it stays queued under dag.test
                 run_dag(dagbag, "data_quality_check", partition=day)
-            complete_the_week(hook)
+            seed_the_week_before(hook, date.fromisoformat(DAYS[0]))  # WEEK ends with DAYS[0]
             analytics[name] = {
                 dag_id: str(run_in_process(dagbag.dags[dag_id], conf).state) for dag_id, conf in ANALYTICS
             }
@@ -145,22 +145,6 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
             pg.close()
             snow.close()
         yield Warehouses(pg_dsn, snow_kwargs, dagbag, mp, comparison, analytics, reports, caches)
-
-
-def complete_the_week(hook: Any) -> None:
-    """marts.daily_revenue rows for WEEK's six days before DAYS[0] (DAYS[0]'s row re-dated), as the CLI test
-    does: weekly_aggregation's precondition wants all seven days."""
-    first = date.fromisoformat(DAYS[0])
-    with hook.connection() as conn:
-        cur = conn.cursor()
-        for n in range(6):
-            cur.execute(
-                "INSERT INTO marts.daily_revenue (dt, orders, paid_orders, revenue_usd, refunds_usd, "
-                "avg_order_value_usd, _run_id, _loaded_at) SELECT %s, orders, paid_orders, revenue_usd, refunds_usd, "
-                "avg_order_value_usd, 'test: the rest of the week', _loaded_at FROM marts.daily_revenue WHERE dt = %s",
-                (WEEK + timedelta(days=n), first),
-            )
-        conn.commit()
 
 
 def test_snowflake_gets_the_same_rows_as_postgres(warehouses):
