@@ -300,9 +300,7 @@ def print_cache_keys(prefix: str = "acme:cache") -> None:
     import redis
 
     try:
-        client = redis.Redis(
-            host=os.environ.get("REDIS_HOST", "127.0.0.1"), port=int(os.environ.get("REDIS_PORT", "6379"))
-        )
+        client = env.redis_client()
         current = client.get(f"{prefix}:current")
         if current is None:
             print("  none")

@@ -76,6 +76,17 @@ def sqlite_dsn(path: Path) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
+def redis_client() -> object:
+    """The Redis of the ``redis_cache`` connection, from the variables airflow_settings.yaml reads for it."""
+    import redis
+
+    return redis.Redis(
+        host=os.environ.get("REDIS_HOST", "127.0.0.1"),
+        port=int(os.environ.get("REDIS_PORT", "6379")),
+        db=int(os.environ.get("REDIS_DB", "0")),
+    )
+
+
 def ensure_database(url: str) -> bool:
     """Create the PostgreSQL database ``url`` names if it is missing (a no-op for SQLite); True if created."""
     from sqlalchemy.engine import make_url

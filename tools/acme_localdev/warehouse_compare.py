@@ -1,12 +1,12 @@
 """`make snowflake-compare`: the same DAGs into PostgreSQL and into Snowflake (the fakesnow server), side by side.
 
-Generates a few days of sample data, runs ``hourly_incremental_sync`` (one
-catch-up window), ``daily_etl`` (each day) and ``data_quality_check`` (the
-last days) through ``dag.test`` twice, with the same DAG code: once with the
+Generates a week of sample data, runs the demo's runs of nine of the ten DAGs
+(``WAREHOUSE_DAGS``: all but ``data_archival``) through ``dag.test`` twice, with the same DAG code: once with the
 ``warehouse`` connection of type postgres, once of type snowflake pointing at a
 local fakesnow server. It then prints, per published table (and the row
-accounting and quality results), the row count on each side and whether the
-rows are the same (a digest of every business column, ``_run_id``/``_loaded_at`` aside).
+accounting, quality results and anomalies), the row count on each side and whether the
+rows are the same (a digest of every business column, ``_run_id``/``_loaded_at`` aside), and whether the
+report file and the cache are the same.
 Exit status 1 if any table differs or a run failed.
 
 ``published_rows`` and ``compare`` are also what the Snowflake tests assert with.
@@ -241,25 +241,19 @@ def run_dags(dags: dict, config: Any, say: Callable[[str], None]) -> bool:
     return ok
 
 
-def redis_client() -> Any:
-    """The Redis of the ``redis_cache`` connection, from the variables airflow_settings.yaml reads."""
-    import redis
-
-    return redis.Redis(
-        host=os.environ.get("REDIS_HOST", "127.0.0.1"),
-        port=int(os.environ.get("REDIS_PORT", "6379")),
-        db=int(os.environ.get("REDIS_DB", "0")),
-    )
-
-
 def live_cache(client: Any, prefix: str) -> dict[str, Any]:
     """The keys (without prefix and version) and values of the cache version readers see under ``prefix``;
     every key of the prefix is deleted afterwards."""
-    version = client.get(f"{prefix}:current")
-    base = f"{prefix}:v{int(version)}:" if version else f"{prefix}:none:"
-    values = {key.decode().removeprefix(base): json.loads(client.get(key)) for key in client.scan_iter(f"{base}*")}
+    from acme_pipelines import cache
+
+    version = client.get(cache.pointer(prefix))
+    names: list[str] = []
+    if version is not None:
+        base = f"{cache.version_base(prefix, int(version))}:"
+        names = sorted(key.decode().removeprefix(base) for key in client.scan_iter(f"{base}*"))
+    _, values = cache.read_snapshot(client, prefix, names)  # as a reader reads them
     clear_cache(client, prefix)
-    return values
+    return dict(zip(names, values, strict=True))
 
 
 def clear_cache(client: Any, prefix: str) -> None:
@@ -339,14 +333,14 @@ def main(argv: list[str]) -> int:
             os.environ["AIRFLOW_VAR_ARTIFACTS_ROOT"] = f"file://{folders[name]}"
             prefix = f"acme-compare:{name.split()[0].lower()}"
             os.environ["AIRFLOW_VAR_CACHE_KEY_PREFIX"] = prefix
-            clear_cache(redis_client(), prefix)  # what an interrupted earlier run left
+            clear_cache(env.redis_client(), prefix)  # what an interrupted earlier run left
             if name != "PostgreSQL":  # reset_warehouse migrated PostgreSQL; the tasks only check the version
                 applied = upgrade(warehouse_hook("warehouse"))
                 say(f"    schema migrations applied: {', '.join(map(str, applied))}")
             t0 = time.monotonic()
             ok &= run_dags(dags, config, lambda line: say(f"    {line}"))
             timings[name] = time.monotonic() - t0
-            caches[name] = live_cache(redis_client(), prefix)
+            caches[name] = live_cache(env.redis_client(), prefix)
         import snowflake.connector
 
         say(f"\nPublished rows, PostgreSQL ({pg_dsn}) vs Snowflake (fakesnow server, database WAREHOUSE):")
