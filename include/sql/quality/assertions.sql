@@ -1,6 +1,6 @@
 -- Checks of one day (%(dt)s) that the common-sql check operators cannot express.
 -- One row per check: check_name, check_type, table_name, passed, observed, expected, content.
--- Written for PostgreSQL in SQL that SQLGlot carries to Snowflake (dialects.script): no format(), no LATERAL.
+-- Written for PostgreSQL in SQL that SQLGlot carries to Snowflake (hook.statements): no format(), no LATERAL.
 
 -- Freshness: successful hourly syncs of orders reach the end of the day (ops.load_windows).
 SELECT 'freshness:core.fact_orders' AS check_name, 'freshness' AS check_type, 'core.fact_orders' AS table_name,
