@@ -57,6 +57,10 @@ ANALYTICS = (
     ("anomaly_detection", {"partition": f"{DAYS[1]}T12:30"}),
     ("cache_refresh", {"partition": f"{DAYS[1]}T23:45"}),
 )
+ARCHIVED_TABLES = ("core.fact_payments", "core.fact_events", "core.fact_pos_sales")
+# data_archival last: with hot_retention_days 0, its run for DAYS[1] moves DAYS[0] of every fact table to cold
+# storage; the fixture then restores each day, so the comparison covers the restored rows
+ARCHIVAL = ("data_archival", {"partition": DAYS[1]})
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Warehouses:
     analytics: dict[str, dict[str, str]]  # warehouse name -> dag_id -> run state
     reports: dict[str, bytes]  # warehouse name -> the day's report.csv
     caches: dict[str, dict[str, Any]]  # warehouse name -> the live cache version's keys and values
+    archival: dict[str, dict[str, Any]]  # warehouse name -> what data_archival and the restores did
 
     def snow(self) -> Any:
         import snowflake.connector
@@ -118,7 +123,7 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
             mp.setenv(name, value)
         mp.setenv("AIRFLOW_CONN_SLACK_REPORTS", os.environ["AIRFLOW_CONN_SLACK_ALERTS"])
         mp.setenv("AIRFLOW_CONN_REDIS_CACHE", json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379}))
-        analytics, reports, caches = {}, {}, {}
+        analytics, reports, caches, archival = {}, {}, {}, {}
         for name, connection in (("postgres", postgres_connection(pg_dsn)), ("snowflake", snowflake_json)):
             mp.setenv("AIRFLOW_CONN_WAREHOUSE", connection)
             artifacts = landing.parent / name / "artifacts"
@@ -137,6 +142,7 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
             }
             reports[name] = (artifacts / "reports" / f"dt={DAYS[1]}" / "report.csv").read_bytes()
             caches[name] = live_cache(redis.Redis.from_url(REDIS_URL), prefix)
+            archival[name] = archive_and_restore(hook, landing.parent / name / "cold", dagbag)
         snow_kwargs = {**fakesnow_server, "database": database}
         pg, snow = psycopg2.connect(pg_dsn), snowflake.connector.connect(**snow_kwargs)
         try:
@@ -144,7 +150,37 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
         finally:
             pg.close()
             snow.close()
-        yield Warehouses(pg_dsn, snow_kwargs, dagbag, mp, comparison, analytics, reports, caches)
+        yield Warehouses(pg_dsn, snow_kwargs, dagbag, mp, comparison, analytics, reports, caches, archival)
+
+
+def archive_and_restore(hook: Any, cold: Any, dagbag: Any) -> dict[str, Any]:
+    """data_archival's run (ARCHIVAL) into the folder ``cold``, then ``python -m acme_pipelines.archive restore``'s
+    function for every day it archived: the run's state, the day's rows and digest before, in the manifest, after
+    the archival and after the restore, per table."""
+    from acme_localdev.warehouse_compare import table_digest
+    from acme_pipelines import archive
+
+    day = date.fromisoformat(DAYS[0])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_VAR_COLD_STORAGE_ROOT", f"file://{cold}")
+        mp.setenv("AIRFLOW_VAR_HOT_RETENTION_DAYS", "0")
+        with hook.connection() as conn:
+            before = {t: table_digest(conn, t, f"dt = '{day}'") for t in ARCHIVED_TABLES}
+        state = str(run_in_process(dagbag.dags[ARCHIVAL[0]], ARCHIVAL[1]).state)
+    with hook.connection() as conn:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT table_name, partition, row_count, checksum, deleted_from_warehouse_at IS NOT NULL "
+            "FROM ops.archive_manifest ORDER BY 1, 2"
+        )
+        manifest = [tuple(row) for row in cur.fetchall()]
+        left = {t: table_digest(conn, t, f"dt = '{day}'").rows for t in ARCHIVED_TABLES}
+    restored = {t: archive.restore_partition(hook, t, day) for t in ARCHIVED_TABLES}
+    with hook.connection() as conn:
+        after = {t: table_digest(conn, t, f"dt = '{day}'") for t in ARCHIVED_TABLES}
+    files = sorted(str(p.relative_to(cold)) for p in cold.rglob("*.parquet"))
+    return {"state": state, "before": before, "manifest": manifest, "left": left, "restored": restored,
+            "after": after, "files": files}  # fmt: skip
 
 
 def test_snowflake_gets_the_same_rows_as_postgres(warehouses):
@@ -279,6 +315,27 @@ def test_the_dags_behind_the_gate_and_the_frequent_ones_run_alike_on_snowflake(w
     postgres, snowflake = warehouses.caches["postgres"], warehouses.caches["snowflake"]
     assert sum(key.startswith("customer:") for key in postgres) > 10
     assert snowflake == postgres
+
+
+def test_data_archival_archives_and_restores_a_day_alike_on_snowflake(warehouses):
+    """data_archival moves DAYS[0] of each fact table to Parquet and deletes it, on either warehouse; the restore
+    puts the same rows back. The manifests agree but for the checksums: a file holds the rows' _run_id and
+    _loaded_at too, which differ by run (and fact_events' JSON text as each database writes it)."""
+    pg, snow = warehouses.archival["postgres"], warehouses.archival["snowflake"]
+    day = date.fromisoformat(DAYS[0])
+    for side in (pg, snow):
+        assert side["state"] == "success"
+        assert side["files"] == [f"{t}/dt={DAYS[0]}/part-000.parquet" for t in sorted(ARCHIVED_TABLES)]
+        assert side["left"] == dict.fromkeys(ARCHIVED_TABLES, 0)  # deleted from the warehouse
+        assert [(t, d, deleted) for t, d, _, _, deleted in side["manifest"]] == [
+            (t, day, True) for t in sorted(ARCHIVED_TABLES)
+        ]
+        for table in ARCHIVED_TABLES:
+            assert side["before"][table].rows > 100
+            assert side["restored"][table] == side["before"][table].rows
+            assert side["after"][table] == side["before"][table]  # the same rows back
+    assert {t: r for t, _, r, _, _ in snow["manifest"]} == {t: r for t, _, r, _, _ in pg["manifest"]}
+    assert snow["after"] == pg["after"]  # the business columns of the restored days
 
 
 def test_the_model_registry_keeps_one_champion_on_snowflake(warehouses):

@@ -27,13 +27,15 @@ check and the swap, milliseconds, are serial.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
+import pyarrow as pa
 from psycopg2 import sql
 
 from acme_pipelines.contract import EVENTS, PAYMENTS, POS
-from acme_pipelines.warehouse import lock_day  # noqa: F401  (the first lock of the order below)
+from acme_pipelines.warehouse import WarehouseHook, encode_csv, lock_day
 from acme_pipelines.warehouse import qualified as _qualified
 
 log = logging.getLogger(__name__)
@@ -296,3 +298,41 @@ def refill(cur: Any, tables: list[str]) -> None:
         moved = cur.rowcount
         cur.execute(sql.SQL("DROP TABLE {}").format(old))
         log.warning("%s: %d rows moved into %d day partitions", table, moved, len(days))
+
+
+class PartitionedDays:
+    """A fact table's day as the archival deletes and restores it on PostgreSQL: one partition
+    (``warehouse_hooks.day_storage``; ``snowflake_warehouse.SnowflakeDays`` is the Snowflake one)."""
+
+    @staticmethod
+    def lock(cur: Any, table: str, day: date) -> None:
+        """The day's writer lock, then the table's (the order above), to the end of the transaction."""
+        lock_day(cur, table, day)
+        lock_table(cur, table)
+
+    @staticmethod
+    def delete(cur: Any, table: str, day: date) -> None:
+        """The day's rows gone in the caller's transaction: its partition detached and dropped."""
+        drop(cur, table, day)
+
+    @staticmethod
+    def restore(
+        conn: Any,
+        table: str,
+        day: date,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        key: str,
+        json_columns: Sequence[str],
+        finish: Callable[[Any, int], None],
+    ) -> None:
+        """Put ``batches`` back as the day's partition and commit; ``finish(cur, keys_elsewhere)`` runs before the
+        commit (it raises to roll everything back). The caller holds ``lock``. ``key`` is ``PARTITIONED[table]``;
+        JSON arrives as text, which COPY casts."""
+        with conn.cursor() as cur:
+            partition = ensure(cur, table, day)
+            for batch in batches:
+                WarehouseHook.copy_encoded(cur, table, encode_csv(pa.Table.from_batches([batch])))
+            analyze(cur, partition)
+            finish(cur, keys_in_other_days(cur, table, partition, day))
+        conn.commit()

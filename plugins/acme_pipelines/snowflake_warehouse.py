@@ -23,7 +23,7 @@ import logging
 import re
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -344,3 +344,58 @@ def publish_arrow(
         written,
     )
     return PublishResult(staged, deleted, written, len(files))
+
+
+class SnowflakeDays:
+    """A fact table's day as the archival deletes and restores it on Snowflake: its ``dt`` rows
+    (``warehouse_hooks.day_storage``; ``day_partitions.PartitionedDays`` is the PostgreSQL one)."""
+
+    @staticmethod
+    def lock(cur: Any, table: str, day: Any) -> None:
+        """Nothing taken (no advisory locks): the DELETE or INSERT waits for another transaction's on the table."""
+
+    @staticmethod
+    def delete(cur: Any, table: str, day: Any) -> None:
+        """The day's rows gone in the caller's transaction (``BEGIN`` by ``hook.begin``)."""
+        cur.execute(f"DELETE FROM {identifier(table)} WHERE dt = %s", (day,))
+
+    @staticmethod
+    def restore(
+        conn: Any,
+        table: str,
+        day: Any,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        key: str,
+        json_columns: Sequence[str],
+        finish: Callable[[Any, int], None],
+    ) -> None:
+        """Put ``batches`` back as the day's rows and commit: Parquet files staged in a transient table first
+        (DDL: before the transaction), then one transaction counts the keys other days hold, inserts the rows
+        (``PARSE_JSON`` for the ``json_columns``) and runs ``finish(cur, keys_elsewhere)``, which raises to roll
+        it back."""
+        cur = conn.cursor()
+        target, key = identifier(table), identifier(key, parts=1)
+        staging = stage_table_name(table, "RESTORE")
+        try:
+            with tempfile.TemporaryDirectory(prefix="acme-snowflake-") as folder:
+                spool: ParquetSpool | None = None
+                for batch in batches:
+                    spool = spool or ParquetSpool(Path(folder), "restore", batch.schema)
+                    spool.write(batch)
+                if spool is None:
+                    raise ValueError(f"{table} {day}: the archived file holds no rows; nothing restored")
+                spool.close()
+                stage_files(cur, spool.files, staging, schema=spool.schema)
+            columns = spool.schema.names
+            names = [identifier(name, parts=1) for name in columns]
+            values = [f"PARSE_JSON({n})" if c in json_columns else n for n, c in zip(names, columns, strict=True)]
+            with transaction(cur):
+                cur.execute(
+                    f"SELECT count(*) FROM {target} WHERE dt <> %s AND {key} IN (SELECT {key} FROM {staging})", (day,)
+                )
+                elsewhere = int(cur.fetchone()[0])
+                cur.execute(f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(values)} FROM {staging}")
+                finish(cur, elsewhere)
+        finally:
+            drop_tables(cur, staging)

@@ -290,6 +290,14 @@ def lock(cur: Any, resource: str) -> None:
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 
 
+def plain_name(name: str) -> str:
+    """``name`` if it is a plain lower-case ``[schema.]name`` (the code's own names, put in SQL text unquoted,
+    which both warehouses resolve alike); else ``ValueError``."""
+    if not _NAME.match(name):
+        raise ValueError(f"not a plain column or table name: {name!r}")
+    return name
+
+
 def upsert_row(
     hook: Any,
     cur: Any,
@@ -305,8 +313,8 @@ def upsert_row(
     warehouses run (no ``ON CONFLICT``, no ``MERGE``); ``placeholders``: a column's placeholder when not ``%s``
     (``hook.array_placeholder``, ``hook.json_placeholder``). Names are the code's own, checked."""
     row = {**key, **values, **(on_insert or {})}
-    if bad := [name for name in (table, *row) if not _NAME.match(name)]:
-        raise ValueError(f"not plain column or table names: {bad}")
+    for name in (table, *row):
+        plain_name(name)
     slot = {name: (placeholders or {}).get(name, "%s") for name in row}
     sets = ", ".join(f"{name} = {slot[name]}" for name in values)
     where = " AND ".join(f"{name} = %s" for name in key)

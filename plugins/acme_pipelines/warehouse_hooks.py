@@ -29,3 +29,16 @@ def sql_hook(conn_id: str = "warehouse") -> Any:
 
         return SnowflakeWarehouseHook(snowflake_conn_id=conn_id)
     return connection.get_hook()
+
+
+def day_storage(hook: Any) -> Any:
+    """How ``hook``'s warehouse locks, deletes and restores one day of a day-partitioned fact table (the archival):
+    ``day_partitions.PartitionedDays`` on PostgreSQL (a partition), ``snowflake_warehouse.SnowflakeDays`` on
+    Snowflake (the day's rows). Chosen here, below the jobs, so that ``python -m acme_pipelines.archive`` can."""
+    if hook.dialect == "snowflake":
+        from acme_pipelines.snowflake_warehouse import SnowflakeDays
+
+        return SnowflakeDays()
+    from acme_pipelines.day_partitions import PartitionedDays
+
+    return PartitionedDays()

@@ -118,6 +118,20 @@ def published_rows(conn: Any, select: str) -> TableDigest:
     return TableDigest(len(rows), digest, len(set(rows)), tuple(rows))
 
 
+def table_digest(conn: Any, table: str, where: str = "TRUE") -> TableDigest:
+    """``published_rows`` of ``table``'s rows matching ``where``, on either database: its business columns read
+    from that database's ``information_schema``."""
+    schema, name = table.split(".")
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT lower(column_name) FROM information_schema.columns WHERE lower(table_schema) = %s "
+        "AND lower(table_name) = %s ORDER BY ordinal_position",
+        (schema, name),
+    )
+    columns = [c for (c,) in cur.fetchall() if c not in LOAD_ONLY]
+    return published_rows(conn, f"{', '.join(columns)} FROM {table} WHERE {where}")
+
+
 def compare(pg_conn: Any, snowflake_conn: Any) -> list[tuple[str, TableDigest, TableDigest]]:
     """(table, PostgreSQL digest, Snowflake digest) for every published table and the row accounting."""
     tables = (*PUBLISHED, *DERIVED)
