@@ -35,7 +35,7 @@ help:
 	@echo "make images - README images from the last demo (lineage page via headless Chromium, dashboard previews)"
 	@echo "make prometheus, make chromium - install Prometheus and promtool, headless Chromium (apt) if missing;"
 	@echo "               make demo and the test targets do"
-	@echo "make snowflake-compare [DAYS=7] - nine of the ten DAGs into PostgreSQL and into Snowflake (fakesnow"
+	@echo "make snowflake-compare [DAYS=7] - the ten DAGs into PostgreSQL and into Snowflake (fakesnow"
 	@echo "               server), same DAG code; prints each table's row counts side by side and whether they match"
 	@echo "make lock   - re-resolve requirements.txt into requirements.lock (runtime, the image) and"
 	@echo "               requirements-dev.txt into requirements-dev.lock (the venv), constrained by it"

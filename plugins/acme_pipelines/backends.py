@@ -3,7 +3,9 @@
 The hook comes from ``warehouse_hooks.warehouse_hook`` (by connection type); its
 ``dialect`` picks one ``Backend``, the single place that knows which module
 implements an operation on PostgreSQL and which on Snowflake. Callers never
-branch on the backend.
+branch on the backend. (The archival's day storage is chosen one layer down, by
+``warehouse_hooks.day_storage``, so that its restore command, a job module, can
+choose it too.)
 """
 
 from __future__ import annotations

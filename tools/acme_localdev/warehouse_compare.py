@@ -1,12 +1,13 @@
 """`make snowflake-compare`: the same DAGs into PostgreSQL and into Snowflake (the fakesnow server), side by side.
 
-Generates a week of sample data, runs the demo's runs of nine of the ten DAGs
-(``WAREHOUSE_DAGS``: all but ``data_archival``) through ``dag.test`` twice, with the same DAG code: once with the
+Generates a week of sample data, runs the demo's runs of the ten DAGs
+(``WAREHOUSE_DAGS``) through ``dag.test`` twice, with the same DAG code: once with the
 ``warehouse`` connection of type postgres, once of type snowflake pointing at a
-local fakesnow server. It then prints, per published table (and the row
-accounting, quality results and anomalies), the row count on each side and whether the
+local fakesnow server. ``data_archival`` runs last, with a retention that archives the
+first day. It then prints, per published table (and the row accounting, quality
+results, anomalies and archive manifest), the row count on each side and whether the
 rows are the same (a digest of every business column, ``_run_id``/``_loaded_at`` aside), and whether the
-report file and the cache are the same.
+report file, the cache and the archived Parquet files are the same.
 Exit status 1 if any table differs or a run failed.
 
 ``published_rows`` and ``compare`` are also what the Snowflake tests assert with.
@@ -56,6 +57,10 @@ ACCOUNTING = {
         "dt, task_id, check_name, check_type, table_name, column_name, passed FROM ops.quality_results"
     ),
     "ops.quality_gate": "dt, status, failed FROM ops.quality_gate",
+    # the checksum and the file's path aside: a file holds _run_id and _loaded_at, and each side has its folder
+    "ops.archive_manifest": (
+        "table_name, partition, row_count, deleted_from_warehouse_at IS NOT NULL AS deleted FROM ops.archive_manifest"
+    ),
     "ops.anomalies": (
         "metric, window_start, window_end, observed, expected, scale, score, severity, direction, baseline "
         "FROM ops.anomalies"
@@ -227,11 +232,48 @@ def pipeline_environment(app_dsn: str, warehouse: str, fx_url: str, slack_url: s
     }
 
 
-# the DAGs compared: all but data_archival, whose Snowflake path is not built
+# the DAGs compared: all ten, data_archival last (it deletes the first day it archives)
 WAREHOUSE_DAGS = (
     "hourly_incremental_sync", "daily_etl", "data_quality_check", "feature_engineering", "ml_training",
-    "daily_reports", "weekly_aggregation", "anomaly_detection", "cache_refresh",
+    "daily_reports", "weekly_aggregation", "anomaly_detection", "cache_refresh", "data_archival",
 )  # fmt: skip
+
+
+def archive_retention(config: Any) -> int:
+    """data_archival's ``hot_retention_days`` for the demo's run of it (``demo.plan``) to archive the first
+    generated day, and only that day."""
+    from acme_localdev.demo import plan
+
+    (conf,) = dict(plan(config))["data_archival"]
+    return (date.fromisoformat(conf["partition"]) - config.day_list()[1]).days
+
+
+def archived_files(root: Path) -> dict[str, TableDigest]:
+    """Every Parquet file under ``root`` (data_archival's cold storage): its rows and a digest of its business
+    columns (``_run_id`` and ``_loaded_at`` aside), by path under ``root``."""
+    import pyarrow.parquet as pq
+
+    found = {}
+    for path in sorted(root.rglob("*.parquet")):
+        data = pq.read_table(path)
+        data = data.drop_columns([c for c in LOAD_ONLY if c in data.column_names])
+        rows = sorted(repr(tuple(normalise(row[c]) for c in data.column_names)) for row in data.to_pylist())
+        digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+        found[str(path.relative_to(root))] = TableDigest(len(rows), digest, len(set(rows)), tuple(rows))
+    return found
+
+
+def same_files(pg: dict[str, TableDigest], snow: dict[str, TableDigest], write: Callable[[str], Any]) -> bool:
+    """Print the archived files side by side (rows, digest); True when both sides wrote the same files with the
+    same rows."""
+    same = bool(pg) and pg.keys() == snow.keys()
+    for name in sorted(pg.keys() | snow.keys()):
+        a, b = pg.get(name), snow.get(name)
+        equal = a is not None and b is not None and a.digest == b.digest
+        same &= equal
+        rows = f"{a.rows if a else 0:,} / {b.rows if b else 0:,} rows"
+        write(f"  data_archival {name}: {rows}, same rows: {'yes' if equal else 'NO'} ({(a or b).digest})")
+    return same
 
 
 def run_dags(dags: dict, config: Any, say: Callable[[str], None]) -> bool:
@@ -338,6 +380,8 @@ def main(argv: list[str]) -> int:
         snowflake_conn = fakesnow_connection(snow, "WAREHOUSE")
         folders: dict[str, Path] = {}
         caches: dict[str, dict] = {}
+        cold: dict[str, Path] = {}
+        os.environ["AIRFLOW_VAR_HOT_RETENTION_DAYS"] = str(archive_retention(config))
         for n, (name, connection) in enumerate(
             (("PostgreSQL", postgres_connection(pg_dsn)), ("Snowflake (fakesnow)", snowflake_conn)), 3
         ):
@@ -347,6 +391,8 @@ def main(argv: list[str]) -> int:
             os.environ["AIRFLOW_VAR_ARTIFACTS_ROOT"] = f"file://{folders[name]}"
             prefix = f"acme-compare:{name.split()[0].lower()}"
             os.environ["AIRFLOW_VAR_CACHE_KEY_PREFIX"] = prefix
+            cold[name] = landing.parent / name.split()[0].lower() / "cold"
+            os.environ["AIRFLOW_VAR_COLD_STORAGE_ROOT"] = f"file://{cold[name]}"
             clear_cache(env.redis_client(), prefix)  # what an interrupted earlier run left
             if name != "PostgreSQL":  # reset_warehouse migrated PostgreSQL; the tasks only check the version
                 applied = upgrade(warehouse_hook("warehouse"))
@@ -367,6 +413,7 @@ def main(argv: list[str]) -> int:
             snow_conn.close()
         say("\nOutside the warehouse, PostgreSQL run / Snowflake run:")
         same &= same_outputs(folders, caches, days[-1], say)
+        same &= same_files(*(archived_files(folder) for folder in cold.values()), say)
     print("\nDAG run time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     print(f"snowflake-compare finished in {time.monotonic() - started:.0f}s: "
           + ("every table has the same rows" if same and ok else "DIFFERENCES or failed runs, see above"))  # fmt: skip
