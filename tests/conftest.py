@@ -500,7 +500,7 @@ def query(dsn: str, statement: str, params: tuple | dict = ()) -> list[tuple]:
 def seed_the_week_before(hook: Any, day: date) -> None:
     """marts.daily_revenue rows for the six days before ``day`` (``day``'s own row, re-dated), on either warehouse:
     weekly_aggregation's precondition wants all seven days of a week, and the mart is the only input it checks."""
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         cur = conn.cursor()
         for n in range(1, 7):
             cur.execute(

@@ -270,7 +270,7 @@ def test_a_worse_model_is_not_promoted(dagbag, world):
     from acme_pipelines.warehouse import WarehouseHook
 
     hook = WarehouseHook(dsn=world["warehouse"])
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         data = cm.load_labelled(hook, conn, LAST, horizon_days=3, history_days=90, max_rows=10**6)
     split = cm.time_split(data)
     cheat = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=1000))

@@ -133,7 +133,7 @@ def test_keys_in_other_days_reads_only_the_range_of_the_new_keys(warehouse, tmp_
     load_payments(warehouse, tmp_path, DAY)
     index_reads = "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'fact_payments_p20261101_pkey'"
     before = query(warehouse.dsn, index_reads)[0][0]
-    with warehouse.connection() as conn, conn.cursor() as cur:
+    with warehouse.scoped_connection() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE staging.probe (payment_id bigint)")
         cur.execute("INSERT INTO staging.probe SELECT generate_series(400, 600)")
         assert day_partitions.keys_in_other_days(cur, "core.fact_payments", "staging.probe", DAY2) == 101
@@ -166,7 +166,7 @@ def test_a_warehouse_made_before_partitioning_is_converted_with_every_row(make_d
         FROM generate_series(1, 3000) i, LATERAL (SELECT date '2026-10-30' + (i % 3)) AS x(d);
     """
     hook = WarehouseHook(dsn=dsn)
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         with conn.cursor() as cur:
             cur.execute(old_ddl)
         conn.commit()

@@ -327,7 +327,7 @@ def counted(counts) -> tuple[int, int, int, int]:
 
 
 def add_fx_postgres(hook) -> None:
-    with hook.connection() as conn, conn.cursor() as cur:
+    with hook.scoped_connection() as conn, conn.cursor() as cur:
         for code, rate in (("USD", 1.0), ("EUR", 0.8), ("GBP", 0.5)):
             cur.execute("INSERT INTO core.fx_rates VALUES (%s, %s, %s, 'fx', now())", (DAY, code, rate))
         conn.commit()

@@ -47,7 +47,7 @@ def audit(run_id: str = "run-1", source: str = "landing:payments", day: date = D
 
 
 def add_fx(hook, day: date = DAY) -> None:
-    with hook.connection() as conn, conn.cursor() as cur:
+    with hook.scoped_connection() as conn, conn.cursor() as cur:
         for code, rate in (("USD", 1.0), ("EUR", 0.8), ("GBP", 0.5)):
             cur.execute(
                 "INSERT INTO core.fx_rates VALUES (%s, %s, %s, 'fx', now()) ON CONFLICT DO NOTHING", (day, code, rate)

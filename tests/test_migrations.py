@@ -50,7 +50,7 @@ def with_extra(tmp_path, **files: str):
 
 def test_a_fresh_warehouse_gets_every_migration_once(pg_database):
     hook = WarehouseHook(dsn=pg_database)
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         assert migrations.current_version(conn) == 0
 
     assert [str(m) for m in upgrade(hook)] == ALL
@@ -58,14 +58,14 @@ def test_a_fresh_warehouse_gets_every_migration_once(pg_database):
 
     assert recorded(pg_database) == [(m.version, m.name, m.checksum) for m in migrations.discover()]
     assert LATEST == len(ALL) >= 1
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         assert migrations.current_version(conn) == LATEST
     assert query(pg_database, "SELECT to_regclass('core.fact_payments') IS NOT NULL") == [(True,)]
 
 
 def test_a_warehouse_the_tasks_built_before_migrations_takes_0001_unchanged(pg_database):
     hook = WarehouseHook(dsn=pg_database)
-    with hook.connection() as conn, conn.cursor() as cur:
+    with hook.scoped_connection() as conn, conn.cursor() as cur:
         cur.execute(migrations.discover()[0].text)  # what ensure_schema did before every task
         conn.commit()
     relations = "SELECT oid, relname FROM pg_class WHERE relnamespace = 'core'::regnamespace"

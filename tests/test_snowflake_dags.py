@@ -164,10 +164,10 @@ def archive_and_restore(hook: Any, cold: Any, dagbag: Any) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_VAR_COLD_STORAGE_ROOT", f"file://{cold}")
         mp.setenv("AIRFLOW_VAR_HOT_RETENTION_DAYS", "0")
-        with hook.connection() as conn:
+        with hook.scoped_connection() as conn:
             before = {t: table_digest(conn, t, f"dt = '{day}'") for t in ARCHIVED_TABLES}
         state = str(run_in_process(dagbag.dags[ARCHIVAL[0]], ARCHIVAL[1]).state)
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         cur = conn.cursor()
         cur.execute(
             "SELECT table_name, partition, row_count, checksum, deleted_from_warehouse_at IS NOT NULL "
@@ -176,7 +176,7 @@ def archive_and_restore(hook: Any, cold: Any, dagbag: Any) -> dict[str, Any]:
         manifest = [tuple(row) for row in cur.fetchall()]
         left = {t: table_digest(conn, t, f"dt = '{day}'").rows for t in ARCHIVED_TABLES}
     restored = {t: archive.restore_partition(hook, t, day) for t in ARCHIVED_TABLES}
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         after = {t: table_digest(conn, t, f"dt = '{day}'") for t in ARCHIVED_TABLES}
     files = sorted(str(p.relative_to(cold)) for p in cold.rglob("*.parquet"))
     return {"state": state, "before": before, "manifest": manifest, "left": left, "restored": restored,
@@ -355,7 +355,7 @@ def test_the_model_registry_keeps_one_champion_on_snowflake(warehouses):
     assert hook.dialect == "snowflake"
 
     def register(version: str, run_id: str, champion: tuple[str, float] | None, promote: bool) -> None:
-        with hook.connection() as conn:
+        with hook.scoped_connection() as conn:
             cur = conn.cursor()
             hook.begin(cur)
             hook.lock(cur, "ml.model_registry")
@@ -371,7 +371,7 @@ def test_the_model_registry_keeps_one_champion_on_snowflake(warehouses):
     )
     assert [r[:4] for r in rows] == [("churn-1", False, "r3", "churn-2"), ("churn-2", True, "r2", "churn-1")]
     assert json.loads(rows[0][4]) == trained.params
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         assert cm.current_champion(conn.cursor(), excluding="churn-1") == (
             "churn-2", "file:///models/churn-2", trained.sha256
         )  # fmt: skip

@@ -1,4 +1,5 @@
-"""The warehouse and app_db connections reach libpq with their extras, as the postgres provider passes them."""
+"""The warehouse and app_db connections are the postgres provider's (``WarehouseHook`` is a ``PostgresHook`` on
+psycopg2): their extras reach libpq as the provider passes them, and its IAM authentication works."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def connection_env(monkeypatch: pytest.MonkeyPatch, dsn: str, extra: dict) -> No
 
 def test_extras_reach_the_session(airflow_db, pg_database, monkeypatch):
     extra = {"options": "-c statement_timeout=1500", "application_name": "acme_test", "connect_timeout": 5,
-             "sslmode": "disable", "cursor": "dictcursor", "sqlalchemy_scheme": "postgresql"}  # fmt: skip
+             "sslmode": "disable", "sqlalchemy_scheme": "postgresql"}  # fmt: skip
     connection_env(monkeypatch, pg_database, extra)
     conn = pg_connect("extras_test")
     try:
@@ -31,12 +32,32 @@ def test_extras_reach_the_session(airflow_db, pg_database, monkeypatch):
             cur.execute("SELECT current_setting('application_name'), ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
             assert cur.fetchone() == ("acme_test", False)
             cur.execute("SELECT 1")
-            assert cur.fetchone() == (1,), "the provider's own option 'cursor' is not handed to libpq"
+            assert cur.fetchone() == (1,), "the provider's own option 'sqlalchemy_scheme' is not handed to libpq"
+            cur.execute("SHOW TimeZone")
+            assert cur.fetchone() == ("UTC",)
+        assert type(conn).__module__.startswith("psycopg2"), "psycopg2 although psycopg 3 is installed"
     finally:
         conn.close()
 
 
-def test_iam_is_refused_naming_the_connection(airflow_db, pg_database, monkeypatch):
-    connection_env(monkeypatch, pg_database, {"iam": True})
-    with pytest.raises(ValueError, match=r"extras_test.*IAM"):
+def test_the_cursor_extra_is_refused_naming_the_connection(airflow_db, pg_database, monkeypatch):
+    connection_env(monkeypatch, pg_database, {"cursor": "dictcursor"})
+    with pytest.raises(ValueError, match=r"extras_test.*'cursor'"):
         pg_connect("extras_test")
+
+
+def test_iam_authentication_signs_an_rds_token_as_the_password(airflow_db, pg_database, monkeypatch):
+    """The provider's ``iam`` extra: the password is an RDS auth token signed with the AWS connection's keys
+    (signed locally: no AWS call; the local server's trust authentication accepts it)."""
+    connection_env(monkeypatch, pg_database, {"iam": True, "aws_conn_id": "aws_iam_test"})
+    aws = {"conn_type": "aws", "login": "AKIAEXAMPLE", "password": "secret", "extra": {"region_name": "eu-west-1"}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_IAM_TEST", json.dumps(aws))
+    conn = pg_connect("extras_test")
+    try:
+        password = conn.info.password
+        assert "Action=connect" in password and "X-Amz-Credential=AKIAEXAMPLE" in password
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        conn.close()

@@ -193,7 +193,7 @@ def detect(
     (with their ids)."""
     from acme_pipelines.migrations import require_current
 
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         require_current(conn)
         with conn.cursor() as cur:
             rows = hook.query_rows(cur, (SQL / "window_metrics.sql").read_text(), {"start": start, "end": end,
@@ -212,7 +212,7 @@ def detect(
 
 def mark_alerted(hook: Any, anomaly_id: int, via: str) -> None:
     """Note that the anomaly alerted, and where (its own transaction, after the alert went out)."""
-    with hook.connection() as conn, conn.cursor() as cur:
+    with hook.scoped_connection() as conn, conn.cursor() as cur:
         cur.execute(
             "UPDATE ops.anomalies SET alerted_at = CURRENT_TIMESTAMP, alerted_via = %s WHERE anomaly_id = %s",
             (via, anomaly_id),

@@ -171,7 +171,7 @@ def _count(cur: Any, table: str, day: date) -> int:
 
 def days_to_archive(hook: WarehouseHook, table: str, before: date) -> list[date]:
     """Days older than ``before`` still in the warehouse, and days whose archival did not finish."""
-    with hook.connection() as conn, conn.cursor() as cur:
+    with hook.scoped_connection() as conn, conn.cursor() as cur:
         cur.execute(
             f"SELECT dt FROM {plain_name(table)} WHERE dt < %s GROUP BY dt UNION "
             "SELECT partition FROM ops.archive_manifest "
@@ -194,7 +194,7 @@ def archive_partition(
     """Archive one (table, day) as the module docstring says; ``fail_after`` injects a crash (tests)."""
     path = partition_path(root, table, day)
     days = day_storage(hook)
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         with conn.cursor() as cur:
             found = _manifest(cur, table, day)
             rows_here = _count(cur, table, day)
@@ -263,7 +263,7 @@ def restore_partition(hook: WarehouseHook, table: str, day: date) -> int:
     from airflow.sdk import ObjectStoragePath
 
     days = day_storage(hook)
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         cur = conn.cursor()
         days.lock(cur, table, day)
         found = _manifest(cur, table, day)

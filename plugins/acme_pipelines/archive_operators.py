@@ -52,7 +52,7 @@ class ArchivePartitionsOperator(WarehouseOperator):
         if self.storage_class and root.protocol == "s3":
             options = {"StorageClass": self.storage_class}  # s3fs passes it on to put_object / the multipart upload
         hook = self.warehouse
-        with hook.connection() as conn:
+        with hook.scoped_connection() as conn:
             require_current(conn)
         tables = self.tables or sorted(archive.ARCHIVED)
         outcomes = []

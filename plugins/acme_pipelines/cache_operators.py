@@ -73,7 +73,7 @@ class CacheRefreshOperator(WarehouseOperator):
         try:
             client = redis_hook.get_conn()
             client.ping()
-            with hook.connection() as conn:
+            with hook.scoped_connection() as conn:
                 entries = self._entries(hook, conn, params)
                 published = cache.publish(client, self.key_prefix, entries, int(self.ttl_seconds))
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:

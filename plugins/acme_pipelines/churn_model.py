@@ -245,7 +245,7 @@ def train_and_register(
     from acme_pipelines.migrations import require_current
 
     version = version_of(dt)
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         require_current(conn)
         data = load_labelled(hook, conn, dt, horizon_days=horizon_days, history_days=history_days, max_rows=max_rows)
         log.info("%d labelled customer-days (horizon %s days)", len(data.y), horizon_days)

@@ -50,7 +50,7 @@ def publish_rates(
     counts = LoadCounts(rows_in=rows_in, rows_loaded=rows_in - len(rejects))
     for _, reason, _ in rejects:
         counts.reject(reason)
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         require_current(conn)
         with conn.cursor() as cur:  # the same SQL on PostgreSQL and Snowflake
             hook.begin(cur)

@@ -185,7 +185,7 @@ def sync_table(
         source_conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         with source_conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
-        with hook.connection() as conn:
+        with hook.scoped_connection() as conn:
             require_current(conn)
             with conn.cursor() as cur:
                 # staged rows stay in this session's memory up to TEMP_BUFFERS (set before its first temp table,

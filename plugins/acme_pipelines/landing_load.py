@@ -79,7 +79,7 @@ def load_partition(
     started = time.monotonic()
     files = partition_files(landing_root, spec, day)
     stage, rejects = stage_names(spec, day, audit.run_id)
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         require_current(conn)
         bytes_read = files_size(files)
         rates = day_rates(conn, day) if spec.name in HAS_AMOUNT_USD else None

@@ -47,7 +47,7 @@ def warehouse_schemas(hook: Any, datasets: Iterable[DatasetRef]) -> dict[Dataset
     by_table = {name.removeprefix(f"{database}.").lower(): ref for name, ref in wanted.items()}
     tables = list(by_table)
     found: dict[DatasetRef, list[tuple[str, str]]] = {}
-    with hook.connection() as conn:  # portable SQL: PostgreSQL and Snowflake (which upper-cases names)
+    with hook.scoped_connection() as conn:  # portable SQL: PostgreSQL and Snowflake (which upper-cases names)
         cur = conn.cursor()
         cur.execute(
             "SELECT lower(table_schema) || '.' || lower(table_name), lower(column_name), lower(data_type) "

@@ -126,7 +126,7 @@ def dialect_of(conn: Any) -> str:
 def _opened(hook_or_conn: Any) -> Iterator[tuple[Any, str]]:
     """(connection, dialect): a hook's own new connection (closed after), or the connection given."""
     if hasattr(hook_or_conn, "get_conn"):
-        with hook_or_conn.connection() as conn:
+        with hook_or_conn.scoped_connection() as conn:
             yield conn, hook_or_conn.dialect
     else:
         yield hook_or_conn, dialect_of(hook_or_conn)

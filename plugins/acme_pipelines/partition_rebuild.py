@@ -24,7 +24,7 @@ def rebuild_partition(
     ``precondition_text`` returns one row (ok, message): not ok fails the task and changes nothing.
     PostgreSQL warehouse; ``backends.rebuild_partition`` picks this or ``snowflake_loads.rebuild_partition``.
     """
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         require_current(conn)
         with conn.cursor() as cur:
             lock_day(cur, target, params["dt"])

@@ -54,7 +54,7 @@ def outcomes_from_sql_checks(results: Iterable[Any], default_table: str | None =
 
 def record_results(hook: Any, dt: date, run_id: str, task_id: str, outcomes: list[CheckOutcome]) -> None:
     """Replace this task's results of this run and day with ``outcomes`` (one transaction)."""
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         require_current(conn)
         with conn.cursor() as cur:
             hook.begin(cur)
@@ -82,7 +82,7 @@ def decide_gate(hook: Any, dt: date, run_id: str, checks: Iterable[str] = ()) ->
     Runs after the checks, whose ``record_results`` created the tables. The day's row is updated or inserted
     under the day's lock (``warehouse.upsert_row``).
     """
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         with conn.cursor() as cur:
             hook.begin(cur)
             cur.execute(
@@ -112,7 +112,7 @@ def gate_status(hook: Any, dt: date) -> tuple[str | None, list[str]]:
     A sensor pokes this every few minutes: no DDL; a warehouse where no quality run has happened yet reads
     as "not decided".
     """
-    with hook.connection() as conn, conn.cursor() as cur:
+    with hook.scoped_connection() as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT count(*) FROM information_schema.tables "
             "WHERE lower(table_schema) = 'ops' AND lower(table_name) = 'quality_gate'"
@@ -128,7 +128,7 @@ def days_passed(hook: Any, days: list[date]) -> set[date]:
     """Which of ``days`` have a ``passed`` gate."""
     if not days:
         return set()
-    with hook.connection() as conn, conn.cursor() as cur:
+    with hook.scoped_connection() as conn, conn.cursor() as cur:
         placeholders = ", ".join(["%s"] * len(days))
         cur.execute(f"SELECT dt FROM ops.quality_gate WHERE status = %s AND dt IN ({placeholders})", (PASSED, *days))
         return {row[0] for row in cur.fetchall()}

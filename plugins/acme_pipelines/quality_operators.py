@@ -160,7 +160,7 @@ class SqlAssertionsOperator(WarehouseOperator):
 
         partition = resolve_partition(context, DAY)
         hook = self.warehouse
-        with hook.connection() as conn, conn.cursor() as cur:  # record_results (below) ensures the schema
+        with hook.scoped_connection() as conn, conn.cursor() as cur:  # record_results (below) ensures the schema
             rows = hook.query_rows(cur, (SQL_ROOT / self.sql_file).read_text(), {"dt": partition.dt})
         outcomes = [
             CheckOutcome(r["check_name"], r["check_type"], bool(r["passed"]), r["table_name"], None, r["observed"],

@@ -46,7 +46,7 @@ class DailyReportOperator(WarehouseOperator):
 
         partition = resolve_partition(context, DAY)
         hook = self.warehouse
-        with hook.connection() as conn:
+        with hook.scoped_connection() as conn:
             report = reports.fetch(hook, conn, partition.dt, self.top_n)
         folder = ObjectStoragePath(self.artifacts_root) / "reports" / f"dt={partition.key}"
         folder.mkdir(parents=True, exist_ok=True)

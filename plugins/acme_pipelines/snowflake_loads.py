@@ -99,7 +99,7 @@ def load_partition(
     counts = LoadCounts()
     missing_fx: set[str] = set()
     bytes_read = files_size(files)
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         cur = conn.cursor()
         require_current(conn)
         plan = Plan(False, day, audit.run_id, datetime.now(UTC).isoformat(), day_rates(conn, day) if with_usd else None)
@@ -221,7 +221,7 @@ def sync_table(
         source_conn.set_session(readonly=True)
         with source_conn.cursor() as src:
             src.execute("SET TIME ZONE 'UTC'")
-        with hook.connection() as conn:
+        with hook.scoped_connection() as conn:
             cur = conn.cursor()
             require_current(conn)
             try:
@@ -321,7 +321,7 @@ def rebuild_partition(
 
     from acme_pipelines.dialects import statements
 
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         require_current(conn)
         cur = conn.cursor()
         with transaction(cur):

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from airflow.sdk import BaseHook
+from airflow.providers.postgres.hooks.postgres import PostgresHook
 from psycopg2 import sql
 
 from acme_pipelines.accounting import AuditEntry, LoadCounts
@@ -76,11 +76,11 @@ def _inferred(schema: pa.Schema) -> dict[str, Any]:
 
 
 class ScopedConnection:
-    """``with hook.connection() as conn``: a connection from ``get_conn()`` that rolls back what is open on an
-    error and is closed either way. Shared by the PostgreSQL and the Snowflake warehouse hooks."""
+    """``with hook.scoped_connection() as conn``: a connection from ``get_conn()`` that rolls back what is open on
+    an error and is closed either way. Shared by the PostgreSQL and the Snowflake warehouse hooks."""
 
     @contextmanager
-    def connection(self) -> Iterator[Any]:
+    def scoped_connection(self) -> Iterator[Any]:
         conn = self.get_conn()  # type: ignore[attr-defined]
         try:
             yield conn
@@ -91,8 +91,15 @@ class ScopedConnection:
             conn.close()
 
 
-class WarehouseHook(ScopedConnection, BaseHook):
-    """Talks to the warehouse (PostgreSQL dialect) through psycopg2.
+class WarehouseHook(ScopedConnection, PostgresHook):
+    """The warehouse on PostgreSQL: the postgres provider's ``PostgresHook`` (host, login, database, every
+    libpq extra such as ``sslmode``, ``options`` or ``application_name``, ``iam`` authentication, from the
+    connection), always on psycopg2, with the interface the loaders and jobs use.
+
+    psycopg2 because the COPY streams here (``copy_expert`` of binary COPY between two connections) are
+    psycopg2's; the provider hands out psycopg 3 connections whenever that driver is installed, and it is
+    (through Airflow). The provider's ``cursor`` extra (dict or namedtuple rows) is refused: the code reads
+    tuples.
 
     :param warehouse_conn_id: Airflow connection id (default ``warehouse``).
     :param dsn: a libpq URL instead of a connection id (tests, tools).
@@ -102,19 +109,32 @@ class WarehouseHook(ScopedConnection, BaseHook):
     default_conn_name = "warehouse"
     conn_type = "postgres"
     hook_name = "Warehouse"
-    dialect = "postgres"
+    dialect = "postgres"  # a name, as SnowflakeWarehouseHook's; the provider's dialect object is not used
 
     def __init__(self, warehouse_conn_id: str = default_conn_name, dsn: str | None = None) -> None:
-        super().__init__()
-        self.warehouse_conn_id = warehouse_conn_id
+        super().__init__(warehouse_conn_id=warehouse_conn_id)
         self.dsn = dsn
 
     def get_conn(self) -> Any:
-        conn = pg_connect(self.dsn or self.warehouse_conn_id)
+        """A psycopg2 connection (the provider's arguments from the connection, or ``dsn``), in UTC."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn) if self.dsn else super().get_conn()
         with conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
         conn.commit()
         return conn
+
+    def _create_connection(self, conn_args: dict[str, Any]) -> Any:
+        """What ``PostgresHook.get_conn`` connects with: psycopg2 whichever driver the provider prefers."""
+        import psycopg2
+
+        if {"cursor_factory", "row_factory"} & conn_args.keys():
+            raise ValueError(
+                f"connection {self.get_conn_id()!r}: its extra 'cursor' is not supported for the warehouse "
+                "(rows are read as tuples); remove it"
+            )
+        return psycopg2.connect(**{"application_name": "acme_pipelines", **conn_args})
 
     @cached_property
     def _location(self) -> tuple[str | None, int, str]:
@@ -248,38 +268,11 @@ class WarehouseHook(ScopedConnection, BaseHook):
 
 
 def pg_connect(dsn_or_conn_id: str) -> Any:
-    """A psycopg2 connection from a libpq URL or an Airflow connection id.
-
-    The connection's extras reach libpq as the postgres provider's ``PostgresHook`` passes them
-    (``sslmode``, ``sslrootcert``, ``connect_timeout``, ``options``, ``keepalives_idle``,
-    ``application_name``, ...; the provider's own options such as ``cursor`` or
-    ``sqlalchemy_scheme`` are left out, by the provider's list). The connection is made here, not by
-    ``PostgresHook.get_conn``, because that hands out psycopg 3 connections when that driver is
-    installed (it is, through Airflow) and the COPY streaming here is psycopg2's. IAM authentication,
-    which only the provider implements, is refused rather than ignored.
-    """
-    import psycopg2
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
+    """A psycopg2 connection (in UTC) from a libpq URL or an Airflow connection id, as ``WarehouseHook`` makes
+    it: the app database's for the hourly sync."""
     if "://" in dsn_or_conn_id:
-        return psycopg2.connect(dsn_or_conn_id)
-    conn = BaseHook.get_connection(dsn_or_conn_id)
-    extra = conn.extra_dejson
-    if extra.get("iam"):
-        raise ValueError(f"connection {dsn_or_conn_id!r}: IAM authentication is not supported for the warehouse")
-    options = {k: v for k, v in extra.items() if k not in PostgresHook.ignored_extra_options}
-    return psycopg2.connect(
-        **{
-            "sslmode": "prefer",
-            "application_name": "acme_pipelines",
-            **options,
-            "host": conn.host,
-            "port": conn.port or 5432,
-            "user": conn.login,
-            "password": conn.password,
-            "dbname": conn.schema,
-        }
-    )
+        return WarehouseHook(dsn=dsn_or_conn_id).get_conn()
+    return WarehouseHook(dsn_or_conn_id).get_conn()
 
 
 def lock(cur: Any, resource: str) -> None:

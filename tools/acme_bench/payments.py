@@ -86,7 +86,7 @@ def project_load(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]
 
     hook = WarehouseHook(dsn=dsn)
     upgrade(hook)
-    with hook.connection() as conn:
+    with hook.scoped_connection() as conn:
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO core.fx_rates (dt, currency, per_usd, _run_id, _loaded_at) "
