@@ -55,7 +55,8 @@ def test_iam_authentication_signs_an_rds_token_as_the_password(airflow_db, pg_da
     conn = pg_connect("extras_test")
     try:
         password = conn.info.password
-        assert "Action=connect" in password and "X-Amz-Credential=AKIAEXAMPLE" in password
+        assert "Action=connect" in password
+        assert "X-Amz-Credential=AKIAEXAMPLE" in password
         with conn.cursor() as cur:
             cur.execute("SELECT 1")
             assert cur.fetchone() == (1,)

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from acme_pipelines.operators import WarehouseOperator
-from acme_pipelines.partitions import Grain, resolve_partition
+from acme_pipelines.operators import WarehouseOperator, Work
+from acme_pipelines.partitions import Grain, Partition
 
 HALF_HOUR = Grain.minutes(30)
 INPUTS = ("core.fact_orders", "core.fact_payments", "ops.load_audit")
@@ -25,6 +25,7 @@ class AnomalyDetectionOperator(WarehouseOperator):
     """
 
     template_fields: Sequence[str] = ("window_minutes", "weeks_back", "warning_score", "critical_score")
+    partition_grain = HALF_HOUR
 
     def __init__(
         self,
@@ -43,27 +44,23 @@ class AnomalyDetectionOperator(WarehouseOperator):
         self.critical_score = critical_score
         self.slack_conn_id = slack_conn_id
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def run(self, context: Any, half_hour: Partition, hook: Any) -> Work:
         from acme_pipelines import anomalies
-        from acme_pipelines.metrics import emit_count
 
-        half_hour = resolve_partition(context, HALF_HOUR)
         end = half_hour.end
         start = end - timedelta(minutes=int(self.window_minutes))
-        hook = self.warehouse
         found, alerts = anomalies.detect(
             hook, start, end, weeks=int(self.weeks_back), warning=float(self.warning_score),
             critical=float(self.critical_score), run_id=context["run_id"], log=self.log,
         )  # fmt: skip
         for anomaly_id, finding in alerts:  # after the commit: a failed send is retried by the next run
             anomalies.mark_alerted(hook, anomaly_id, self._alert(finding))
-        emit_count("anomalies_found", len(found), dag_id=self.dag_id, task_id=self.task_id, table="ops.anomalies")
-        self._set_lineage(
-            hook,
-            [hook.dataset(t) for t in INPUTS],
-            [hook.dataset("ops.anomalies")],
+        return Work(
+            {"window": f"{start:%Y-%m-%dT%H:%M}/{end:%Y-%m-%dT%H:%M}", "found": len(found), "alerted": len(alerts)},
+            inputs=[hook.dataset(t) for t in INPUTS],
+            outputs=[hook.dataset("ops.anomalies")],
+            counters=[("anomalies_found", len(found), "ops.anomalies")],
         )
-        return {"window": f"{start:%Y-%m-%dT%H:%M}/{end:%Y-%m-%dT%H:%M}", "found": len(found), "alerted": len(alerts)}
 
     def _alert(self, finding: Any) -> str:
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook

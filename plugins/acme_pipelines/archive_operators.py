@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from acme_pipelines.operators import WarehouseOperator
-from acme_pipelines.partitions import DAY, resolve_partition
+from acme_pipelines.operators import WarehouseOperator, Work
+from acme_pipelines.partitions import Partition
 
 
 class ArchivePartitionsOperator(WarehouseOperator):
@@ -37,25 +37,21 @@ class ArchivePartitionsOperator(WarehouseOperator):
         self.storage_class = storage_class
         self.fail_after = fail_after
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def run(self, context: Any, partition: Partition, hook: Any) -> Work:
         from airflow.sdk import ObjectStoragePath
 
         from acme_pipelines import archive
         from acme_pipelines.lineage import storage_dataset
-        from acme_pipelines.metrics import emit_count
         from acme_pipelines.migrations import require_current
 
-        partition = resolve_partition(context, DAY)
         before = partition.dt - timedelta(days=int(self.hot_retention_days))
         root = ObjectStoragePath(self.cold_storage_root)
-        options = {}
-        if self.storage_class and root.protocol == "s3":
-            options = {"StorageClass": self.storage_class}  # s3fs passes it on to put_object / the multipart upload
-        hook = self.warehouse
+        # s3fs passes StorageClass on to put_object / the multipart upload
+        options = {"StorageClass": self.storage_class} if self.storage_class and root.protocol == "s3" else {}
         with hook.scoped_connection() as conn:
             require_current(conn)
         tables = self.tables or sorted(archive.ARCHIVED)
-        outcomes = []
+        outcomes, counters = [], []
         for table in tables:
             days = archive.days_to_archive(hook, table, before)
             self.log.info("%s: %d day(s) before %s to archive: %s", table, len(days), before, days)
@@ -66,10 +62,10 @@ class ArchivePartitionsOperator(WarehouseOperator):
                 outcomes.append(outcome)
                 self.log.info("[%d/%d] %s %s: %s, %d rows -> %s", number, len(days), table, day, outcome.action,
                               outcome.rows, outcome.path)  # fmt: skip
-            emit_count("partitions_archived", len(days), dag_id=self.dag_id, task_id=self.task_id, table=table)
-        self._set_lineage(
-            hook,
-            [hook.dataset(t) for t in tables],
-            [storage_dataset(o.path) for o in outcomes] + [hook.dataset("ops.archive_manifest")],
+            counters.append(("partitions_archived", len(days), table))
+        return Work(
+            {"before": before.isoformat(), "archived": [(o.table, o.day.isoformat(), o.rows) for o in outcomes]},
+            inputs=[hook.dataset(t) for t in tables],
+            outputs=[storage_dataset(o.path) for o in outcomes] + [hook.dataset("ops.archive_manifest")],
+            counters=counters,
         )
-        return {"before": before.isoformat(), "archived": [(o.table, o.day.isoformat(), o.rows) for o in outcomes]}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from acme_pipelines.operators import SQL_ROOT, WarehouseOperator
-from acme_pipelines.partitions import DAY, Grain, resolve_partition
+from acme_pipelines.operators import SQL_ROOT, WarehouseOperator, Work
+from acme_pipelines.partitions import DAY, Grain, Partition
 
 QUARTER_HOUR = Grain.minutes(15)
 SUMMARY_KEYS = ("today", "top_products")  # the rest are customer:{id}
@@ -28,6 +28,7 @@ class CacheRefreshOperator(WarehouseOperator):
     """
 
     template_fields: Sequence[str] = ("key_prefix", "ttl_seconds", "redis_conn_id")
+    partition_grain = QUARTER_HOUR
 
     def __init__(
         self,
@@ -59,16 +60,13 @@ class CacheRefreshOperator(WarehouseOperator):
             for row in batch.to_pylist():
                 yield f"customer:{row['customer_id']}", {"until": params["until"], **row}
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def run(self, context: Any, window: Partition, hook: Any) -> Work:
         import redis
         from airflow.providers.redis.hooks.redis import RedisHook
 
         from acme_pipelines import cache
-        from acme_pipelines.metrics import emit_count
 
-        window = resolve_partition(context, QUARTER_HOUR)
         params = {"day_start": DAY.floor(window.start), "until": window.end, "recent_days": self.recent_days}
-        hook = self.warehouse
         redis_hook = RedisHook(redis_conn_id=self.redis_conn_id)
         try:
             client = redis_hook.get_conn()
@@ -82,15 +80,14 @@ class CacheRefreshOperator(WarehouseOperator):
                 f"Redis at {where} (connection {self.redis_conn_id}) is unreachable: {exc}. "
                 f"Readers keep the current snapshot; this task retries."
             ) from exc
-        emit_count("cache_keys", published.keys, dag_id=self.dag_id, task_id=self.task_id, table=self.key_prefix)
         self.log.info(
             "%s: version %d live (%d keys, %d customers; ttl %ss), previous %s, %d old keys deleted",
             window, published.version, published.keys, published.keys - len(SUMMARY_KEYS), self.ttl_seconds,
             published.previous, published.deleted_keys,
         )  # fmt: skip
-        self._set_lineage(
-            hook,
-            [hook.dataset(t) for t in INPUTS],
-            [(f"redis://{redis_hook.host}:{redis_hook.port}", self.key_prefix)],
+        return Work(
+            {"window": str(window), "version": published.version, "keys": published.keys},
+            inputs=[hook.dataset(t) for t in INPUTS],
+            outputs=[(f"redis://{redis_hook.host}:{redis_hook.port}", self.key_prefix)],
+            counters=[("cache_keys", published.keys, self.key_prefix)],
         )
-        return {"window": str(window), "version": published.version, "keys": published.keys}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from acme_pipelines.operators import WarehouseOperator, mark_outlets
-from acme_pipelines.partitions import DAY, resolve_partition
+from acme_pipelines.operators import WarehouseOperator, Work
+from acme_pipelines.partitions import Partition
 
 
 class TrainChurnModelOperator(WarehouseOperator):
@@ -43,14 +43,12 @@ class TrainChurnModelOperator(WarehouseOperator):
         self.seed = seed
         self.max_rows = max_rows
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def run(self, context: Any, partition: Partition, hook: Any) -> Work:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from acme_pipelines import churn_model as cm
         from acme_pipelines.lineage import storage_dataset
 
-        partition = resolve_partition(context, DAY)
-        hook = self.warehouse
         try:
             result = cm.train_and_register(
                 hook, partition.dt, context["run_id"], artifacts_root=self.artifacts_root,
@@ -63,17 +61,10 @@ class TrainChurnModelOperator(WarehouseOperator):
         verdict = "promoted to champion" if result.promoted else "not promoted"
         against = f" (champion {champion[0]}: {champion[1]:.4f} on the same rows)" if champion else " (no champion yet)"
         self.log.info("%s %s %.4f: %s%s", result.version, cm.METRIC, result.metric_value, verdict, against)
-        self._set_lineage(
-            hook,
-            [hook.dataset("features.customer_features"), hook.dataset("core.fact_orders")],
-            [hook.dataset(cm.REGISTRY), storage_dataset(result.artifact)],
-        )
-        mark_outlets(context, self.outlets, partition)
-        return {
-            "model_version": result.version,
-            "metric": cm.METRIC,
-            "value": result.metric_value,
-            "champion": result.promoted,
-            "compared_with": champion[0] if champion else None,
-            "artifact": result.artifact,
-        }
+        return Work(
+            {"model_version": result.version, "metric": cm.METRIC, "value": result.metric_value,
+             "champion": result.promoted, "compared_with": champion[0] if champion else None,
+             "artifact": result.artifact},
+            inputs=[hook.dataset("features.customer_features"), hook.dataset("core.fact_orders")],
+            outputs=[hook.dataset(cm.REGISTRY), storage_dataset(result.artifact)],
+        )  # fmt: skip

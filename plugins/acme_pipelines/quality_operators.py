@@ -22,7 +22,7 @@ from airflow.providers.common.sql.operators.sql import (
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from acme_pipelines.operators import SQL_ROOT, WarehouseOperator, mark_outlets
+from acme_pipelines.operators import SQL_ROOT, WarehouseOperator, Work
 from acme_pipelines.partitions import DAY, Partition, resolve_partition
 
 RESULTS_TABLE = "ops.quality_results"
@@ -155,11 +155,9 @@ class SqlAssertionsOperator(WarehouseOperator):
         self.sql_file = sql_file
         self.inputs = list(inputs)
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def run(self, context: Any, partition: Partition, hook: Any) -> Work:
         from acme_pipelines.quality import CheckOutcome
 
-        partition = resolve_partition(context, DAY)
-        hook = self.warehouse
         with hook.scoped_connection() as conn, conn.cursor() as cur:  # record_results (below) ensures the schema
             rows = hook.query_rows(cur, (SQL_ROOT / self.sql_file).read_text(), {"dt": partition.dt})
         outcomes = [
@@ -168,15 +166,13 @@ class SqlAssertionsOperator(WarehouseOperator):
             for r in rows
         ]  # fmt: skip
         _record(self, self.warehouse_conn_id, context, partition, outcomes)
-        self._set_lineage(
-            hook,
-            [hook.dataset(t) for t in self.inputs],
-            [hook.dataset(RESULTS_TABLE)],
-        )
         failed = [f"{o.name} (observed {o.observed}; expected {o.expected})" for o in outcomes if not o.passed]
-        if failed:
-            raise AirflowFailException(f"{len(failed)} of {len(outcomes)} checks failed for {partition.key}: {failed}")
-        return {"partition": partition.key, "checks": len(outcomes)}
+        return Work(
+            {"partition": partition.key, "checks": len(outcomes)},
+            inputs=[hook.dataset(t) for t in self.inputs],
+            outputs=[hook.dataset(RESULTS_TABLE)],
+            failure=f"{len(failed)} of {len(outcomes)} checks failed for {partition.key}: {failed}" if failed else None,
+        )
 
 
 class QualityGateOperator(WarehouseOperator):
@@ -193,26 +189,25 @@ class QualityGateOperator(WarehouseOperator):
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def run(self, context: Any, partition: Partition, hook: Any) -> Work:
         from acme_pipelines.quality import PASSED, decide_gate
 
-        partition = resolve_partition(context, DAY)
-        hook = self.warehouse
         status, failed = decide_gate(hook, partition.dt, context["run_id"], checks=self.upstream_task_ids)
-        self._set_lineage(
-            hook,
-            [hook.dataset(RESULTS_TABLE)],
-            [hook.dataset("ops.quality_gate")],
-        )
+        failure = None
         if status != PASSED:
-            raise AirflowFailException(
+            failure = (
                 f"quality gate of {partition.key}: FAILED ({', '.join(failed)}); "
                 f"nothing downstream runs for this day. Details: SELECT * FROM {RESULTS_TABLE} "
                 f"WHERE dt = '{partition.key}' AND run_id = '{context['run_id']}' AND NOT passed"
             )
-        mark_outlets(context, self.outlets, partition)
-        self.log.info("quality gate of %s: passed", partition.key)
-        return {"partition": partition.key, "status": status}
+        else:
+            self.log.info("quality gate of %s: passed", partition.key)
+        return Work(
+            {"partition": partition.key, "status": status},
+            inputs=[hook.dataset(RESULTS_TABLE)],
+            outputs=[hook.dataset("ops.quality_gate")],
+            failure=failure,
+        )
 
 
 class QualityGateSensor(BaseSensorOperator):
