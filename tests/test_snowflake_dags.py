@@ -42,16 +42,17 @@ from conftest import REDIS_URL, pipeline_environment, run_dag, scratch_databases
 
 pytestmark = pytest.mark.integration
 
-CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=2, scale=0.3, bad_share=0.01, seed=11)
+CONFIG = GeneratorConfig(start=date(2026, 11, 1), days=3, scale=0.3, bad_share=0.01, seed=11)
 DAYS = [d.isoformat() for d in CONFIG.day_list()]
-CATCH_UP = {"partition": "2025-01-01T00:00", "partition_end": "2026-11-05T00:00"}
+CATCH_UP = {"partition": "2025-01-01T00:00", "partition_end": "2026-11-06T00:00"}  # orders change for 30 h
 FAIL_DAY = date(2026, 10, 5)  # nothing was loaded for it
 WEEK = date(2026, 10, 26)  # the ISO week that ends with DAYS[0], a Sunday
 # after the sync, daily_etl and data_quality_check, on either warehouse: the DAGs behind the gate and the
 # frequent ones, each for one partition of the generated days
 ANALYTICS = (
-    ("feature_engineering", {"partition": DAYS[1]}),
-    ("ml_training", {"partition": DAYS[1]}),  # two days of data have nothing labelled yet: it skips training
+    ("feature_engineering", {"partition": DAYS[2]}),  # after DAYS[0] and DAYS[1] (the fixture runs them)
+    # with a churn horizon of 1 day (CHURN_HORIZON_DAYS), DAYS[0] and DAYS[1] are labelled: it trains and registers
+    ("ml_training", {"partition": DAYS[2]}),
     ("daily_reports", {"partition": DAYS[1]}),
     ("weekly_aggregation", {"partition": WEEK.isoformat()}),
     ("anomaly_detection", {"partition": f"{DAYS[1]}T12:30"}),
@@ -61,6 +62,7 @@ ARCHIVED_TABLES = ("core.fact_payments", "core.fact_events", "core.fact_pos_sale
 # data_archival last: with hot_retention_days 0, its run for DAYS[1] moves DAYS[0] of every fact table to cold
 # storage; the fixture then restores each day, so the comparison covers the restored rows
 ARCHIVAL = ("data_archival", {"partition": DAYS[1]})
+CHURN_HORIZON_DAYS = "1"
 
 
 @dataclass
@@ -123,6 +125,7 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
             mp.setenv(name, value)
         mp.setenv("AIRFLOW_CONN_SLACK_REPORTS", os.environ["AIRFLOW_CONN_SLACK_ALERTS"])
         mp.setenv("AIRFLOW_CONN_REDIS_CACHE", json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379}))
+        mp.setenv("AIRFLOW_VAR_CHURN_HORIZON_DAYS", CHURN_HORIZON_DAYS)
         analytics, reports, caches, archival = {}, {}, {}, {}
         for name, connection in (("postgres", postgres_connection(pg_dsn)), ("snowflake", snowflake_json)):
             mp.setenv("AIRFLOW_CONN_WAREHOUSE", connection)
@@ -137,6 +140,8 @@ def warehouses(tmp_path_factory, fakesnow_server, airflow_db, dagbag):
             for day in DAYS:  # daily_etl's trigger of it stays queued under dag.test
                 run_dag(dagbag, "data_quality_check", partition=day)
             seed_the_week_before(hook, date.fromisoformat(DAYS[0]))  # WEEK ends with DAYS[0]
+            for day in DAYS[:-1]:  # the features ml_training learns from; ANALYTICS runs the last day's
+                run_dag(dagbag, "feature_engineering", partition=day)
             analytics[name] = {
                 dag_id: str(run_in_process(dagbag.dags[dag_id], conf).state) for dag_id, conf in ANALYTICS
             }
@@ -186,7 +191,8 @@ def archive_and_restore(hook: Any, cold: Any, dagbag: Any) -> dict[str, Any]:
 def test_snowflake_gets_the_same_rows_as_postgres(warehouses):
     by_table = {table: (pg, snow) for table, pg, snow in warehouses.comparison}
     assert set(by_table) == {*PUBLISHED, *DERIVED, "ops.load_audit", "ops.rejected_rows", "ops.quality_results",
-                             "ops.quality_gate", "ops.anomalies"}  # fmt: skip
+                             "ops.quality_gate", "ops.archive_manifest", "ml.model_registry",
+                             "ops.anomalies"}  # fmt: skip
     for table, (pg, snow) in by_table.items():
         assert (table, snow.rows, snow.digest) == (table, pg.rows, pg.digest)
         assert pg.rows > 0, f"{table} is empty: the comparison would prove nothing"
@@ -339,9 +345,9 @@ def test_data_archival_archives_and_restores_a_day_alike_on_snowflake(warehouses
 
 
 def test_the_model_registry_keeps_one_champion_on_snowflake(warehouses):
-    """ml_training skips training on two generated days (nothing is labelled yet), so its registry writes run
-    here directly, on the fakesnow warehouse, with a model trained on generated rows: a promotion leaves one
-    champion, a rerun of a version updates its row."""
+    """The registry's writes beyond ml_training's one run (a first model, compared with no champion), directly on
+    the fakesnow warehouse with a model trained on generated rows: a promotion leaves one champion (the DAG's
+    model is demoted), a rerun of a version updates its row."""
     import numpy as np
 
     from acme_pipelines import churn_model as cm
@@ -367,7 +373,8 @@ def test_the_model_registry_keeps_one_champion_on_snowflake(warehouses):
     register("churn-2", "r2", ("churn-1", 0.5), True)
     register("churn-1", "r3", ("churn-2", 0.9), False)  # a rerun of the first version, not promoted
     rows = warehouses.snowflake_query(
-        "SELECT model_version, is_champion, run_id, compared_with, params FROM ml.model_registry ORDER BY 1"
+        "SELECT model_version, is_champion, run_id, compared_with, params FROM ml.model_registry "
+        "WHERE model_version IN ('churn-1', 'churn-2') ORDER BY 1"
     )
     assert [r[:4] for r in rows] == [("churn-1", False, "r3", "churn-2"), ("churn-2", True, "r2", "churn-1")]
     assert json.loads(rows[0][4]) == trained.params
@@ -375,3 +382,20 @@ def test_the_model_registry_keeps_one_champion_on_snowflake(warehouses):
         assert cm.current_champion(conn.cursor(), excluding="churn-1") == (
             "churn-2", "file:///models/churn-2", trained.sha256
         )  # fmt: skip
+    assert warehouses.snowflake_query("SELECT COUNT(*) FROM ml.model_registry WHERE is_champion") == [(1,)]
+
+
+def test_ml_training_trains_and_registers_the_same_model_on_snowflake(warehouses):
+    """ml_training's run (ANALYTICS) trained on both warehouses' features: one registry row each, the same
+    training rows, metric and artifact bytes (the comparison's ml.model_registry holds the rest)."""
+    by_table = {table: (pg, snow) for table, pg, snow in warehouses.comparison}
+    pg, snow = by_table["ml.model_registry"]
+    assert pg.rows == snow.rows == 1
+    assert snow.digest == pg.digest
+    [(version, train_rows, metric)] = warehouses.snowflake_query(
+        "SELECT model_version, train_rows, metric_value FROM ml.model_registry "
+        "WHERE model_version NOT IN ('churn-1', 'churn-2')"
+    )
+    assert version.endswith(DAYS[2].replace("-", ""))
+    assert train_rows > 50
+    assert 0.0 <= metric <= 1.0

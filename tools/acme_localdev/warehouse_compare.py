@@ -61,6 +61,12 @@ ACCOUNTING = {
     "ops.archive_manifest": (
         "table_name, partition, row_count, deleted_from_warehouse_at IS NOT NULL AS deleted FROM ops.archive_manifest"
     ),
+    # the run id, the artifact's path and the clocks aside
+    "ml.model_registry": (
+        "model_version, trained_for_dt, algorithm, params, train_rows, test_rows, train_dates, test_dates, "
+        "metric_name, metric_value, compared_with, compared_metric_value, artifact_sha256, is_champion "
+        "FROM ml.model_registry"
+    ),
     "ops.anomalies": (
         "metric, window_start, window_end, observed, expected, scale, score, severity, direction, baseline "
         "FROM ops.anomalies"
