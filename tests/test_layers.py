@@ -62,3 +62,20 @@ def test_a_module_outside_every_layer_fails(tmp_path):
     done = lint_imports(tmp_path)
     assert done.returncode == 1, done.stdout
     assert "acme_pipelines.misc_helpers" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("implementation", ["day_partitions.PartitionedDays", "snowflake_warehouse.SnowflakeDays"])
+def test_each_day_storage_has_the_protocols_methods_and_parameters(implementation):
+    """The archival calls ``warehouse.DayStorage``'s methods on whichever ``warehouse_hooks.day_storage`` returns:
+    each backend's class takes the same parameters (a renamed or missing one would fail only on that backend)."""
+    import importlib
+    import inspect
+
+    from acme_pipelines.warehouse import DayStorage
+
+    module, name = implementation.split(".")
+    cls = getattr(importlib.import_module(f"acme_pipelines.{module}"), name)
+    for method in ("lock", "delete", "restore"):
+        wanted = [p for p in inspect.signature(getattr(DayStorage, method)).parameters.values() if p.name != "self"]
+        found = list(inspect.signature(getattr(cls, method)).parameters.values())
+        assert [(p.name, p.kind) for p in found] == [(p.name, p.kind) for p in wanted], f"{implementation}.{method}"

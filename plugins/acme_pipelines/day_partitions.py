@@ -301,8 +301,7 @@ def refill(cur: Any, tables: list[str]) -> None:
 
 
 class PartitionedDays:
-    """A fact table's day as the archival deletes and restores it on PostgreSQL: one partition
-    (``warehouse_hooks.day_storage``; ``snowflake_warehouse.SnowflakeDays`` is the Snowflake one)."""
+    """``warehouse.DayStorage`` on PostgreSQL: a fact table's day is one partition."""
 
     @staticmethod
     def lock(cur: Any, table: str, day: date) -> None:

@@ -347,8 +347,7 @@ def publish_arrow(
 
 
 class SnowflakeDays:
-    """A fact table's day as the archival deletes and restores it on Snowflake: its ``dt`` rows
-    (``warehouse_hooks.day_storage``; ``day_partitions.PartitionedDays`` is the PostgreSQL one)."""
+    """``warehouse.DayStorage`` on Snowflake: a fact table's day is its ``dt`` rows."""
 
     @staticmethod
     def lock(cur: Any, table: str, day: Any) -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -318,6 +318,32 @@ def upsert_row(
             f"INSERT INTO {table} ({', '.join(row)}) SELECT {', '.join(slot[name] for name in row)}",
             tuple(row.values()),
         )
+
+
+class DayStorage(Protocol):
+    """How a warehouse locks, deletes and puts back one day of a day-partitioned fact table (the archival).
+    ``warehouse_hooks.day_storage`` picks ``day_partitions.PartitionedDays`` (PostgreSQL) or
+    ``snowflake_warehouse.SnowflakeDays``."""
+
+    def lock(self, cur: Any, table: str, day: date) -> None:
+        """One writer of the day (and of the table's days) to the end of the transaction."""
+
+    def delete(self, cur: Any, table: str, day: date) -> None:
+        """The day's rows gone, in the caller's transaction."""
+
+    def restore(
+        self,
+        conn: Any,
+        table: str,
+        day: date,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        key: str,
+        json_columns: Sequence[str],
+        finish: Callable[[Any, int], None],
+    ) -> None:
+        """The rows of ``batches`` back as the day, committed after ``finish(cur, keys_other_days_hold)``, which
+        raises to roll it all back."""
 
 
 def lock_day(cur: Any, table: str, day: Any) -> None:

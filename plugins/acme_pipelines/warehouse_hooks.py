@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from acme_pipelines.warehouse import WarehouseHook
+from acme_pipelines.warehouse import DayStorage, WarehouseHook
 
 
 def warehouse_hook(conn_id: str = "warehouse") -> Any:
@@ -31,7 +31,7 @@ def sql_hook(conn_id: str = "warehouse") -> Any:
     return connection.get_hook()
 
 
-def day_storage(hook: Any) -> Any:
+def day_storage(hook: Any) -> DayStorage:
     """How ``hook``'s warehouse locks, deletes and restores one day of a day-partitioned fact table (the archival):
     ``day_partitions.PartitionedDays`` on PostgreSQL (a partition), ``snowflake_warehouse.SnowflakeDays`` on
     Snowflake (the day's rows). Chosen here, below the jobs, so that ``python -m acme_pipelines.archive`` can."""
