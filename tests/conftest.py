@@ -83,7 +83,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError(f"modules that start a cluster outside CLUSTER_MODULES (tests/conftest.py): {outside}")
 
 
-# -- make test in 2 processes (pytest-xdist) ------------------------------------------------
+# -- make test in 3 processes (pytest-xdist) ------------------------------------------------
 
 # The modules that start a whole Airflow cluster (tests/cluster.py; the hook above keeps this list complete).
 CLUSTER_MODULES = ("tests/test_cluster_faults.py", "tests/test_local_stack.py")

@@ -206,8 +206,9 @@ def run_pytest(args: list[str], tier: str | None = None) -> int:
 
 
 # make test's pytest processes (pytest-xdist). The suite waits on Airflow's schedulers and subprocesses for
-# much of its time, so a second process fills the gaps (docs/development.md).
-TEST_PROCESSES = os.environ.get("TEST_PROCESSES", "2")
+# much of its time, so on 2 cores a third process still fills gaps: one runs the clusters, two the rest
+# (docs/development.md).
+TEST_PROCESSES = os.environ.get("TEST_PROCESSES", "3")
 
 
 def cmd_test(args: list[str]) -> int:
