@@ -99,6 +99,10 @@ FAILING = [
 ]  # fmt: skip
 
 
+# The critical chain again, into a Snowflake warehouse (the fakesnow server): the same commands with the
+# warehouse connection of type snowflake, in a lane of their own beside the failing ones
+SNOWFLAKE_RUNS = GOOD[:3]
+
 # Failing runs, in lanes that run side by side: within a lane, one after another
 FAILING_LANES = [
     ["data_quality_check", "feature_engineering", "ml_training", "daily_reports"],
@@ -108,9 +112,12 @@ FAILING_LANES = [
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory):
+def cli(tmp_path_factory, fakesnow_server):
     """Runs ``airflow dags test`` in a subprocess with this module's connections, variables and metadata DB."""
     import redis
+
+    from acme_localdev.warehouse_compare import fakesnow_connection
+    from acme_pipelines.warehouse_hooks import warehouse_hook
 
     root = tmp_path_factory.mktemp("dags-test-cli")
     prefix = f"test:{uuid.uuid4().hex[:8]}:cache"
@@ -171,12 +178,24 @@ def cli(tmp_path_factory):
         dags_test.artifacts = root / "artifacts"  # type: ignore[attr-defined]
         dags_test.failed = set()  # type: ignore[attr-defined]
         failing = dict((d, (c, o)) for d, c, o in FAILING)
-        pool = ThreadPoolExecutor(max_workers=len(FAILING_LANES))
+        pool = ThreadPoolExecutor(max_workers=len(FAILING_LANES) + 1)
 
         def lane(dag_ids: list[str]) -> dict[str, tuple[int | None, str]]:
             return {dag_id: dags_test(dag_id, *failing[dag_id]) for dag_id in dag_ids}
 
         dags_test.failing = [pool.submit(lane, dag_ids) for dag_ids in FAILING_LANES]  # type: ignore[attr-defined]
+        # the Snowflake warehouse: a database of the session's fakesnow server, migrated as a deployment does
+        snowflake = fakesnow_connection(fakesnow_server, f"CLI_{uuid.uuid4().hex[:8].upper()}")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AIRFLOW_CONN_WAREHOUSE", snowflake)
+            upgrade(warehouse_hook("warehouse"))
+
+        def snowflake_lane() -> dict[str, tuple[int | None, str]]:
+            into = {"AIRFLOW_CONN_WAREHOUSE": snowflake}
+            return {dag_id: dags_test(dag_id, conf, into) for dag_id, conf, _ in SNOWFLAKE_RUNS}
+
+        dags_test.snowflake = json.loads(snowflake)  # type: ignore[attr-defined]
+        dags_test.snowflake_runs = pool.submit(snowflake_lane)  # type: ignore[attr-defined]
         try:
             yield dags_test
         finally:
@@ -253,3 +272,33 @@ def test_a_failing_day_exits_non_zero(cli, dag_id, conf, overrides):
     assert any(p.startswith(f":red_circle: Task failed: {dag_id}.") for p in posts), (
         "no Slack alert for its failed task"
     )
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(3 * CLI_TIMEOUT)
+def test_the_critical_chain_exits_0_on_snowflake_with_the_same_rows(cli, fakesnow_server):
+    """hourly_incremental_sync, daily_etl and data_quality_check through the same CLI, into a Snowflake warehouse
+    (the fakesnow server; only the warehouse connection differs): each exits 0, and the rows are the ones the
+    PostgreSQL runs above published."""
+    import psycopg2
+    import snowflake.connector
+
+    from acme_localdev.warehouse_compare import table_digest
+
+    results = cli.snowflake_runs.result(timeout=3 * CLI_TIMEOUT)
+    for dag_id, (code, output) in results.items():
+        assert code == 0, f"{dag_id} on Snowflake exited {code}:\n{tail(output)}"
+        assert f"DagRun Finished: dag_id={dag_id}" in output
+        assert "state=success" in output
+    pg = psycopg2.connect(cli.warehouse)
+    snow = snowflake.connector.connect(**fakesnow_server, database=cli.snowflake["extra"]["database"])
+    try:
+        for table in ("core.fact_orders", "core.dim_customer", "core.fact_payments", "core.fact_events"):
+            mine, theirs = table_digest(pg, table), table_digest(snow, table)
+            assert (table, theirs.rows, theirs.digest) == (table, mine.rows, mine.digest)
+            assert mine.rows > 0
+        gate = snow.cursor().execute("SELECT dt, status FROM ops.quality_gate").fetchall()
+        assert gate == [(DAY, "passed")]
+    finally:
+        pg.close()
+        snow.close()
