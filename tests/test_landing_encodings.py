@@ -452,7 +452,7 @@ def snowflake(fakesnow_server):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_WAREHOUSE", fakesnow_connection(fakesnow_server, database))
         hook = warehouse_hook("warehouse")
-        assert hook.dialect == "snowflake"
+        assert hook.backend == "snowflake"
         upgrade(hook)
         conn = snowflake.connector.connect(**fakesnow_server, database=database)
         cur = conn.cursor()

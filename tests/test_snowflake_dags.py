@@ -261,7 +261,7 @@ def test_a_load_that_fails_after_staging_or_before_commit_changes_nothing_and_le
     from acme_pipelines.warehouse_hooks import warehouse_hook
 
     hook = warehouse_hook("warehouse")
-    assert hook.dialect == "snowflake"
+    assert hook.backend == "snowflake"
     spec = SOURCES["payments"]
     root = ObjectStoragePath(os.environ["AIRFLOW_VAR_LANDING_ROOT"])
     day = date.fromisoformat(DAYS[0])
@@ -358,7 +358,7 @@ def test_the_model_registry_keeps_one_champion_on_snowflake(warehouses):
     x = rng.normal(size=(len(dates), len(cm.FEATURES))) + y[:, None]
     trained = cm.train(cm.time_split(cm.Dataset(dates, x, y)), seed=7)
     hook = warehouse_hook("warehouse")
-    assert hook.dialect == "snowflake"
+    assert hook.backend == "snowflake"
 
     def register(version: str, run_id: str, champion: tuple[str, float] | None, promote: bool) -> None:
         with hook.scoped_connection() as conn:

@@ -62,3 +62,17 @@ def test_iam_authentication_signs_an_rds_token_as_the_password(airflow_db, pg_da
             assert cur.fetchone() == (1,)
     finally:
         conn.close()
+
+
+def test_the_providers_psycopg3_bulk_methods_are_refused_and_its_dialect_kept(pg_database):
+    """``WarehouseHook`` connects with psycopg2; the provider's bulk methods pick psycopg 3 for the whole process
+    (it is installed), so on this hook they refuse with a message instead of failing inside psycopg."""
+    from acme_pipelines.warehouse import WarehouseHook
+
+    hook = WarehouseHook(dsn=pg_database, log_sql=False)  # the provider's own arguments pass through
+    assert hook.get_uri() == pg_database
+    assert hook.backend == "postgres"
+    assert type(hook.dialect).__name__ == "PostgresDialect"  # the provider's, not shadowed
+    for method in ("insert_rows", "copy_expert", "bulk_load", "bulk_dump"):
+        with pytest.raises(NotImplementedError, match="copy_arrow/copy_encoded"):
+            getattr(hook, method)("core.t", "x")

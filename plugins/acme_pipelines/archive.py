@@ -50,7 +50,7 @@ from acme_pipelines.warehouse import WarehouseHook, plain_name, upsert_row
 from acme_pipelines.warehouse_hooks import day_storage, warehouse_hook
 
 # Tables archived by day, with the key that orders rows in the files.
-ARCHIVED = PARTITIONED  # the day-partitioned fact tables, by their business key
+ARCHIVED = PARTITIONED  # the fact tables kept by day (partitions on PostgreSQL), by their business key
 FILE_NAME = "part-000.parquet"
 BATCH_ROWS = 50_000
 _MASK = (1 << 64) - 1
@@ -111,7 +111,9 @@ def table_layout(cur: Any, table: str) -> Layout:
         raise ValueError(f"{table} does not exist")
     fields = [pa.field(column, arrow_type(kind, precision, scale)) for column, kind, precision, scale in columns]
     json_columns = tuple(column for column, data_type, _, _ in columns if data_type.lower() in JSON_TYPES)
-    select = ", ".join(f"CAST({c} AS text) AS {c}" if c in json_columns else c for c, _, _, _ in columns)
+    # to_json: the JSON text of any value (PostgreSQL: as jsonb::text; Snowflake: TO_JSON, where a cast of a VARIANT
+    # string would drop its quotes)
+    select = ", ".join(f"CAST(to_json({c}) AS text) AS {c}" if c in json_columns else c for c, _, _, _ in columns)
     return Layout(pa.schema(fields), select, json_columns)
 
 
@@ -241,7 +243,12 @@ def archive_partition(
                     f"{table} {day}: {now_here} rows now, {verified.rows} archived (a load changed the day); "
                     "nothing deleted, the manifest row dropped: rerun to archive it again"
                 )
-            days.delete(cur, table, day)
+            deleted = days.delete(cur, table, day)
+            if deleted is not None and deleted != verified.rows:  # a publish of the day came in between: roll back
+                raise ArchiveVerificationError(
+                    f"{table} {day}: deleting found {deleted} rows, {verified.rows} archived (a load changed the day); "
+                    "nothing deleted: rerun to archive it again"
+                )
             cur.execute(
                 "UPDATE ops.archive_manifest SET deleted_from_warehouse_at = %s "
                 "WHERE table_name = %s AND partition = %s",
@@ -264,15 +271,15 @@ def restore_partition(hook: WarehouseHook, table: str, day: date) -> int:
 
     days = day_storage(hook)
     with hook.scoped_connection() as conn:
-        cur = conn.cursor()
-        days.lock(cur, table, day)
-        found = _manifest(cur, table, day)
-        if not found or found[3] is None:
-            raise ValueError(f"{table} {day} is not archived (see ops.archive_manifest)")
-        object_path, row_count, checksum, _ = found
-        if _count(cur, table, day):
-            raise ValueError(f"{table} {day} has rows in the warehouse; not restoring over them")
-        layout = table_layout(cur, table)
+        with conn.cursor() as cur:
+            days.lock(cur, table, day)
+            found = _manifest(cur, table, day)
+            if not found or found[3] is None:
+                raise ValueError(f"{table} {day} is not archived (see ops.archive_manifest)")
+            object_path, row_count, checksum, _ = found
+            if _count(cur, table, day):
+                raise ValueError(f"{table} {day} has rows in the warehouse; not restoring over them")
+            layout = table_layout(cur, table)
         stored = Checksum()
 
         def verified_batches() -> Iterator[pa.RecordBatch]:

@@ -42,6 +42,7 @@ class ArchivePartitionsOperator(WarehouseOperator):
 
         from acme_pipelines import archive
         from acme_pipelines.lineage import storage_dataset
+        from acme_pipelines.metrics import emit_count
         from acme_pipelines.migrations import require_current
 
         before = partition.dt - timedelta(days=int(self.hot_retention_days))
@@ -51,7 +52,7 @@ class ArchivePartitionsOperator(WarehouseOperator):
         with hook.scoped_connection() as conn:
             require_current(conn)
         tables = self.tables or sorted(archive.ARCHIVED)
-        outcomes, counters = [], []
+        outcomes = []
         for table in tables:
             days = archive.days_to_archive(hook, table, before)
             self.log.info("%s: %d day(s) before %s to archive: %s", table, len(days), before, days)
@@ -62,10 +63,10 @@ class ArchivePartitionsOperator(WarehouseOperator):
                 outcomes.append(outcome)
                 self.log.info("[%d/%d] %s %s: %s, %d rows -> %s", number, len(days), table, day, outcome.action,
                               outcome.rows, outcome.path)  # fmt: skip
-            counters.append(("partitions_archived", len(days), table))
+            # per table as it finishes (not in the Work): a later table's failure must not lose this count
+            emit_count("partitions_archived", len(days), dag_id=self.dag_id, task_id=self.task_id, table=table)
         return Work(
             {"before": before.isoformat(), "archived": [(o.table, o.day.isoformat(), o.rows) for o in outcomes]},
             inputs=[hook.dataset(t) for t in tables],
             outputs=[storage_dataset(o.path) for o in outcomes] + [hook.dataset("ops.archive_manifest")],
-            counters=counters,
         )

@@ -1,7 +1,7 @@
 """The warehouse seam: the operations jobs and operators use, each backend's implementation chosen by the hook.
 
 The hook comes from ``warehouse_hooks.warehouse_hook`` (by connection type); its
-``dialect`` picks one ``Backend``, the single place that knows which module
+``backend`` (``postgres`` or ``snowflake``) picks one ``Backend``, the single place that knows which module
 implements an operation on PostgreSQL and which on Snowflake. Callers never
 branch on the backend. (The archival's day storage is chosen one layer down, by
 ``warehouse_hooks.day_storage``, so that its restore command, a job module, can
@@ -30,8 +30,8 @@ class Backend:
 
 
 def backend(hook: Any) -> Backend:
-    """The implementation for ``hook``'s dialect (``postgres`` or ``snowflake``)."""
-    if hook.dialect == "snowflake":
+    """The implementation for ``hook.backend`` (``postgres`` or ``snowflake``)."""
+    if hook.backend == "snowflake":
         from acme_pipelines import snowflake_loads
 
         return Backend(snowflake_loads.load_partition, snowflake_loads.sync_table, snowflake_loads.rebuild_partition)

@@ -311,7 +311,8 @@ class PartitionedDays:
 
     @staticmethod
     def delete(cur: Any, table: str, day: date) -> None:
-        """The day's rows gone in the caller's transaction: its partition detached and dropped."""
+        """The day's rows gone in the caller's transaction: its partition detached and dropped (under ``lock``, so
+        the caller's count of the day is exact)."""
         drop(cur, table, day)
 
     @staticmethod

@@ -127,7 +127,7 @@ def _opened(hook_or_conn: Any) -> Iterator[tuple[Any, str]]:
     """(connection, dialect): a hook's own new connection (closed after), or the connection given."""
     if hasattr(hook_or_conn, "get_conn"):
         with hook_or_conn.scoped_connection() as conn:
-            yield conn, hook_or_conn.dialect
+            yield conn, hook_or_conn.backend
     else:
         yield hook_or_conn, dialect_of(hook_or_conn)
 
@@ -395,10 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     hook = warehouse_hook(args.conn_id)
     if args.action == "status":
         version, lines = status_lines(hook)
-        print(f"{args.conn_id} ({hook.dialect}): schema at version {version} of {LATEST}")
+        print(f"{args.conn_id} ({hook.backend}): schema at version {version} of {LATEST}")
         print("\n".join(lines))
         return 0 if version >= LATEST else 1
-    if args.create_database and hook.dialect == "postgres" and create_database_if_missing(hook):
+    if args.create_database and hook.backend == "postgres" and create_database_if_missing(hook):
         print(f"{args.conn_id}: created database {hook.database_name()}")
     try:
         applied = upgrade(hook)
@@ -406,12 +406,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
     except Exception as error:
-        if hook.dialect == "postgres" and "does not exist" in str(error):
+        if hook.backend == "postgres" and "does not exist" in str(error):
             print(f"ERROR: {str(error).strip()} (--create-database creates it)", file=sys.stderr)
             return 1
         raise
     done = ", ".join(map(str, applied)) if applied else "nothing to apply"
-    print(f"{args.conn_id} ({hook.dialect}): schema at version {LATEST}; {done}")
+    print(f"{args.conn_id} ({hook.backend}): schema at version {LATEST}; {done}")
     return 0
 
 

@@ -67,7 +67,7 @@ def change_pct(value: Any, before: Any) -> float | None:
 
 
 def fetch(hook: Any, conn: Any, dt: date, top_n: int = 5) -> DailyReport:
-    """The day's report from the warehouse (``hook``'s dialect, on ``conn``)."""
+    """The day's report from the warehouse (``hook``, on ``conn``)."""
     with conn.cursor() as cur:
 
         def rows(name: str | Path, params: dict[str, Any]) -> list[dict[str, Any]]:

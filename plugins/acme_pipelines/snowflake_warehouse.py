@@ -82,7 +82,7 @@ class SnowflakeWarehouseHook(ScopedConnection, SnowflakeHook):
     endpoint (fakesnow in tests, a proxy) needs ``protocol=http``.
     """
 
-    dialect = "snowflake"  # the connector autocommits each statement; loaders open transactions explicitly
+    backend = "snowflake"  # the connector autocommits each statement; loaders open transactions explicitly
 
     def _get_conn_params(self) -> dict[str, Any]:
         params = super()._get_conn_params()
@@ -354,9 +354,11 @@ class SnowflakeDays:
         """Nothing taken (no advisory locks): the DELETE or INSERT waits for another transaction's on the table."""
 
     @staticmethod
-    def delete(cur: Any, table: str, day: Any) -> None:
-        """The day's rows gone in the caller's transaction (``BEGIN`` by ``hook.begin``)."""
+    def delete(cur: Any, table: str, day: Any) -> int:
+        """The day's rows gone in the caller's transaction (``BEGIN`` by ``hook.begin``); how many. With no lock, a
+        publish of the day can commit between the caller's count and this DELETE: the caller compares."""
         cur.execute(f"DELETE FROM {identifier(table)} WHERE dt = %s", (day,))
+        return int(cur.rowcount or 0)
 
     @staticmethod
     def restore(
@@ -379,17 +381,23 @@ class SnowflakeDays:
         try:
             with tempfile.TemporaryDirectory(prefix="acme-snowflake-") as folder:
                 spool: ParquetSpool | None = None
-                for batch in batches:
-                    spool = spool or ParquetSpool(Path(folder), "restore", batch.schema)
-                    spool.write(batch)
+                try:
+                    for batch in batches:
+                        spool = spool or ParquetSpool(Path(folder), "restore", batch.schema)
+                        spool.write(batch)
+                finally:
+                    if spool is not None:
+                        spool.close()
                 if spool is None:
                     raise ValueError(f"{table} {day}: the archived file holds no rows; nothing restored")
-                spool.close()
                 stage_files(cur, spool.files, staging, schema=spool.schema)
             columns = spool.schema.names
             names = [identifier(name, parts=1) for name in columns]
             values = [f"PARSE_JSON({n})" if c in json_columns else n for n, c in zip(names, columns, strict=True)]
             with transaction(cur):
+                cur.execute(f"SELECT count(*) FROM {target} WHERE dt = %s", (day,))
+                if here := int(cur.fetchone()[0]):  # loaded since the caller looked (no lock here)
+                    raise ValueError(f"{table} {day} has {here} rows in the warehouse now; not restoring over them")
                 cur.execute(
                     f"SELECT count(*) FROM {target} WHERE dt <> %s AND {key} IN (SELECT {key} FROM {staging})", (day,)
                 )
@@ -398,3 +406,4 @@ class SnowflakeDays:
                 finish(cur, elsewhere)
         finally:
             drop_tables(cur, staging)
+            cur.close()

@@ -109,10 +109,10 @@ class WarehouseHook(ScopedConnection, PostgresHook):
     default_conn_name = "warehouse"
     conn_type = "postgres"
     hook_name = "Warehouse"
-    dialect = "postgres"  # a name, as SnowflakeWarehouseHook's; the provider's dialect object is not used
+    backend = "postgres"  # which warehouse (backends.py, warehouse_hooks.py); the provider keeps its dialect object
 
-    def __init__(self, warehouse_conn_id: str = default_conn_name, dsn: str | None = None) -> None:
-        super().__init__(warehouse_conn_id=warehouse_conn_id)
+    def __init__(self, warehouse_conn_id: str = default_conn_name, dsn: str | None = None, **kwargs: Any) -> None:
+        super().__init__(warehouse_conn_id=warehouse_conn_id, **kwargs)  # PostgresHook's: options, database, ...
         self.dsn = dsn
 
     def get_conn(self) -> Any:
@@ -135,6 +135,19 @@ class WarehouseHook(ScopedConnection, PostgresHook):
                 "(rows are read as tuples); remove it"
             )
         return psycopg2.connect(**{"application_name": "acme_pipelines", **conn_args})
+
+    def get_uri(self) -> str:
+        """``dsn`` when given, else the provider's URI of the connection."""
+        return self.dsn or super().get_uri()
+
+    def _psycopg3_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "WarehouseHook's connections are psycopg2, the provider's bulk methods here expect psycopg 3: use "
+            "copy_arrow/copy_encoded, or the provider's PostgresHook"
+        )
+
+    # the provider picks these methods' driver once per process (psycopg 3, installed here), not per connection
+    copy_expert = bulk_load = bulk_dump = insert_rows = _psycopg3_only
 
     @cached_property
     def _location(self) -> tuple[str | None, int, str]:
@@ -328,8 +341,9 @@ class DayStorage(Protocol):
     def lock(self, cur: Any, table: str, day: date) -> None:
         """One writer of the day (and of the table's days) to the end of the transaction."""
 
-    def delete(self, cur: Any, table: str, day: date) -> None:
-        """The day's rows gone, in the caller's transaction."""
+    def delete(self, cur: Any, table: str, day: date) -> int | None:
+        """The day's rows gone, in the caller's transaction; how many, or None when ``lock`` made the caller's count
+        exact (no other writer)."""
 
     def restore(
         self,

@@ -35,7 +35,7 @@ def day_storage(hook: Any) -> DayStorage:
     """How ``hook``'s warehouse locks, deletes and restores one day of a day-partitioned fact table (the archival):
     ``day_partitions.PartitionedDays`` on PostgreSQL (a partition), ``snowflake_warehouse.SnowflakeDays`` on
     Snowflake (the day's rows). Chosen here, below the jobs, so that ``python -m acme_pipelines.archive`` can."""
-    if hook.dialect == "snowflake":
+    if hook.backend == "snowflake":
         from acme_pipelines.snowflake_warehouse import SnowflakeDays
 
         return SnowflakeDays()

@@ -165,14 +165,14 @@ def migrate_warehouse(conn_id: str = "warehouse") -> list:
     started = time.monotonic()
     with settings_connection(conn_id):
         hook = warehouse_hook(conn_id)
-        if hook.dialect == "postgres" and migrations.create_database_if_missing(hook):
+        if hook.backend == "postgres" and migrations.create_database_if_missing(hook):
             detail(f"created the warehouse database {hook.database_name()}")
         try:
             applied = migrations.upgrade(hook)
         except migrations.MigrationError as exc:
             raise SystemExit(f"ERROR: {exc}") from None
     step(
-        f"warehouse schema ({conn_id}, {hook.dialect}) at version {migrations.LATEST} in "
+        f"warehouse schema ({conn_id}, {hook.backend}) at version {migrations.LATEST} in "
         f"{time.monotonic() - started:.1f}s: " + (", ".join(map(str, applied)) or "nothing to apply")
     )
     return applied
