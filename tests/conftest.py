@@ -102,10 +102,10 @@ LONGEST_MODULES = (
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``make test`` (``-n 2 --dist loadscope``): each process takes whole modules, so a module's fixtures (a
+    """``make test`` (``-n 3 --dist loadscope``): each process takes whole modules, so a module's fixtures (a
     generated world, a cluster) are built once. The cluster modules are one unit of work, handed out first, and
     the process running it takes nothing else until it is done: at most one cluster runs at a time, never two
-    on 2 cores, and the longest line of work starts at once while the other process runs the other modules,
+    on 2 cores, and the longest line of work starts at once while the other processes run the other modules,
     the longest of them first (``LONGEST_MODULES``).
 
     A scheduler of our own because ``--dist loadgroup`` with ``xdist_group`` marks does not group on pytest 9.2:
