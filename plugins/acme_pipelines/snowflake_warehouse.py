@@ -256,6 +256,36 @@ def stage_files(
     return sum(int(row[3] or 0) for row in cur.fetchall() if str(row[1]).upper() == "LOADED")
 
 
+def stage_batches(
+    cur: Any,
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    staging: str,
+    *,
+    like: str | None = None,
+    rows_per_file: int = 500_000,
+) -> tuple[list[str], int, int] | None:
+    """Spool ``batches`` into Parquet files (memory: one batch) and stage them in the transient table ``staging``
+    (LIKE the table ``like``, else shaped like the batches); returns (columns, rows staged, files), or None when
+    the batches hold no row (nothing created). ``staging`` is dropped if staging fails; else the caller drops it."""
+    with tempfile.TemporaryDirectory(prefix="acme-snowflake-") as folder:
+        spool: ParquetSpool | None = None
+        try:
+            for batch in batches:
+                spool = spool or ParquetSpool(Path(folder), "part", batch.schema, rows_per_file)
+                spool.write(batch)
+        finally:
+            if spool is not None:
+                spool.close()
+        if spool is None or not spool.files:
+            return None
+        try:
+            staged = stage_files(cur, spool.files, staging, like=like, schema=None if like else spool.schema)
+        except BaseException:
+            drop_tables(cur, staging)
+            raise
+        return list(spool.schema.names), staged, len(spool.files)
+
+
 def drop_tables(cur: Any, *tables: str) -> None:
     for table in tables:
         cur.execute(f"DROP TABLE IF EXISTS {table}")
@@ -290,23 +320,10 @@ def publish_arrow(
     table = identifier(target)
     staging = stage_table_name(target, "ROWS")
     cur = conn.cursor()
-    with tempfile.TemporaryDirectory(prefix="acme-snowflake-") as folder:
-        spool: ParquetSpool | None = None
-        for batch in batches:
-            if spool is None:
-                spool = ParquetSpool(Path(folder), "part", batch.schema, rows_per_file)
-            spool.write(batch)
-        if spool is not None:
-            spool.close()
-        files = spool.files if spool else []
-        columns = list(spool.schema.names) if spool else []
-        if not files:  # an empty input must not empty a partition
-            raise ValueError(f"nothing to publish to {target}: no rows in the batches")
-        try:
-            staged = stage_files(cur, files, staging, like=target)
-        except BaseException:
-            drop_tables(cur, staging)
-            raise
+    stage = stage_batches(cur, batches, staging, like=target, rows_per_file=rows_per_file)
+    if stage is None:  # an empty input must not empty a partition
+        raise ValueError(f"nothing to publish to {target}: no rows in the batches")
+    columns, staged, files = stage
     try:
         quoted = [identifier(c, parts=1) for c in columns]
         names = ", ".join(quoted)
@@ -339,11 +356,11 @@ def publish_arrow(
         "%s: %d rows staged from %d Parquet file(s), %d deleted, %d written",
         target,
         staged,
-        len(files),
+        files,
         deleted,
         written,
     )
-    return PublishResult(staged, deleted, written, len(files))
+    return PublishResult(staged, deleted, written, files)
 
 
 class SnowflakeDays:
@@ -379,19 +396,10 @@ class SnowflakeDays:
         target, key = identifier(table), identifier(key, parts=1)
         staging = stage_table_name(table, "RESTORE")
         try:
-            with tempfile.TemporaryDirectory(prefix="acme-snowflake-") as folder:
-                spool: ParquetSpool | None = None
-                try:
-                    for batch in batches:
-                        spool = spool or ParquetSpool(Path(folder), "restore", batch.schema)
-                        spool.write(batch)
-                finally:
-                    if spool is not None:
-                        spool.close()
-                if spool is None:
-                    raise ValueError(f"{table} {day}: the archived file holds no rows; nothing restored")
-                stage_files(cur, spool.files, staging, schema=spool.schema)
-            columns = spool.schema.names
+            stage = stage_batches(cur, batches, staging)  # the file's types: its JSON is text, PARSE_JSON below
+            if stage is None:
+                raise ValueError(f"{table} {day}: the archived file holds no rows; nothing restored")
+            columns = stage[0]
             names = [identifier(name, parts=1) for name in columns]
             values = [f"PARSE_JSON({n})" if c in json_columns else n for n, c in zip(names, columns, strict=True)]
             with transaction(cur):

@@ -157,7 +157,7 @@ class WarehouseHook(ScopedConnection, PostgresHook):
 
             parts = urlsplit(self.dsn)
             return parts.hostname, parts.port or 5432, parts.path.lstrip("/")
-        conn = self.get_connection(self.warehouse_conn_id)
+        conn = self.connection  # DbApiHook's: the one lookup get_conn also uses
         return conn.host, conn.port or 5432, conn.schema or "warehouse"
 
     def namespace(self) -> str:
@@ -283,9 +283,8 @@ class WarehouseHook(ScopedConnection, PostgresHook):
 def pg_connect(dsn_or_conn_id: str) -> Any:
     """A psycopg2 connection (in UTC) from a libpq URL or an Airflow connection id, as ``WarehouseHook`` makes
     it: the app database's for the hourly sync."""
-    if "://" in dsn_or_conn_id:
-        return WarehouseHook(dsn=dsn_or_conn_id).get_conn()
-    return WarehouseHook(dsn_or_conn_id).get_conn()
+    hook = WarehouseHook(dsn=dsn_or_conn_id) if "://" in dsn_or_conn_id else WarehouseHook(dsn_or_conn_id)
+    return hook.get_conn()
 
 
 def lock(cur: Any, resource: str) -> None:
