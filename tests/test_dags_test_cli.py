@@ -100,8 +100,10 @@ FAILING = [
 
 
 # The critical chain again, into a Snowflake warehouse (the fakesnow server): the same commands with the
-# warehouse connection of type snowflake, in a lane of their own beside the failing ones
-SNOWFLAKE_RUNS = GOOD[:3]
+# warehouse connection of type snowflake, in a lane of their own beside the failing ones; then data_archival
+# moves DAY to cold storage (the run of NEXT_DAY, keeping no day) and the restore command puts each table back
+SNOWFLAKE_RUNS = [*GOOD[:3], ("data_archival", {"partition": f"{NEXT_DAY}"}, {"AIRFLOW_VAR_HOT_RETENTION_DAYS": "0"})]
+ARCHIVED_TABLES = ("core.fact_payments", "core.fact_events", "core.fact_pos_sales")
 
 # Failing runs, in lanes that run side by side: within a lane, one after another
 FAILING_LANES = [
@@ -191,8 +193,16 @@ def cli(tmp_path_factory, fakesnow_server):
             upgrade(warehouse_hook("warehouse"))
 
         def snowflake_lane() -> dict[str, tuple[int | None, str]]:
-            into = {"AIRFLOW_CONN_WAREHOUSE": snowflake}
-            return {dag_id: dags_test(dag_id, conf, into) for dag_id, conf, _ in SNOWFLAKE_RUNS}
+            into = {"AIRFLOW_CONN_WAREHOUSE": snowflake, "AIRFLOW_VAR_COLD_STORAGE_ROOT": f"file://{root / 'cold-sf'}"}
+            done = {dag_id: dags_test(dag_id, conf, {**into, **more}) for dag_id, conf, more in SNOWFLAKE_RUNS}
+            for table in ARCHIVED_TABLES:  # the command docs/runbook.md gives, on the Snowflake warehouse
+                restore = subprocess.run(
+                    [sys.executable, "-m", "acme_pipelines.archive", "restore", "--table", table, "--day", f"{DAY}"],
+                    env={**environment, **into, "PYTHONPATH": str(ROOT / "plugins")}, capture_output=True, text=True,
+                    timeout=CLI_TIMEOUT, cwd=root,
+                )  # fmt: skip
+                done[f"restore {table}"] = (restore.returncode, restore.stdout + restore.stderr)
+            return done
 
         dags_test.snowflake = json.loads(snowflake)  # type: ignore[attr-defined]
         dags_test.snowflake_runs = pool.submit(snowflake_lane)  # type: ignore[attr-defined]
@@ -275,25 +285,32 @@ def test_a_failing_day_exits_non_zero(cli, dag_id, conf, overrides):
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(3 * CLI_TIMEOUT)
+@pytest.mark.timeout(4 * CLI_TIMEOUT)
 def test_the_critical_chain_exits_0_on_snowflake_with_the_same_rows(cli, fakesnow_server):
     """hourly_incremental_sync, daily_etl and data_quality_check through the same CLI, into a Snowflake warehouse
-    (the fakesnow server; only the warehouse connection differs): each exits 0, and the rows are the ones the
+    (the fakesnow server; only the warehouse connection differs), then data_archival of DAY and
+    ``python -m acme_pipelines.archive restore`` of each table: each exits 0, and the rows are the ones the
     PostgreSQL runs above published."""
     import psycopg2
     import snowflake.connector
 
     from acme_localdev.warehouse_compare import table_digest
 
-    results = cli.snowflake_runs.result(timeout=3 * CLI_TIMEOUT)
+    results = cli.snowflake_runs.result(timeout=4 * CLI_TIMEOUT)
     for dag_id, (code, output) in results.items():
         assert code == 0, f"{dag_id} on Snowflake exited {code}:\n{tail(output)}"
+        if dag_id.startswith("restore "):
+            assert f"of {dag_id.removeprefix('restore ')} for {DAY}" in output
+            continue
         assert f"DagRun Finished: dag_id={dag_id}" in output
         assert "state=success" in output
+    archived = results["data_archival"][1]
+    for table in ARCHIVED_TABLES:
+        assert f"{table} {DAY}: archived" in archived, f"{table} was not archived:\n{tail(archived)}"
     pg = psycopg2.connect(cli.warehouse)
     snow = snowflake.connector.connect(**fakesnow_server, database=cli.snowflake["extra"]["database"])
     try:
-        for table in ("core.fact_orders", "core.dim_customer", "core.fact_payments", "core.fact_events"):
+        for table in ("core.fact_orders", "core.dim_customer", *ARCHIVED_TABLES):  # the restored days included
             mine, theirs = table_digest(pg, table), table_digest(snow, table)
             assert (table, theirs.rows, theirs.digest) == (table, mine.rows, mine.digest)
             assert mine.rows > 0
