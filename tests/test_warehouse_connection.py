@@ -76,3 +76,25 @@ def test_the_providers_psycopg3_bulk_methods_are_refused_and_its_dialect_kept(pg
     for method in ("insert_rows", "copy_expert", "bulk_load", "bulk_dump"):
         with pytest.raises(NotImplementedError, match="copy_arrow/copy_encoded"):
             getattr(hook, method)("core.t", "x")
+
+
+def test_a_dsn_connects_through_the_same_path_as_a_connection(pg_database):
+    """``WarehouseHook(dsn=...)`` connects through ``_create_connection`` as a connection id does: the default
+    application name unless the DSN names one, and a subclass's connection arguments (the bench meters its
+    connections so) reach psycopg2."""
+    import psycopg2.extensions
+
+    from acme_pipelines.warehouse import WarehouseHook
+
+    class Marked(psycopg2.extensions.connection):
+        pass
+
+    class MarkedHook(WarehouseHook):
+        def _create_connection(self, conn_args):
+            return super()._create_connection({**conn_args, "connection_factory": Marked})
+
+    for dsn, name in ((pg_database, "acme_pipelines"), (f"{pg_database}?application_name=mine", "mine")):
+        with MarkedHook(dsn=dsn).scoped_connection() as conn, conn.cursor() as cur:
+            assert isinstance(conn, Marked)
+            cur.execute("SELECT current_setting('application_name'), current_setting('TimeZone')")
+            assert cur.fetchone() == (name, "UTC")

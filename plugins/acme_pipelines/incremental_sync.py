@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 COPY_BLOCK = 1 << 16  # bytes per read from the pipe into the warehouse's COPY
 LOAD_MAINTENANCE_WORK_MEM = "256MB"  # per index build of a load (SET LOCAL)
+SOURCE_PARALLEL_WORKERS = 0  # per query on the source (its max_parallel_workers_per_gather)
 TEMP_BUFFERS = "512MB"  # staged rows stay in the session's memory up to this size (allocated as used)
 _STRINGS = {"text", "character varying", "character"}  # one binary form: the bytes; typmods apply on receipt
 
@@ -185,6 +186,11 @@ def sync_table(
         source_conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         with source_conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
+            # the rows leave through this one connection: parallel workers on the app's database would only pass
+            # them to it through a queue, on cores the application needs (SOURCE_PARALLEL_WORKERS)
+            cur.execute(
+                sql.SQL("SET max_parallel_workers_per_gather = {}").format(sql.Literal(SOURCE_PARALLEL_WORKERS))
+            )
         with hook.scoped_connection() as conn:
             require_current(conn)
             with conn.cursor() as cur:

@@ -117,9 +117,9 @@ class WarehouseHook(ScopedConnection, PostgresHook):
 
     def get_conn(self) -> Any:
         """A psycopg2 connection (the provider's arguments from the connection, or ``dsn``), in UTC."""
-        import psycopg2
+        from psycopg2.extensions import parse_dsn
 
-        conn = psycopg2.connect(self.dsn) if self.dsn else super().get_conn()
+        conn = self._create_connection(parse_dsn(self.dsn)) if self.dsn else super().get_conn()
         with conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
         conn.commit()

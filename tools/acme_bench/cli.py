@@ -198,7 +198,8 @@ def _note(method: str, result: dict[str, Any], total_rows: int) -> str:
             f"Arrow pool ({result['arrow_pool']}) peak {result['arrow_peak_mb']:.0f} MB"
         )
     if method == "b":
-        return f"COPY FROM STDIN in 1 MiB blocks into an all-text table, no indexes; {before}"
+        runs = ", ".join(f"{x:.2f}" for x in result.get("runs", []))
+        return f"COPY FROM STDIN in 1 MiB blocks into an all-text table, no indexes; median of {runs} s; {before}"
     if method == "f":
         return "binary COPY of (a)'s finished rows into a new day table as (a) builds it, then its primary key"
     rate = _rate(result) or 0
@@ -209,7 +210,7 @@ def _note(method: str, result: dict[str, Any], total_rows: int) -> str:
 
 
 SYNC_NOTES = {
-    "alone": "by itself, into an empty warehouse",
+    "alone": "by itself, into an empty warehouse; the median run",
     "together": "both at once (the DAG's app_db pool: 2 slots)",
     "rerun": "same window again, every key there",
 }
@@ -254,8 +255,37 @@ def sync_ratios(synced: dict[str, Any], rate_b: float | None) -> dict[str, float
     return {s: (_sync_rate(r) / rate_b if rate_b else None) for s, r in synced["alone"]["tables"].items()}
 
 
-def print_sync(synced: dict[str, Any], rate_b: float | None) -> None:
-    """Where each sync's time went (its phases), and each rate against (b)."""
+def _cpu(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.2f}"
+
+
+def print_sync_cpu(synced: dict[str, Any], b: dict[str, Any] | None) -> None:
+    """CPU seconds of each party of the median alone runs, and of (b)'s median run."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    print()
+    print("(e) CPU seconds of the median alone runs and of (b)'s (from /proc: PostgreSQL on this machine):")
+    if b and "error" not in b:
+        print(f"  (b)         {b['rows']:>9,} rows  wall {b['seconds']:.2f}  PostgreSQL backend {_cpu(b.get('cpu'))}")
+    for source, r in synced["alone"]["tables"].items():
+        cpu = r.get("cpu") or {}
+        backends = cpu.get("backends", {})
+        parts = {
+            "source": backends.get("source"),
+            "warehouse": backends.get("warehouse"),
+            "parallel workers": cpu.get("workers"),
+            "relay (this process)": cpu.get("relay"),
+        }
+        known = [v for v in parts.values() if v is not None]
+        total = f" = {sum(known):.2f} ({sum(known) / (r['seconds'] * cores):.0%} of {cores} cores)" if known else ""
+        listed = ", ".join(f"{name} {_cpu(v)}" for name, v in parts.items())
+        print(f"  {source:<11} {r['rows_in']:>9,} rows  wall {r['seconds']:.2f}  {listed}{total}")
+    for source, runs in synced["alone"].get("repeats", {}).items():
+        print(f"  {source} alone, each run: " + ", ".join(f"{x['seconds']:.2f}" for x in runs) + " s")
+
+
+def print_sync(synced: dict[str, Any], b: dict[str, Any] | None) -> None:
+    """Where each sync's time went (its phases and CPU seconds), and each rate against (b)."""
+    rate_b = _rate(b)
     print()
     print("(e) sync phases, seconds (rows/s of the table's rows over that phase):")
     for run in SYNC_NOTES:
@@ -266,6 +296,7 @@ def print_sync(synced: dict[str, Any], rate_b: float | None) -> None:
             )
             other = r["seconds"] - sum(r["phases"].values())
             print(f"  {source:<11} {run:<8} {r['method']:<6} {phases}; connect and checks {other:.2f}")
+    print_sync_cpu(synced, b)
     print()
     for run in SYNC_NOTES:
         ratios = ", ".join(
@@ -337,7 +368,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
 
     rate_a, rate_b, rate_c, rate_f = (_rate(results.get(m)) for m in "abcf")
     if synced:
-        print_sync(synced, rate_b)
+        print_sync(synced, results.get("b"))
     a_over_b = rate_a / rate_b if rate_a and rate_b else None
     a_over_c = rate_a / rate_c if rate_a and rate_c else None
     ok_a = "a" in results and "error" not in results["a"]

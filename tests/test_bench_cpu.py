@@ -1,0 +1,59 @@
+"""``acme_bench.cpu``: the CPU seconds ``make bench`` prints per party come from the real processes (a local
+PostgreSQL: its backends and parallel workers are processes of this machine)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psycopg2
+import pytest
+
+from acme_bench.cpu import CpuMeter, own_cpu, process_cpu
+
+pytestmark = pytest.mark.integration
+
+BURN = "SELECT count(*) FROM generate_series(1, 3000000) g WHERE g % 7 = 3"
+
+
+def test_a_backend_is_read_as_its_connection_closes(pg_database):
+    meter = CpuMeter()
+    conn = psycopg2.connect(pg_database, connection_factory=meter.connection("source"))
+    meter.start(conn.get_backend_pid())
+    started = time.perf_counter()
+    with conn.cursor() as cur:
+        cur.execute(BURN)
+    busy = time.perf_counter() - started
+    conn.close()
+    result = meter.stop()
+    # the query kept its backend on a core most of that time; an unread or mislabelled backend fails here
+    assert result["backends"]["source"] >= 0.5 * busy, (result, busy)
+    assert result["relay"] < 0.5 * busy, "this process only waited"
+
+
+def test_parallel_workers_are_counted_apart_from_the_backends(pg_database):
+    setup = psycopg2.connect(pg_database)
+    with setup, setup.cursor() as cur:
+        cur.execute("CREATE TABLE t AS SELECT g AS n FROM generate_series(1, 2000000) g")
+    setup.close()
+    meter = CpuMeter()
+    conn = psycopg2.connect(pg_database, connection_factory=meter.connection("warehouse"))
+    meter.start(conn.get_backend_pid())
+    with conn.cursor() as cur:
+        cur.execute("SET max_parallel_maintenance_workers = 2")
+        cur.execute("SET min_parallel_table_scan_size = 0")
+        cur.execute("CREATE INDEX ON t (n)")
+        cur.execute("CREATE INDEX ON t ((n % 1000))")
+    conn.close()
+    result = meter.stop()
+    assert result["workers"] is not None, result
+    assert result["workers"] > 0.05, result
+
+
+def test_process_cpu_reads_this_process():
+    before, mine = process_cpu(os.getpid()), own_cpu()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    assert process_cpu(os.getpid()) - before >= 0.2
+    assert own_cpu() - mine >= 0.2
