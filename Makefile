@@ -104,7 +104,7 @@ bench: $(STAMP)
 
 # not part of make test: a 14-day backfill of daily_etl and its chain on make up's cluster (tests/bench_cluster.py)
 bench-cluster: $(STAMP)
-	@$(RUN) test tests/bench_cluster.py -s -q $(PYTEST_ARGS)
+	@TEST_PROCESSES=1 $(RUN) test tests/bench_cluster.py -s -q $(PYTEST_ARGS)
 
 bench-memory: $(STAMP)
 	@PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/tools $(VENV)/bin/python -m acme_bench --memory-scaling

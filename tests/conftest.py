@@ -86,7 +86,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # -- make test in 3 processes (pytest-xdist) ------------------------------------------------
 
 # The modules that start a whole Airflow cluster (tests/cluster.py; the hook above keeps this list complete).
-CLUSTER_MODULES = ("tests/test_cluster_faults.py", "tests/test_local_stack.py")
+CLUSTER_MODULES = (
+    "tests/test_cluster_faults.py",
+    "tests/test_local_stack.py",
+    "tests/bench_cluster.py",  # make bench-cluster, not make test
+    "tests/test_snowflake_cluster.py",
+)
 CLUSTERS = "clusters"
 # Handed out right after the clusters, longest first (what the module summary at the end of make test printed),
 # so that short modules end the run instead of a long one running alone on one core; the rest follow by test count.
