@@ -47,6 +47,13 @@ def parent_pid(pid: int) -> int | None:
     return int(fields[1]) if fields else None
 
 
+def wait_gone(pids: list[int], timeout: float = 2.0) -> None:
+    """Wait until these processes have ended and been reaped (their ``/proc`` entries gone)."""
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def own_cpu() -> float:
     """This process's CPU seconds, all threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -57,7 +64,7 @@ class CpuMeter:
     """CPU seconds of one timed block: this process, each labelled backend (read as its connection closes),
     and the other PostgreSQL processes that ended meanwhile (parallel workers).
 
-    Connect the block's connections with ``connection_factory=meter.connection(label)``; call ``start()``
+    Connect the block's connections with ``connection_factory=meter.connection(label)``; call ``start(dsn)``
     before and ``stop()`` after (``stop`` waits, up to 2 s, for the closed backends to be reaped)."""
 
     def __init__(self) -> None:
@@ -82,17 +89,20 @@ class CpuMeter:
 
         return MeteredConnection
 
-    def start(self, any_backend_pid: int) -> None:
-        """``any_backend_pid``: a live backend of the server, to find its postmaster."""
-        self._postmaster = parent_pid(any_backend_pid)
+    def start(self, dsn: str) -> None:
+        """Find the server's postmaster through a connection of its own to ``dsn`` (closed, and its backend gone,
+        before the baselines are read), then read them."""
+        probe = psycopg2.connect(dsn)
+        backend = probe.get_backend_pid()
+        self._postmaster = parent_pid(backend)
+        probe.close()
+        wait_gone([backend])
         self._reaped = (reaped_children_cpu(self._postmaster) if self._postmaster else None) or 0.0
         self._own = own_cpu()
 
     def stop(self) -> dict[str, Any]:
         own = own_cpu() - self._own
-        deadline = time.monotonic() + 2.0
-        while any(Path(f"/proc/{pid}").exists() for pid in self._pids) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_gone(self._pids)
         reaped = reaped_children_cpu(self._postmaster) if self._postmaster else None
         workers = None if reaped is None else max(0.0, reaped - self._reaped - sum(self.backends.values()))
         self.result = {"backends": dict(self.backends), "workers": workers, "relay": own}

@@ -98,9 +98,7 @@ def sync_one(app_dsn: str, hook: WarehouseHook, source: str, run: str, *, metere
     if meter:
         checkpoint(hook.get_uri())
         hook.meter = meter
-        with psycopg2.connect(app_dsn) as probe:
-            meter.start(probe.get_backend_pid())
-        probe.close()
+        meter.start(app_dsn)
     started = time.perf_counter()
     try:
         counts, moved = sync_table(
