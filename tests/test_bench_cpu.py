@@ -26,13 +26,16 @@ def test_a_backend_is_read_as_its_connection_closes(pg_database):
     busy = time.perf_counter() - started
     conn.close()
     result = meter.stop()
-    # the query kept its backend on a core most of that time; an unread or mislabelled backend fails here
-    assert result["backends"]["source"] >= 0.5 * busy, (result, busy)
+    # 3,000,000 rows counted take a backend well over 0.1 CPU-s; one process cannot use more than the wall time
+    # (an unread backend, or this process read instead, fails here)
+    assert 0.1 <= result["backends"]["source"] <= busy + 0.02, (result, busy)
     assert result["relay"] < 0.5 * busy, "this process only waited"
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_parallel_workers_are_counted_apart_from_the_backends(pg_database, workers):
+def test_parallel_workers_are_counted_apart_from_the_backends(pg_database):
+    """An index build with 2 parallel workers: their time is the postmaster's reaped children's growth less the
+    backends'. (Not asserted: that it is 0 without workers. Any session of the server that ends during the block
+    counts there too, and make test runs three processes on this server; the bench runs alone.)"""
     setup = psycopg2.connect(pg_database)
     with setup, setup.cursor() as cur:
         cur.execute("CREATE TABLE t AS SELECT g AS n FROM generate_series(1, 2000000) g")
@@ -43,17 +46,14 @@ def test_parallel_workers_are_counted_apart_from_the_backends(pg_database, worke
     meter.start(pg_database)
     conn = psycopg2.connect(pg_database, connection_factory=meter.connection("warehouse"))
     with conn.cursor() as cur:
-        cur.execute(f"SET max_parallel_maintenance_workers = {workers}")
+        cur.execute("SET max_parallel_maintenance_workers = 2")
         cur.execute("CREATE INDEX ON t (n)")
         cur.execute("CREATE INDEX ON t ((n % 1000))")
     conn.close()
     result = meter.stop()
     assert result["workers"] is not None, result
-    if workers:
-        assert result["workers"] > 0.05, result
-    else:
-        assert result["workers"] < 0.05, result  # the backend built both indexes alone: counted as its own
-        assert result["backends"]["warehouse"] > 0.2, result
+    assert result["workers"] > 0.05, result
+    assert result["backends"]["warehouse"] > 0.05, result
 
 
 def test_process_cpu_reads_this_process():

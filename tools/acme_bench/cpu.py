@@ -5,8 +5,9 @@ The benchmarks run PostgreSQL on the same machine, so a server backend's CPU tim
 closes (``metered_connection``); parallel workers (an index build's, a parallel scan's)
 are children of the postmaster that end on their own: the postmaster's reaped children's
 time (``cutime``/``cstime``) grows by theirs and by every backend's that ends, so the
-workers' share is that growth less the backends read at close. Elsewhere (another host,
-another OS) every figure is ``None`` and printed as ``-``.
+workers' share is that growth less the backends read at close. That share also holds any
+other session of the server that ended meanwhile: the bench's server has no other users.
+Elsewhere (another host, another OS) every figure is ``None`` and printed as ``-``.
 """
 
 from __future__ import annotations
