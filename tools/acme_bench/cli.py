@@ -83,8 +83,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 # -- the parent ---------------------------------------------------------------------------
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def machine() -> list[str]:
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    nproc = cores()
     model = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -261,7 +266,7 @@ def _cpu(seconds: float | None) -> str:
 
 def print_sync_cpu(synced: dict[str, Any], b: dict[str, Any] | None) -> None:
     """CPU seconds of each party of the median alone runs, and of (b)'s median run."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n = cores()
     print()
     print("(e) CPU seconds of the median alone runs and of (b)'s (from /proc: PostgreSQL on this machine):")
     if b and "error" not in b:
@@ -276,7 +281,7 @@ def print_sync_cpu(synced: dict[str, Any], b: dict[str, Any] | None) -> None:
             "relay (this process)": cpu.get("relay"),
         }
         known = [v for v in parts.values() if v is not None]
-        total = f" = {sum(known):.2f} ({sum(known) / (r['seconds'] * cores):.0%} of {cores} cores)" if known else ""
+        total = f" = {sum(known):.2f} ({sum(known) / (r['seconds'] * n):.0%} of {n} cores)" if known else ""
         listed = ", ".join(f"{name} {_cpu(v)}" for name, v in parts.items())
         print(f"  {source:<11} {r['rows_in']:>9,} rows  wall {r['seconds']:.2f}  {listed}{total}")
     for source, runs in synced["alone"].get("repeats", {}).items():

@@ -2,7 +2,7 @@
 
 The benchmarks run PostgreSQL on the same machine, so a server backend's CPU time is
 ``/proc/<backend pid>/stat`` (user + system). A backend is read just before its connection
-closes (``metered_connection``); parallel workers (an index build's, a parallel scan's)
+closes (``CpuMeter.connection``); parallel workers (an index build's, a parallel scan's)
 are children of the postmaster that end on their own: the postmaster's reaped children's
 time (``cutime``/``cstime``) grows by theirs and by every backend's that ends, so the
 workers' share is that growth less the backends read at close. That share also holds any
@@ -73,7 +73,6 @@ class CpuMeter:
         self._pids: list[int] = []
         self._postmaster: int | None = None
         self._own = self._reaped = 0.0
-        self.result: dict[str, Any] = {}
 
     def connection(self, label: str) -> type:
         meter = self
@@ -106,5 +105,4 @@ class CpuMeter:
         wait_gone(self._pids)
         reaped = reaped_children_cpu(self._postmaster) if self._postmaster else None
         workers = None if reaped is None else max(0.0, reaped - self._reaped - sum(self.backends.values()))
-        self.result = {"backends": dict(self.backends), "workers": workers, "relay": own}
-        return self.result
+        return {"backends": dict(self.backends), "workers": workers, "relay": own}

@@ -70,6 +70,11 @@ def checkpoint(dsn: str) -> None:
         conn.close()
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median ``seconds`` (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
+
+
 def _count(dsn: str, table: str) -> int:
     import psycopg2
 
@@ -180,7 +185,7 @@ def raw_copy(file: Path, dsn: str, day: date, sample: int) -> dict[str, Any]:
             conn.close()
         cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
         runs.append({"seconds": seconds, "cpu": cpu})
-    middle = sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
+    middle = median_run(runs)
     rows = _count(dsn, f"{SCHEMA}.payments_copy")
     return _result(rows, middle["seconds"], base, cpu=middle["cpu"], runs=[r["seconds"] for r in runs])
 

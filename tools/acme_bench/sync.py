@@ -35,7 +35,7 @@ from typing import Any
 import psycopg2
 
 from acme_bench.cpu import CpuMeter
-from acme_bench.payments import checkpoint
+from acme_bench.payments import checkpoint, median_run
 from acme_pipelines.accounting import AuditEntry
 from acme_pipelines.contract import SYNC_BY_SOURCE
 from acme_pipelines.incremental_sync import sync_table
@@ -122,7 +122,6 @@ def sync_one(app_dsn: str, hook: WarehouseHook, source: str, run: str, *, metere
 def _empty(hook: WarehouseHook, source: str) -> None:
     with hook.scoped_connection() as conn, conn.cursor() as cur:
         cur.execute(f"TRUNCATE {SYNC_BY_SOURCE[source].target}")
-        cur.execute("DELETE FROM ops.load_audit")
         conn.commit()
 
 
@@ -149,8 +148,3 @@ def run(app_dsn: str, warehouse_dsns: tuple[str, str], orders: int, repeat: int 
 
     results["rerun"] = {"tables": {s: sync_one(app_dsn, first, s, "rerun") for s in TABLES}}
     return results
-
-
-def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run of median seconds (the lower middle one of an even count)."""
-    return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
