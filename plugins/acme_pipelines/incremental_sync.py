@@ -150,6 +150,18 @@ def source_select(table: SyncTable, start: datetime, end: datetime, *, rows: str
     return sql.SQL("SELECT * FROM (SELECT *, {} AS reason FROM ({}) AS s) AS c{}").format(reason, window, where)
 
 
+def source_session(source_conn: Any) -> Any:
+    """Set up a new source connection for a sync and return it: one read-only REPEATABLE READ snapshot for every
+    read (the rows, the count, the rejects), UTC, no parallel workers."""
+    source_conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    with source_conn.cursor() as cur:
+        cur.execute("SET TIME ZONE 'UTC'")
+        # the rows leave through this one connection: parallel workers on the app's database would only pass
+        # them to it through a queue, on cores the application needs (SOURCE_PARALLEL_WORKERS)
+        cur.execute(sql.SQL("SET max_parallel_workers_per_gather = {}").format(sql.Literal(SOURCE_PARALLEL_WORKERS)))
+    return source_conn
+
+
 class _Clock:
     def __init__(self, phases: dict[str, float]) -> None:
         self.phases = phases
@@ -180,17 +192,8 @@ def sync_table(
     PostgreSQL warehouse; ``backends.sync_table`` picks this or ``snowflake_loads.sync_table``.
     """
     phases: dict[str, float] = {}
-    source_conn = source_conn_factory()
+    source_conn = source_session(source_conn_factory())
     try:
-        # one snapshot for every read of this sync (the rows, the count, the rejects)
-        source_conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
-        with source_conn.cursor() as cur:
-            cur.execute("SET TIME ZONE 'UTC'")
-            # the rows leave through this one connection: parallel workers on the app's database would only pass
-            # them to it through a queue, on cores the application needs (SOURCE_PARALLEL_WORKERS)
-            cur.execute(
-                sql.SQL("SET max_parallel_workers_per_gather = {}").format(sql.Literal(SOURCE_PARALLEL_WORKERS))
-            )
         with hook.scoped_connection() as conn:
             require_current(conn)
             with conn.cursor() as cur:

@@ -218,7 +218,12 @@ SYNC_NOTES = {
     "alone": "by itself, into an empty warehouse; the median run",
     "together": "both at once (the DAG's app_db pool: 2 slots)",
     "rerun": "same window again, every key there",
+    "source part": "alone's source end by itself: the window's rows read as the sync does, to a local file",
+    "warehouse part": "alone's warehouse end by itself: those rows COPYed from the file, indexes rebuilt",
 }
+
+
+METERED = ("alone", "source part", "warehouse part")  # the runs whose CPU seconds are printed
 
 
 def _sync_rate(r: dict[str, Any]) -> float:
@@ -249,7 +254,7 @@ def sync_rows(synced: dict[str, Any]) -> list[list[str]]:
                     f"{r['seconds']:.2f}",
                     f"{_sync_rate(r):,.0f}",
                     "-",
-                    f"{r['method']} publish; {SYNC_NOTES[run]}; {r['bytes'] / 1e6:,.0f} MB piped",
+                    f"{r['method']} publish; {SYNC_NOTES[run]}; {r['bytes'] / 1e6:,.0f} MB",
                 ]
             )
     return rows
@@ -265,27 +270,29 @@ def _cpu(seconds: float | None) -> str:
 
 
 def print_sync_cpu(synced: dict[str, Any], b: dict[str, Any] | None) -> None:
-    """CPU seconds of each party of the median alone runs, and of (b)'s median run."""
+    """CPU seconds of each party of the median alone runs and parts, and of (b)'s median run."""
     n = cores()
     print()
-    print("(e) CPU seconds of the median alone runs and of (b)'s (from /proc: PostgreSQL on this machine):")
+    print("(e) CPU seconds of the median alone runs, parts and (b)'s (from /proc: PostgreSQL on this machine):")
     if b and "error" not in b:
-        print(f"  (b)         {b['rows']:>9,} rows  wall {b['seconds']:.2f}  PostgreSQL backend {_cpu(b.get('cpu'))}")
-    for source, r in synced["alone"]["tables"].items():
-        cpu = r.get("cpu") or {}
-        backends = cpu.get("backends", {})
-        parts = {
-            "source": backends.get("source"),
-            "warehouse": backends.get("warehouse"),
-            "parallel workers": cpu.get("workers"),
-            "relay (this process)": cpu.get("relay"),
-        }
-        known = [v for v in parts.values() if v is not None]
-        total = f" = {sum(known):.2f} ({sum(known) / (r['seconds'] * n):.0%} of {n} cores)" if known else ""
-        listed = ", ".join(f"{name} {_cpu(v)}" for name, v in parts.items())
-        print(f"  {source:<11} {r['rows_in']:>9,} rows  wall {r['seconds']:.2f}  {listed}{total}")
-    for source, runs in synced["alone"].get("repeats", {}).items():
-        print(f"  {source} alone, each run: " + ", ".join(f"{x['seconds']:.2f}" for x in runs) + " s")
+        print(f"  {'(b)':<26} {b['rows']:>9,} rows  wall {b['seconds']:.2f}  PostgreSQL backend {_cpu(b.get('cpu'))}")
+    for run in METERED:
+        for source, r in synced[run]["tables"].items():
+            cpu = r.get("cpu") or {}
+            backends = cpu.get("backends", {})
+            parts = {
+                "source": backends.get("source"),
+                "warehouse": backends.get("warehouse"),
+                "parallel workers": cpu.get("workers"),
+                "relay (this process)": cpu.get("relay"),
+            }
+            known = [v for v in parts.values() if v is not None]
+            total = f" = {sum(known):.2f} ({sum(known) / (r['seconds'] * n):.0%} of {n} cores)" if known else ""
+            listed = ", ".join(f"{name} {_cpu(v)}" for name, v in parts.items())
+            print(f"  {source:<11} {run:<14} {r['rows_in']:>9,} rows  wall {r['seconds']:.2f}  {listed}{total}")
+    for run in METERED:
+        for source, runs in synced[run].get("repeats", {}).items():
+            print(f"  {source} {run}, each run: " + ", ".join(f"{x['seconds']:.2f}" for x in runs) + " s")
 
 
 def print_sync(synced: dict[str, Any], b: dict[str, Any] | None) -> None:
@@ -300,7 +307,7 @@ def print_sync(synced: dict[str, Any], b: dict[str, Any] | None) -> None:
                 for name, seconds in r["phases"].items()
             )
             other = r["seconds"] - sum(r["phases"].values())
-            print(f"  {source:<11} {run:<8} {r['method']:<6} {phases}; connect and checks {other:.2f}")
+            print(f"  {source:<11} {run:<14} {r['method']:<6} {phases}; connect and checks {other:.2f}")
     print_sync_cpu(synced, b)
     print()
     for run in SYNC_NOTES:
@@ -308,7 +315,8 @@ def print_sync(synced: dict[str, Any], b: dict[str, Any] | None) -> None:
             f"{source} {_sync_rate(r) / rate_b:.2f}" if rate_b else f"{source} n/a"
             for source, r in synced[run]["tables"].items()
         )
-        print(f"sync/b, {run:<8} = {ratios}   ({SYNC_NOTES[run]})")
+        print(f"sync/b, {run:<14} = {ratios}   ({SYNC_NOTES[run]})")
+    print("         (each part/b: the most sync/b alone could be if the other end cost nothing)")
 
 
 def print_table(headers: list[str], rows: list[list[str]], right: set[int]) -> None:
@@ -366,7 +374,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
             fresh_database(args.pg_url) as first,
             fresh_database(args.pg_url) as second,
         ):
-            synced = sync.run(app_dsn, (first, second), args.sync_orders)
+            synced = sync.run(app_dsn, (first, second), args.sync_orders, workdir)
         detail(f"app database filled in {synced['fill_seconds']:.1f} s (not timed below)")
         rows.extend(sync_rows(synced))
     print_table(["method", "rows", "seconds", "rows/s", "peak RSS MB", "note"], rows, right={1, 2, 3, 4})

@@ -14,8 +14,14 @@ over one window that holds every row (each timed ``alone`` run after a checkpoin
 - ``rerun``: the same window again into the first warehouse, each table alone: every key
   is there with the same ``updated_at``, so every row is replaced through the row-by-row
   *upsert* the hourly runs take (on the whole table here: its worst case per row).
+- ``source part`` and ``warehouse part``: an ``alone`` run's two ends, each by itself. The
+  source part reads the window as the sync does and writes the rows to a local file; the
+  warehouse part COPYs that file in 1 MiB blocks (as (b) reads its file) with the load's own
+  statements around it (lock, index drop, defaults, index rebuild, commit). Each is the
+  least an ``alone`` run could take if the other end cost nothing; in an ``alone`` run both
+  share the machine's cores.
 
-The ``alone`` runs are repeated (``repeat``, each into the emptied target) and the figures
+The ``alone`` runs and the parts are repeated (``repeat``, each into the emptied target) and the figures
 compared with (b) are their medians, because one run of either moves by a third from one
 minute to the next on a shared 2-core machine. Each ``alone`` run also records the CPU
 seconds of the parties it keeps busy (``cpu.CpuMeter``): the source's backend, the
@@ -30,15 +36,17 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg2
+from psycopg2 import sql
 
 from acme_bench.cpu import CpuMeter
 from acme_bench.payments import checkpoint, median_run
 from acme_pipelines.accounting import AuditEntry
 from acme_pipelines.contract import SYNC_BY_SOURCE
-from acme_pipelines.incremental_sync import sync_table
+from acme_pipelines.incremental_sync import _Clock, _Sync, source_select, source_session, sync_table
 from acme_pipelines.migrations import upgrade
 from acme_pipelines.warehouse import WarehouseHook
 from acme_sample_data.app_db import SCHEMA_SQL
@@ -46,7 +54,9 @@ from acme_sample_data.app_db import SCHEMA_SQL
 TABLES = ("orders", "order_items")
 WINDOW = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC))
 RUNS = ("alone", "together", "rerun")
-REPEAT = 3  # alone runs per table; the medians are compared with (b)
+PARTS = ("source part", "warehouse part")  # an alone run's two ends, each by itself
+REPEAT = 3  # alone runs (and each part's) per table; the medians are compared with (b)
+PART_BLOCK = 1 << 20  # the parts write and read their file in 1 MiB blocks, as (b) reads its CSV
 
 FILL = """
 INSERT INTO customers SELECT g, 'c' || g || '@example.com', 'Customer ' || g, 'US',
@@ -119,14 +129,87 @@ def sync_one(app_dsn: str, hook: WarehouseHook, source: str, run: str, *, metere
     }
 
 
+def _part(rows: int, seconds: float, phases: dict[str, float], path: Path, meter: CpuMeter | None) -> dict[str, Any]:
+    """One part's figures, as ``sync_one`` returns a run's (a part moves the rows of a load)."""
+    cpu = meter.stop() if meter else None
+    return {
+        "rows": rows,
+        "rows_in": rows,
+        "seconds": seconds,
+        "method": "load",
+        "phases": phases,
+        "bytes": path.stat().st_size,
+        "cpu": cpu,
+    }
+
+
+def source_part(app_dsn: str, source: str, path: Path) -> dict[str, Any]:
+    """The source's part of one load by itself: the window's good rows, read as the sync reads them (its session,
+    its SELECT, psycopg2's COPY TO STDOUT), written to ``path`` instead of a warehouse; with the CPU seconds of
+    the source's backend and of this process."""
+    meter = CpuMeter()
+    checkpoint(app_dsn)
+    meter.start(app_dsn)
+    started = time.perf_counter()
+    conn = source_session(psycopg2.connect(app_dsn, connection_factory=meter.connection("source")))
+    try:
+        with conn.cursor() as cur, path.open("wb", buffering=PART_BLOCK) as out:
+            select = source_select(SYNC_BY_SOURCE[source], *WINDOW, rows="good")
+            cur.copy_expert(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(select).as_string(conn), out)
+            rows = cur.rowcount
+    finally:
+        conn.close()
+    seconds = time.perf_counter() - started
+    return _part(rows, seconds, {"copy": seconds}, path, meter)
+
+
+def warehouse_part(hook: WarehouseHook, source: str, rows_file: Path) -> dict[str, Any]:
+    """The warehouse's part of one load by itself (module docstring): the load's statements (``_Sync``'s steps)
+    around a COPY of ``rows_file`` (``source_part``'s); rows, seconds, phases and the CPU seconds of each party."""
+    table = SYNC_BY_SOURCE[source]
+    audit = AuditEntry(
+        "bench", f"sync_{source}", "warehouse part", f"app_db:{source}", table.target, "all", datetime.now(UTC)
+    )
+    phases: dict[str, float] = {}
+    meter = CpuMeter() if isinstance(hook, _MeteredHook) else None
+    if meter:
+        checkpoint(hook.get_uri())
+        hook.meter = meter
+        meter.start(hook.get_uri())
+    started = time.perf_counter()
+    try:
+        with hook.scoped_connection() as conn, conn.cursor() as cur, rows_file.open("rb") as rows:
+            load = _Sync(cur, None, hook, table, *WINDOW, audit, 0.0, _Clock(phases))
+            cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(load.target))
+            rebuild = load._drop_indexes()
+            restore = load._stamp_defaults()
+            copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+                load.target, sql.SQL(", ").join(map(sql.Identifier, table.names))
+            )
+            cur.copy_expert(copy.as_string(conn), rows, size=PART_BLOCK)
+            loaded = cur.rowcount
+            cur.execute(restore)
+            load.clock.lap("copy")
+            load._build_indexes(rebuild)
+            conn.commit()
+            load.clock.lap("commit")
+    finally:
+        if meter:
+            hook.meter = None
+    return _part(loaded, time.perf_counter() - started, phases, rows_file, meter)
+
+
 def _empty(hook: WarehouseHook, source: str) -> None:
     with hook.scoped_connection() as conn, conn.cursor() as cur:
         cur.execute(f"TRUNCATE {SYNC_BY_SOURCE[source].target}")
         conn.commit()
 
 
-def run(app_dsn: str, warehouse_dsns: tuple[str, str], orders: int, repeat: int = REPEAT) -> dict[str, Any]:
-    """Fill the app database, then the three runs (module docstring) into two fresh warehouses."""
+def run(
+    app_dsn: str, warehouse_dsns: tuple[str, str], orders: int, workdir: Path, repeat: int = REPEAT
+) -> dict[str, Any]:
+    """Fill the app database, then the runs and the parts (module docstring) into two fresh warehouses; the parts'
+    files go to ``workdir``."""
     logging.getLogger("acme_pipelines.incremental_sync").setLevel(logging.WARNING)
     filled = fill(app_dsn, orders)
     first, second = (_MeteredHook(dsn=dsn) for dsn in warehouse_dsns)
@@ -147,4 +230,16 @@ def run(app_dsn: str, warehouse_dsns: tuple[str, str], orders: int, repeat: int 
     results["together"] = {"tables": together, "wall_seconds": time.perf_counter() - started}
 
     results["rerun"] = {"tables": {s: sync_one(app_dsn, first, s, "rerun") for s in TABLES}}
+
+    parts: dict[str, dict[str, list[dict[str, Any]]]] = {p: {s: [] for s in TABLES} for p in PARTS}
+    for source in TABLES:
+        rows_file = workdir / f"{source}.copy"
+        for _ in range(repeat):
+            parts["source part"][source].append(source_part(app_dsn, source, rows_file))
+        for _ in range(repeat):
+            _empty(first, source)
+            parts["warehouse part"][source].append(warehouse_part(first, source, rows_file))
+        rows_file.unlink()
+    for part, runs in parts.items():
+        results[part] = {"tables": {s: median_run(r) for s, r in runs.items()}, "repeats": runs}
     return results
