@@ -254,7 +254,8 @@ def sync_rows(synced: dict[str, Any]) -> list[list[str]]:
                     f"{r['seconds']:.2f}",
                     f"{_sync_rate(r):,.0f}",
                     "-",
-                    f"{r['method']} publish; {SYNC_NOTES[run]}; {r['bytes'] / 1e6:,.0f} MB",
+                    ("" if run.endswith(" part") else f"{r['method']} publish; ")
+                    + f"{SYNC_NOTES[run]}; {r['bytes'] / 1e6:,.0f} MB",
                 ]
             )
     return rows

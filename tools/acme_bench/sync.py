@@ -129,14 +129,16 @@ def sync_one(app_dsn: str, hook: WarehouseHook, source: str, run: str, *, metere
     }
 
 
-def _part(rows: int, seconds: float, phases: dict[str, float], path: Path, meter: CpuMeter | None) -> dict[str, Any]:
-    """One part's figures, as ``sync_one`` returns a run's (a part moves the rows of a load)."""
+def _part(
+    rows: int, seconds: float, method: str, phases: dict[str, float], path: Path, meter: CpuMeter | None
+) -> dict[str, Any]:
+    """One part's figures, as ``sync_one`` returns a run's."""
     cpu = meter.stop() if meter else None
     return {
         "rows": rows,
         "rows_in": rows,
         "seconds": seconds,
-        "method": "load",
+        "method": method,
         "phases": phases,
         "bytes": path.stat().st_size,
         "cpu": cpu,
@@ -160,7 +162,7 @@ def source_part(app_dsn: str, source: str, path: Path) -> dict[str, Any]:
     finally:
         conn.close()
     seconds = time.perf_counter() - started
-    return _part(rows, seconds, {"copy": seconds}, path, meter)
+    return _part(rows, seconds, "-", {"copy": seconds}, path, meter)
 
 
 def warehouse_part(hook: WarehouseHook, source: str, rows_file: Path) -> dict[str, Any]:
@@ -196,7 +198,7 @@ def warehouse_part(hook: WarehouseHook, source: str, rows_file: Path) -> dict[st
     finally:
         if meter:
             hook.meter = None
-    return _part(loaded, time.perf_counter() - started, phases, rows_file, meter)
+    return _part(loaded, time.perf_counter() - started, "load", phases, rows_file, meter)
 
 
 def _empty(hook: WarehouseHook, source: str) -> None:
