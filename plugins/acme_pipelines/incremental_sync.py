@@ -150,6 +150,11 @@ def source_select(table: SyncTable, start: datetime, end: datetime, *, rows: str
     return sql.SQL("SELECT * FROM (SELECT *, {} AS reason FROM ({}) AS s) AS c{}").format(reason, window, where)
 
 
+def source_copy(table: SyncTable, start: datetime, end: datetime, *, rows: str = "all") -> sql.Composed:
+    """``COPY (source_select(...)) TO STDOUT (FORMAT binary)``: the window's rows as a sync sends them."""
+    return sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(source_select(table, start, end, rows=rows))
+
+
 def source_session(source_conn: Any) -> Any:
     """Set up a new source connection for a sync and return it: one read-only REPEATABLE READ snapshot for every
     read (the rows, the count, the rejects), UTC, no parallel workers."""
@@ -273,9 +278,7 @@ class _Sync:
                 sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in table.columns),
             )
         )
-        select = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(
-            source_select(table, self.start, self.end, rows=rows)
-        )
+        select = source_copy(table, self.start, self.end, rows=rows)
         self.moved += copy_between(
             self.source_conn,
             select.as_string(self.source_conn),
@@ -417,21 +420,8 @@ class _Sync:
         if not cur.fetchone()[0]:
             return False
         self.method = "load"
-        indexes = self._drop_indexes()
-        restore = self._stamp_defaults()
-        self.moved += copy_between(
-            self.source_conn,
-            sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)")
-            .format(source_select(table, self.start, self.end, rows="good"))
-            .as_string(self.source_conn),
-            cur,
-            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)")
-            .format(self.target, sql.SQL(", ").join(map(sql.Identifier, table.names)))
-            .as_string(cur.connection),
-        )
-        loaded = cur.rowcount
-        cur.execute(restore)
-        self.clock.lap("copy")
+        good = source_copy(table, self.start, self.end, rows="good").as_string(self.source_conn)
+        loaded, indexes = self._load_rows(lambda copy: copy_between(self.source_conn, good, cur, copy))
         # the source counts the window (same snapshot) while the warehouse builds the indexes; if the count
         # shows too many rejects, the caller rolls the build back with the rest
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-count") as pool:
@@ -454,6 +444,22 @@ class _Sync:
             return None
         self.hook.record_audit(cur, self.audit, self.counts, "success", None)
         return True
+
+    def _load_rows(self, send: Callable[[str], int]) -> tuple[int, list[sql.Composable]]:
+        """The rows of a load into the locked, empty target: its indexes and key constraints dropped, this run's
+        id and time the defaults of ``_run_id`` and ``_loaded_at``, ``send(copy)`` (it runs ``copy``, a COPY FROM
+        STDIN of the contract's columns, and returns the bytes moved), the defaults put back. Returns the rows
+        loaded and the statements that rebuild the indexes."""
+        indexes = self._drop_indexes()
+        restore = self._stamp_defaults()
+        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+            self.target, sql.SQL(", ").join(map(sql.Identifier, self.table.names))
+        )
+        self.moved += send(copy.as_string(self.cur.connection))
+        loaded = self.cur.rowcount
+        self.cur.execute(restore)
+        self.clock.lap("copy")
+        return loaded, indexes
 
     def _count_window(self) -> int:
         with self.source_conn.cursor() as src:  # the same snapshot as the rows loaded

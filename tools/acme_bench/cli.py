@@ -223,9 +223,6 @@ SYNC_NOTES = {
 }
 
 
-METERED = ("alone", "source part", "warehouse part")  # the runs whose CPU seconds are printed
-
-
 def _sync_rate(r: dict[str, Any]) -> float:
     return r["rows_in"] / r["seconds"] if r["seconds"] else float("inf")
 
@@ -254,7 +251,7 @@ def sync_rows(synced: dict[str, Any]) -> list[list[str]]:
                     f"{r['seconds']:.2f}",
                     f"{_sync_rate(r):,.0f}",
                     "-",
-                    ("" if run.endswith(" part") else f"{r['method']} publish; ")
+                    ("" if run in synced["parts"] else f"{r['method']} publish; ")
                     + f"{SYNC_NOTES[run]}; {r['bytes'] / 1e6:,.0f} MB",
                 ]
             )
@@ -275,9 +272,10 @@ def print_sync_cpu(synced: dict[str, Any], b: dict[str, Any] | None) -> None:
     n = cores()
     print()
     print("(e) CPU seconds of the median alone runs, parts and (b)'s (from /proc: PostgreSQL on this machine):")
+    metered = ("alone", *synced["parts"])
     if b and "error" not in b:
         print(f"  {'(b)':<26} {b['rows']:>9,} rows  wall {b['seconds']:.2f}  PostgreSQL backend {_cpu(b.get('cpu'))}")
-    for run in METERED:
+    for run in metered:
         for source, r in synced[run]["tables"].items():
             cpu = r.get("cpu") or {}
             backends = cpu.get("backends", {})
@@ -291,7 +289,7 @@ def print_sync_cpu(synced: dict[str, Any], b: dict[str, Any] | None) -> None:
             total = f" = {sum(known):.2f} ({sum(known) / (r['seconds'] * n):.0%} of {n} cores)" if known else ""
             listed = ", ".join(f"{name} {_cpu(v)}" for name, v in parts.items())
             print(f"  {source:<11} {run:<14} {r['rows_in']:>9,} rows  wall {r['seconds']:.2f}  {listed}{total}")
-    for run in METERED:
+    for run in metered:
         for source, runs in synced[run].get("repeats", {}).items():
             print(f"  {source} {run}, each run: " + ", ".join(f"{x['seconds']:.2f}" for x in runs) + " s")
 

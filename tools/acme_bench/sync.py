@@ -32,8 +32,10 @@ The ``incremental_sync`` log lines are silenced: the bench prints the same phase
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +48,7 @@ from acme_bench.cpu import CpuMeter
 from acme_bench.payments import checkpoint, median_run
 from acme_pipelines.accounting import AuditEntry
 from acme_pipelines.contract import SYNC_BY_SOURCE
-from acme_pipelines.incremental_sync import _Clock, _Sync, source_select, source_session, sync_table
+from acme_pipelines.incremental_sync import _Clock, _CountingReader, _Sync, source_copy, source_session, sync_table
 from acme_pipelines.migrations import upgrade
 from acme_pipelines.warehouse import WarehouseHook
 from acme_sample_data.app_db import SCHEMA_SQL
@@ -97,27 +99,36 @@ class _MeteredHook(WarehouseHook):
         return super()._create_connection(conn_args)
 
 
+@contextlib.contextmanager
+def _metering(hook: WarehouseHook, dsn: str, metered: bool = True) -> Iterator[CpuMeter | None]:
+    """A ``CpuMeter`` on ``hook``'s connections for the block, started on ``dsn``'s server after a checkpoint (as
+    before every timed run); None when not ``metered`` or when the hook is not a ``_MeteredHook``."""
+    if not (metered and isinstance(hook, _MeteredHook)):
+        yield None
+        return
+    meter = CpuMeter()
+    checkpoint(hook.get_uri())
+    hook.meter = meter
+    meter.start(dsn)
+    try:
+        yield meter
+    finally:
+        hook.meter = None
+
+
 def sync_one(app_dsn: str, hook: WarehouseHook, source: str, run: str, *, metered: bool = False) -> dict[str, Any]:
     """One ``sync_table`` of ``source`` over the whole window: rows, seconds, bytes, method, phases and, when
     ``metered`` (nothing else runs), the CPU seconds of each party."""
     table = SYNC_BY_SOURCE[source]
     audit = AuditEntry("bench", f"sync_{source}", run, f"app_db:{source}", table.target, "all", datetime.now(UTC))
     stats: dict[str, Any] = {}
-    meter = CpuMeter() if metered and isinstance(hook, _MeteredHook) else None
-    factory = {"connection_factory": meter.connection("source")} if meter else {}
-    if meter:
-        checkpoint(hook.get_uri())
-        hook.meter = meter
-        meter.start(app_dsn)
-    started = time.perf_counter()
-    try:
+    with _metering(hook, app_dsn, metered) as meter:
+        factory = {"connection_factory": meter.connection("source")} if meter else {}
+        started = time.perf_counter()
         counts, moved = sync_table(
             lambda: psycopg2.connect(app_dsn, **factory), hook, table, *WINDOW, audit, max_reject_ratio=0.0, stats=stats
         )
-    finally:
-        if meter:
-            hook.meter = None
-    seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
     cpu = meter.stop() if meter else None
     return {
         "rows": counts.rows_loaded,
@@ -130,7 +141,7 @@ def sync_one(app_dsn: str, hook: WarehouseHook, source: str, run: str, *, metere
 
 
 def _part(
-    rows: int, seconds: float, method: str, phases: dict[str, float], path: Path, meter: CpuMeter | None
+    rows: int, seconds: float, method: str, phases: dict[str, float], moved: int, meter: CpuMeter | None
 ) -> dict[str, Any]:
     """One part's figures, as ``sync_one`` returns a run's."""
     cpu = meter.stop() if meter else None
@@ -140,7 +151,7 @@ def _part(
         "seconds": seconds,
         "method": method,
         "phases": phases,
-        "bytes": path.stat().st_size,
+        "bytes": moved,
         "cpu": cpu,
     }
 
@@ -156,49 +167,40 @@ def source_part(app_dsn: str, source: str, path: Path) -> dict[str, Any]:
     conn = source_session(psycopg2.connect(app_dsn, connection_factory=meter.connection("source")))
     try:
         with conn.cursor() as cur, path.open("wb", buffering=PART_BLOCK) as out:
-            select = source_select(SYNC_BY_SOURCE[source], *WINDOW, rows="good")
-            cur.copy_expert(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(select).as_string(conn), out)
+            cur.copy_expert(source_copy(SYNC_BY_SOURCE[source], *WINDOW, rows="good").as_string(conn), out)
             rows = cur.rowcount
     finally:
         conn.close()
     seconds = time.perf_counter() - started
-    return _part(rows, seconds, "-", {"copy": seconds}, path, meter)
+    return _part(rows, seconds, "-", {"copy": seconds}, path.stat().st_size, meter)
 
 
 def warehouse_part(hook: WarehouseHook, source: str, rows_file: Path) -> dict[str, Any]:
-    """The warehouse's part of one load by itself (module docstring): the load's statements (``_Sync``'s steps)
-    around a COPY of ``rows_file`` (``source_part``'s); rows, seconds, phases and the CPU seconds of each party."""
+    """The warehouse's part of one load by itself (module docstring): the load's own steps (``_Sync._load_rows``,
+    ``_build_indexes``) with ``rows_file`` (``source_part``'s) as the COPY's input; rows, seconds, bytes read,
+    phases and the CPU seconds of each party."""
     table = SYNC_BY_SOURCE[source]
     audit = AuditEntry(
         "bench", f"sync_{source}", "warehouse part", f"app_db:{source}", table.target, "all", datetime.now(UTC)
     )
     phases: dict[str, float] = {}
-    meter = CpuMeter() if isinstance(hook, _MeteredHook) else None
-    if meter:
-        checkpoint(hook.get_uri())
-        hook.meter = meter
-        meter.start(hook.get_uri())
-    started = time.perf_counter()
-    try:
+    with _metering(hook, hook.get_uri()) as meter:
+        started = time.perf_counter()
         with hook.scoped_connection() as conn, conn.cursor() as cur, rows_file.open("rb") as rows:
             load = _Sync(cur, None, hook, table, *WINDOW, audit, 0.0, _Clock(phases))
             cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(load.target))
-            rebuild = load._drop_indexes()
-            restore = load._stamp_defaults()
-            copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-                load.target, sql.SQL(", ").join(map(sql.Identifier, table.names))
-            )
-            cur.copy_expert(copy.as_string(conn), rows, size=PART_BLOCK)
-            loaded = cur.rowcount
-            cur.execute(restore)
-            load.clock.lap("copy")
+
+            def send(copy: str) -> int:
+                reader = _CountingReader(rows)
+                cur.copy_expert(copy, reader, size=PART_BLOCK)
+                return reader.bytes
+
+            loaded, rebuild = load._load_rows(send)
             load._build_indexes(rebuild)
             conn.commit()
             load.clock.lap("commit")
-    finally:
-        if meter:
-            hook.meter = None
-    return _part(loaded, time.perf_counter() - started, "load", phases, rows_file, meter)
+        seconds = time.perf_counter() - started
+    return _part(loaded, seconds, "load", phases, load.moved, meter)
 
 
 def _empty(hook: WarehouseHook, source: str) -> None:
@@ -244,4 +246,5 @@ def run(
         rows_file.unlink()
     for part, runs in parts.items():
         results[part] = {"tables": {s: median_run(r) for s, r in runs.items()}, "repeats": runs}
+    results["parts"] = PARTS
     return results
